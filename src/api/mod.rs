@@ -1,0 +1,81 @@
+//! The four custom resources of `csp.operator.dev/v1alpha1`: the public contract (API.md).
+
+pub mod conditions;
+mod customer;
+mod purchase_permission;
+mod role_assignment;
+mod subscription;
+
+pub use conditions::Condition;
+pub use customer::{Customer, CustomerPermission, CustomerSpec, CustomerStatus};
+pub use purchase_permission::{
+    PermissionState, PurchasePermission, PurchasePermissionSpec, PurchasePermissionStatus,
+    PurchaseResource,
+};
+pub use role_assignment::{
+    Principal, PrincipalType, Role, RoleAssignment, RoleAssignmentSpec, RoleAssignmentStatus,
+};
+pub use subscription::{
+    AzureSubscription, AzureSubscriptionSpec, AzureSubscriptionStatus, BillingType, Offer,
+    SubscriptionState,
+};
+
+use kube::CustomResourceExt;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// API group of every kind.
+pub const GROUP: &str = "csp.operator.dev";
+/// API version of every kind.
+pub const VERSION: &str = "v1alpha1";
+/// Finalizer that turns an enabled permission off before the object goes.
+pub const FINALIZER: &str = "csp.operator.dev/purchase-permission";
+
+/// Regular expression a GUID (tenant, subscription, principal id) must match.
+pub const GUID_PATTERN: &str =
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
+/// A reference to another object of ours in the same namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub struct LocalRef {
+    /// Name of the object in the same namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+impl LocalRef {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self { name: name.into() }
+    }
+}
+
+/// The CRDs of all four kinds, in the order they are documented.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![
+        Customer::crd(),
+        AzureSubscription::crd(),
+        RoleAssignment::crd(),
+        PurchasePermission::crd(),
+    ]
+}
+
+/// Every CRD as one multi-document YAML stream (what `csp-operator crd` prints).
+pub fn crds_yaml() -> Result<String, serde_saphyr::ser::Error> {
+    Ok(crd_files()?
+        .into_iter()
+        .map(|(_, yaml)| yaml)
+        .collect::<Vec<_>>()
+        .join(""))
+}
+
+/// One `(file name, YAML document)` per CRD, as checked in under `crds/`.
+pub fn crd_files() -> Result<Vec<(String, String)>, serde_saphyr::ser::Error> {
+    crds()
+        .into_iter()
+        .map(|crd| {
+            let yaml = serde_saphyr::to_string(&crd)?;
+            Ok((format!("{}.yaml", crd.spec.names.plural), format!("---\n{yaml}")))
+        })
+        .collect()
+}

@@ -1,0 +1,92 @@
+use super::{Condition, LocalRef};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// The "Customer permissions > Azure reservations > Allow customer to purchase" switch for one
+/// customer. Off by default.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "csp.operator.dev",
+    version = "v1alpha1",
+    kind = "PurchasePermission",
+    namespaced,
+    status = "PurchasePermissionStatus",
+    shortname = "cspperm",
+    category = "csp",
+    doc = "Allows a customer to purchase its own Azure reservations, billed to the partner",
+    printcolumn(name = "CUSTOMER", type_ = "string", json_path = ".spec.customerRef.name"),
+    printcolumn(name = "ENABLED", type_ = "boolean", json_path = ".spec.enabled"),
+    printcolumn(name = "STATE", type_ = "string", json_path = ".status.state"),
+    printcolumn(name = "READY", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "REASON", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
+    printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+#[allow(clippy::duplicated_attributes)]
+pub struct PurchasePermissionSpec {
+    /// The Customer (same namespace) this switch is for. Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("customerRef is immutable"))]
+    pub customer_ref: LocalRef,
+    /// Check the prerequisites on this AzureSubscription only (default: any of the customer's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_ref: Option<LocalRef>,
+    /// What the customer may purchase.
+    #[serde(default = "default_resources")]
+    #[schemars(length(min = 1, max = 2))]
+    #[x_kube(
+        validation = Rule::new("self.size() > 0").message("resources must not be empty"),
+        validation = Rule::new("self.all(r, self.exists_one(s, s == r))").message("resources must be unique")
+    )]
+    pub resources: Vec<PurchaseResource>,
+    /// The switch: true turns it on once the prerequisites are met.
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+fn default_resources() -> Vec<PurchaseResource> {
+    vec![PurchaseResource::AzureReservations]
+}
+
+/// What a customer may purchase itself.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, schemars::JsonSchema)]
+pub enum PurchaseResource {
+    AzureReservations,
+    AzureSavingsPlan,
+}
+
+/// Where the switch stands.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+pub enum PermissionState {
+    /// The grant is in effect.
+    Enabled,
+    /// Off (the default).
+    #[default]
+    Disabled,
+    /// Enabling was asked for but the prerequisites are not met.
+    Blocked,
+}
+
+/// Observed state of a PurchasePermission.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PurchasePermissionStatus {
+    /// The `metadata.generation` this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Where the switch stands.
+    #[serde(default)]
+    pub state: PermissionState,
+    /// Subscription ids that are eligible AND have an Owner.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000), inner(length(max = 36)))]
+    pub eligible_subscriptions: Vec<String>,
+    /// When the grant became effective.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled_since: Option<Time>,
+    /// Standard conditions, keyed by type.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    #[schemars(length(max = 8))]
+    pub conditions: Vec<Condition>,
+}

@@ -1,0 +1,105 @@
+use super::{Condition, GUID_PATTERN, LocalRef};
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// An Azure RBAC role assignment at subscription scope for one of the customer's principals.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "csp.operator.dev",
+    version = "v1alpha1",
+    kind = "RoleAssignment",
+    namespaced,
+    status = "RoleAssignmentStatus",
+    shortname = "azrole",
+    category = "csp",
+    doc = "An Azure role assignment at subscription scope for a customer principal",
+    printcolumn(name = "SUBSCRIPTION", type_ = "string", json_path = ".spec.subscriptionRef.name"),
+    printcolumn(name = "PRINCIPAL", type_ = "string", json_path = ".spec.principal.id"),
+    printcolumn(name = "ROLE", type_ = "string", json_path = ".spec.role"),
+    printcolumn(name = "READY", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+#[allow(clippy::duplicated_attributes)]
+pub struct RoleAssignmentSpec {
+    /// The AzureSubscription (same namespace) the role is assigned on.
+    pub subscription_ref: LocalRef,
+    /// Who holds the role.
+    pub principal: Principal,
+    /// The built-in Azure role. Only Owner satisfies the purchase prerequisite.
+    pub role: Role,
+}
+
+/// A Microsoft Entra principal of the customer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Principal {
+    /// Entra object id (a GUID).
+    #[schemars(regex(pattern = GUID_PATTERN), length(max = 36))]
+    pub id: String,
+    /// Kind of principal.
+    #[serde(default, rename = "type")]
+    pub type_: PrincipalType,
+    /// Human-readable name, e.g. alice@contoso.com.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub display_name: Option<String>,
+}
+
+/// Kind of Entra principal.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+pub enum PrincipalType {
+    #[default]
+    User,
+    Group,
+    ServicePrincipal,
+}
+
+/// Built-in Azure roles at subscription scope.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum Role {
+    Owner,
+    Contributor,
+    Reader,
+    ReservationPurchaser,
+    UserAccessAdministrator,
+}
+
+impl Role {
+    /// The built-in role definition GUID in Azure.
+    pub fn definition_guid(self) -> &'static str {
+        match self {
+            Role::Owner => "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
+            Role::Contributor => "b24988ac-6180-42a0-ab88-20f7382dd24c",
+            Role::Reader => "acdd72a7-3385-48ef-bd42-f606fba81ae7",
+            Role::ReservationPurchaser => "f7b75c60-3036-4b75-91c3-6b41c27c1689",
+            Role::UserAccessAdministrator => "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",
+        }
+    }
+
+    /// The role definition id as Azure Resource Manager writes it.
+    pub fn definition_id(self) -> String {
+        format!(
+            "/providers/Microsoft.Authorization/roleDefinitions/{}",
+            self.definition_guid()
+        )
+    }
+}
+
+/// Observed state of a RoleAssignment.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleAssignmentStatus {
+    /// The `metadata.generation` this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Azure role definition id of the role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub role_definition_id: Option<String>,
+    /// Standard conditions, keyed by type.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    #[schemars(length(max = 8))]
+    pub conditions: Vec<Condition>,
+}

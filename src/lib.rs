@@ -1,0 +1,3 @@
+//! csp-operator: declarative "Allow customer to purchase" Azure reservations for CSP partners.
+
+pub mod api;
