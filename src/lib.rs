@@ -1,3 +1,4 @@
 //! csp-operator: declarative "Allow customer to purchase" Azure reservations for CSP partners.
 
 pub mod api;
+pub mod policy;

@@ -16,7 +16,12 @@ fn checked_in_crds_match_the_generator() {
     }
     let mut extra: Vec<String> = std::fs::read_dir(&dir)
         .expect("crds/ exists")
-        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|n| !files.iter().any(|(f, _)| f == n))
         .collect();
     extra.sort();

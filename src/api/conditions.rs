@@ -28,5 +28,4 @@ pub mod reasons {
     pub const PERMISSION_ENABLED: &str = "PermissionEnabled";
     pub const PERMISSION_DISABLED: &str = "PermissionDisabled";
     pub const DUPLICATE_PERMISSION: &str = "DuplicatePermission";
-    pub const INVALID_SPEC: &str = "InvalidSpec";
 }

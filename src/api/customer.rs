@@ -15,10 +15,26 @@ use serde::{Deserialize, Serialize};
     doc = "A customer tenant of the CSP partner",
     printcolumn(name = "TENANT", type_ = "string", json_path = ".spec.tenantId"),
     printcolumn(name = "COMPANY", type_ = "string", json_path = ".spec.companyName"),
-    printcolumn(name = "SUBSCRIPTIONS", type_ = "integer", json_path = ".status.subscriptions"),
-    printcolumn(name = "PERMISSION", type_ = "string", json_path = ".status.purchasePermission"),
-    printcolumn(name = "READY", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "SUBSCRIPTIONS",
+        type_ = "integer",
+        json_path = ".status.subscriptions"
+    ),
+    printcolumn(
+        name = "PERMISSION",
+        type_ = "string",
+        json_path = ".status.purchasePermission"
+    ),
+    printcolumn(
+        name = "READY",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "AGE",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[allow(clippy::duplicated_attributes)]
@@ -60,7 +76,9 @@ pub struct CustomerStatus {
 }
 
 /// Whether the customer may buy its own reservations, as the Customer summary shows it.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum CustomerPermission {
     Enabled,
     #[default]

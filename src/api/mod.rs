@@ -20,8 +20,8 @@ pub use subscription::{
     SubscriptionState,
 };
 
-use kube::CustomResourceExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -75,7 +75,10 @@ pub fn crd_files() -> Result<Vec<(String, String)>, serde_saphyr::ser::Error> {
         .into_iter()
         .map(|crd| {
             let yaml = serde_saphyr::to_string(&crd)?;
-            Ok((format!("{}.yaml", crd.spec.names.plural), format!("---\n{yaml}")))
+            Ok((
+                format!("{}.yaml", crd.spec.names.plural),
+                format!("---\n{yaml}"),
+            ))
         })
         .collect()
 }

@@ -15,12 +15,28 @@ use serde::{Deserialize, Serialize};
     shortname = "cspperm",
     category = "csp",
     doc = "Allows a customer to purchase its own Azure reservations, billed to the partner",
-    printcolumn(name = "CUSTOMER", type_ = "string", json_path = ".spec.customerRef.name"),
+    printcolumn(
+        name = "CUSTOMER",
+        type_ = "string",
+        json_path = ".spec.customerRef.name"
+    ),
     printcolumn(name = "ENABLED", type_ = "boolean", json_path = ".spec.enabled"),
     printcolumn(name = "STATE", type_ = "string", json_path = ".status.state"),
-    printcolumn(name = "READY", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "REASON", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
-    printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "READY",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "REASON",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "AGE",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[allow(clippy::duplicated_attributes)]
@@ -56,7 +72,9 @@ pub enum PurchaseResource {
 }
 
 /// Where the switch stands.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum PermissionState {
     /// The grant is in effect.
     Enabled,

@@ -13,11 +13,23 @@ use serde::{Deserialize, Serialize};
     shortname = "azrole",
     category = "csp",
     doc = "An Azure role assignment at subscription scope for a customer principal",
-    printcolumn(name = "SUBSCRIPTION", type_ = "string", json_path = ".spec.subscriptionRef.name"),
+    printcolumn(
+        name = "SUBSCRIPTION",
+        type_ = "string",
+        json_path = ".spec.subscriptionRef.name"
+    ),
     printcolumn(name = "PRINCIPAL", type_ = "string", json_path = ".spec.principal.id"),
     printcolumn(name = "ROLE", type_ = "string", json_path = ".spec.role"),
-    printcolumn(name = "READY", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "READY",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "AGE",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[allow(clippy::duplicated_attributes)]
@@ -47,7 +59,9 @@ pub struct Principal {
 }
 
 /// Kind of Entra principal.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum PrincipalType {
     #[default]
     User,

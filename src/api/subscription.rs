@@ -13,13 +13,25 @@ use serde::{Deserialize, Serialize};
     shortname = "azsub",
     category = "csp",
     doc = "An Azure subscription the partner bought for a customer",
-    printcolumn(name = "CUSTOMER", type_ = "string", json_path = ".spec.customerRef.name"),
-    printcolumn(name = "SUBSCRIPTION-ID", type_ = "string", json_path = ".spec.subscriptionId"),
+    printcolumn(
+        name = "CUSTOMER",
+        type_ = "string",
+        json_path = ".spec.customerRef.name"
+    ),
+    printcolumn(
+        name = "SUBSCRIPTION-ID",
+        type_ = "string",
+        json_path = ".spec.subscriptionId"
+    ),
     printcolumn(name = "OFFER", type_ = "string", json_path = ".spec.offer"),
     printcolumn(name = "BILLING", type_ = "string", json_path = ".spec.billingType"),
     printcolumn(name = "STATE", type_ = "string", json_path = ".spec.state"),
     printcolumn(name = "ELIGIBLE", type_ = "boolean", json_path = ".status.eligible"),
-    printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "AGE",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[allow(clippy::duplicated_attributes)]
@@ -53,7 +65,9 @@ pub enum Offer {
 }
 
 /// How a subscription is billed.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum BillingType {
     #[default]
     Usage,
@@ -61,7 +75,9 @@ pub enum BillingType {
 }
 
 /// Lifecycle state of a subscription in Partner Center.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub enum SubscriptionState {
     #[default]
     Active,

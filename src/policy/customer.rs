@@ -1,0 +1,133 @@
+//! Customer: the summary a dashboard shows, and duplicate tenants.
+
+use super::{DesiredCondition, merge_conditions};
+use crate::api::conditions::{reasons, types};
+use crate::api::{Condition, CustomerPermission, CustomerSpec, CustomerStatus};
+use k8s_openapi::jiff::Timestamp;
+
+/// What the Customer reconciler knows about one customer.
+#[derive(Clone, Debug)]
+pub struct CustomerFacts<'a> {
+    pub spec: &'a CustomerSpec,
+    pub generation: Option<i64>,
+    pub current: Option<&'a CustomerStatus>,
+    /// Name of an older Customer in the namespace with the same tenantId.
+    pub duplicate_of: Option<&'a str>,
+    /// AzureSubscriptions that reference this customer.
+    pub subscriptions: i32,
+    /// Of those, the eligible ones.
+    pub eligible_subscriptions: i32,
+    /// Whether a PurchasePermission's grant for this customer is in effect.
+    pub permission_granted: bool,
+}
+
+/// The status a Customer should have.
+pub fn customer_status(facts: &CustomerFacts<'_>, now: Timestamp) -> CustomerStatus {
+    let ready = match facts.duplicate_of {
+        Some(older) => DesiredCondition::new(
+            types::READY,
+            false,
+            reasons::DUPLICATE_TENANT,
+            format!(
+                "Customer {older:?} already registers tenant {}; delete one of them",
+                facts.spec.tenant_id
+            ),
+        ),
+        None => DesiredCondition::new(
+            types::READY,
+            true,
+            reasons::REGISTERED,
+            "customer registered",
+        ),
+    };
+    let existing: &[Condition] = facts
+        .current
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or(&[]);
+    CustomerStatus {
+        observed_generation: facts.generation,
+        subscriptions: facts.subscriptions,
+        eligible_subscriptions: facts.eligible_subscriptions,
+        purchase_permission: if facts.permission_granted {
+            CustomerPermission::Enabled
+        } else {
+            CustomerPermission::Disabled
+        },
+        conditions: merge_conditions(existing, &[ready], facts.generation, now),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::conditions::find;
+    use crate::policy::testing::t;
+
+    fn spec() -> CustomerSpec {
+        CustomerSpec {
+            tenant_id: "6f1c2a44-3b7e-4d1a-9f0e-2b8c7d6e5f40".into(),
+            company_name: "Contoso".into(),
+            domain: None,
+        }
+    }
+
+    fn facts(spec: &CustomerSpec) -> CustomerFacts<'_> {
+        CustomerFacts {
+            spec,
+            generation: Some(1),
+            current: None,
+            duplicate_of: None,
+            subscriptions: 0,
+            eligible_subscriptions: 0,
+            permission_granted: false,
+        }
+    }
+
+    #[test]
+    fn registered_summary() {
+        let s = spec();
+        let st = customer_status(
+            &CustomerFacts {
+                subscriptions: 3,
+                eligible_subscriptions: 1,
+                permission_granted: true,
+                ..facts(&s)
+            },
+            t(0),
+        );
+        assert_eq!((st.subscriptions, st.eligible_subscriptions), (3, 1));
+        assert_eq!(st.purchase_permission, CustomerPermission::Enabled);
+        let ready = find(&st.conditions, types::READY).expect("Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("True", reasons::REGISTERED)
+        );
+    }
+
+    #[test]
+    fn off_by_default() {
+        let s = spec();
+        assert_eq!(
+            customer_status(&facts(&s), t(0)).purchase_permission,
+            CustomerPermission::Disabled
+        );
+    }
+
+    #[test]
+    fn duplicate_tenant() {
+        let s = spec();
+        let st = customer_status(
+            &CustomerFacts {
+                duplicate_of: Some("contoso-old"),
+                ..facts(&s)
+            },
+            t(0),
+        );
+        let ready = find(&st.conditions, types::READY).expect("Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", reasons::DUPLICATE_TENANT)
+        );
+        assert!(ready.message.contains("contoso-old"));
+    }
+}

@@ -1,0 +1,89 @@
+//! The article's rules as pure functions: facts in, decision out. No client, no clock (the
+//! caller passes `now`), no I/O. Reconcilers gather facts from caches, call these, then apply.
+
+pub mod conditions;
+mod customer;
+mod events;
+mod permission;
+mod role_assignment;
+mod subscription;
+
+pub use conditions::{DesiredCondition, merge_conditions};
+pub use customer::{CustomerFacts, customer_status};
+pub use events::{ActivityEvent, EventType, actions};
+pub use permission::{
+    GrantChange, PermissionDecision, PermissionFacts, SubscriptionFact, permission_decision,
+    withdraw_on_delete,
+};
+pub use role_assignment::{RoleAssignmentFacts, role_assignment_status};
+pub use subscription::{SubscriptionFacts, subscription_eligibility, subscription_status};
+
+use k8s_openapi::jiff::Timestamp;
+
+/// What "oldest" means when two objects claim the same thing: earlier creation first, then the
+/// name, so the order is total and every reconciler agrees on the winner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Seniority<'a> {
+    pub created: Option<Timestamp>,
+    pub name: &'a str,
+}
+
+impl<'a> Seniority<'a> {
+    pub fn new(created: Option<Timestamp>, name: &'a str) -> Self {
+        Self { created, name }
+    }
+}
+
+/// The oldest claimant other than `me` when it is older than `me` (so `me` loses), else `None`.
+pub fn older_claimant<'a>(
+    me: Seniority<'a>,
+    others: impl IntoIterator<Item = Seniority<'a>>,
+) -> Option<&'a str> {
+    others
+        .into_iter()
+        .filter(|o| o.name != me.name && *o < me)
+        .min()
+        .map(|o| o.name)
+}
+
+/// `Some(desired)` when it differs from `current`, `None` when writing it would change nothing.
+pub fn status_change<S: PartialEq>(current: Option<&S>, desired: S) -> Option<S> {
+    match current {
+        Some(c) if *c == desired => None,
+        _ => Some(desired),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use k8s_openapi::jiff::Timestamp;
+
+    /// The fixed clock of every policy test.
+    pub fn t(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_790_000_000 + secs).expect("valid timestamp")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::t;
+    use super::*;
+
+    #[test]
+    fn oldest_claimant_wins_by_time_then_name() {
+        let a = Seniority::new(Some(t(0)), "a");
+        let b = Seniority::new(Some(t(5)), "b");
+        let c = Seniority::new(Some(t(5)), "c");
+        assert_eq!(older_claimant(a, [a, b, c]), None);
+        assert_eq!(older_claimant(b, [a, b, c]), Some("a"));
+        assert_eq!(older_claimant(c, [b, c]), Some("b"));
+        assert_eq!(older_claimant(b, [b, c]), None);
+    }
+
+    #[test]
+    fn unchanged_status_is_no_write() {
+        assert_eq!(status_change(Some(&1), 1), None);
+        assert_eq!(status_change(Some(&1), 2), Some(2));
+        assert_eq!(status_change(None, 1), Some(1));
+    }
+}
