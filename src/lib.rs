@@ -1,4 +1,7 @@
 //! csp-operator: declarative "Allow customer to purchase" Azure reservations for CSP partners.
 
 pub mod api;
+pub mod apiserver;
+pub mod backend;
+pub mod controller;
 pub mod policy;

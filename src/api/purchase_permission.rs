@@ -108,3 +108,13 @@ pub struct PurchasePermissionStatus {
     #[schemars(length(max = 8))]
     pub conditions: Vec<Condition>,
 }
+
+impl PurchaseResource {
+    /// The resource name Partner Center's SelfServePolicy API uses.
+    pub fn partner_center_name(self) -> &'static str {
+        match self {
+            PurchaseResource::AzureReservations => "AzureReservedInstances",
+            PurchaseResource::AzureSavingsPlan => "AzureSavingsPlan",
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! An embedded, in-memory Kubernetes API server over HTTP on 127.0.0.1. Generic: it knows
+//! nothing of our kinds and serves whatever CRDs are registered. Used by `up`, the tests and the
+//! benchmarks; kube-rs and the real kubectl both work against it.
+
+mod discovery;
+mod error;
+mod http;
+mod patch;
+mod resources;
+pub mod schema;
+pub mod selector;
+mod store;
+pub mod table;
+
+pub use error::ApiError;
+pub use store::Stats;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use store::Store;
+use tokio::net::TcpListener;
+
+/// Options of the embedded server.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    pub port: u16,
+    /// Changes kept for watches that resume from a resourceVersion.
+    pub history: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            port: 0,
+            history: 200_000,
+        }
+    }
+}
+
+/// One injected failure rule.
+#[derive(Clone, Debug)]
+struct FaultRule {
+    verb: String,
+    resource: String,
+    remaining: usize,
+    code: u16,
+    retry_after: Option<u32>,
+}
+
+/// Fault injection, reachable from Rust only.
+pub struct Faults {
+    rules: Mutex<Vec<FaultRule>>,
+    latency: Mutex<Option<Duration>>,
+    drops: tokio::sync::watch::Sender<u64>,
+}
+
+impl Faults {
+    fn new() -> Self {
+        Self {
+            rules: Mutex::new(Vec::new()),
+            latency: Mutex::new(None),
+            drops: tokio::sync::watch::channel(0).0,
+        }
+    }
+
+    fn latency(&self) -> Option<Duration> {
+        *self.latency.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The error to answer instead, when a rule matches (and counts it down).
+    fn take(&self, verb: &str, resource: &str) -> Option<ApiError> {
+        let mut rules = self.rules.lock().unwrap_or_else(|p| p.into_inner());
+        let i = rules.iter().position(|r| {
+            (r.verb == "*" || r.verb == verb) && (r.resource == "*" || r.resource == resource)
+        })?;
+        let rule = rules[i].clone();
+        rules[i].remaining -= 1;
+        if rules[i].remaining == 0 {
+            rules.remove(i);
+        }
+        let (reason, msg): (&'static str, &str) = match rule.code {
+            409 => ("Conflict", "injected conflict"),
+            410 => ("Expired", "injected expiry"),
+            429 => ("TooManyRequests", "injected throttling"),
+            503 => ("ServiceUnavailable", "injected unavailability"),
+            _ => ("InternalError", "injected internal error"),
+        };
+        let mut e = ApiError::new(rule.code, reason, msg);
+        e.retry_after = rule.retry_after;
+        Some(e)
+    }
+}
+
+struct Shared {
+    store: Store,
+    faults: Faults,
+    addr: String,
+}
+
+/// A running server. Dropping it does not stop it; call [`ApiServer::shutdown`].
+#[derive(Clone)]
+pub struct ApiServer {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl ApiServer {
+    /// Binds 127.0.0.1:port and serves until shut down.
+    pub async fn start(config: Config) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", config.port)).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            store: Store::new(config.history),
+            faults: Faults::new(),
+            addr: addr.to_string(),
+        });
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let server = shared.clone();
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    a = listener.accept() => a,
+                    _ = stopped.changed() => break,
+                };
+                let Ok((stream, _)) = accepted else { continue };
+                // Answers go out at once: no Nagle delay on small responses.
+                let _ = stream.set_nodelay(true);
+                let shared = server.clone();
+                let mut stop_conn = stopped.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| http::handle(shared.clone(), req));
+                    let conn = http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), service);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = stop_conn.changed() => {}
+                    }
+                });
+            }
+        });
+        Ok(Self { shared, addr, stop })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting and closes connections.
+    pub fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        self.drop_watches();
+    }
+
+    /// A kube client for this server.
+    pub fn client(&self) -> Result<kube::Client, kube::Error> {
+        let config = kube::Config::new(
+            self.url()
+                .parse()
+                .map_err(|e: http_parse::InvalidUri| kube::Error::Service(Box::new(e)))?,
+        );
+        kube::Client::try_from(config)
+    }
+
+    /// A kubeconfig pointing at this server (plain HTTP on loopback, no credentials).
+    pub fn kubeconfig_yaml(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: csp-operator\n  cluster:\n    server: {url}\ncontexts:\n- name: csp-operator\n  context:\n    cluster: csp-operator\n    user: admin\n    namespace: default\ncurrent-context: csp-operator\nusers:\n- name: admin\n  user: {{}}\n",
+            url = self.url()
+        )
+    }
+
+    /// Writes the kubeconfig, creating parent folders.
+    pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(path, self.kubeconfig_yaml())
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.shared.store.stats()
+    }
+
+    pub fn object_count(&self) -> usize {
+        self.shared.store.object_count()
+    }
+
+    pub fn stored_bytes(&self) -> usize {
+        self.shared.store.stored_bytes()
+    }
+
+    // --- fault injection -------------------------------------------------------------------
+
+    /// Fails the next `count` requests with `verb` ("get", "list", "watch", "create", "update",
+    /// "patch", "delete" or "*") on `resource` (plural or "*") with `code`.
+    pub fn fail_next(
+        &self,
+        verb: &str,
+        resource: &str,
+        count: usize,
+        code: u16,
+        retry_after: Option<u32>,
+    ) {
+        if count == 0 {
+            return;
+        }
+        self.shared
+            .faults
+            .rules
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(FaultRule {
+                verb: verb.into(),
+                resource: resource.into(),
+                remaining: count,
+                code,
+                retry_after,
+            });
+    }
+
+    /// Ends every open watch (clients re-watch from their last resourceVersion).
+    pub fn drop_watches(&self) {
+        self.shared.faults.drops.send_modify(|n| *n += 1);
+    }
+
+    /// Forgets the change history: resuming a watch from an older version gets 410 Expired.
+    pub fn compact(&self) {
+        self.shared.store.compact();
+    }
+
+    /// Adds latency to every request (None removes it).
+    pub fn set_latency(&self, latency: Option<Duration>) {
+        *self
+            .shared
+            .faults
+            .latency
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = latency;
+    }
+}
+
+use hyper::http::uri as http_parse;

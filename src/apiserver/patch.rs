@@ -1,0 +1,375 @@
+//! Patches: JSON merge (RFC 7386), JSON patch (RFC 6902), strategic merge (as JSON merge for
+//! the kinds served here), and server-side apply with per-manager field ownership.
+
+use super::error::ApiError;
+use serde_json::{Map, Value, json};
+
+/// The patch types the server accepts, by Content-Type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatchKind {
+    Merge,
+    Json,
+    Strategic,
+    Apply,
+}
+
+impl PatchKind {
+    pub fn from_content_type(ct: &str) -> Option<Self> {
+        let ct = ct.split(';').next().unwrap_or("").trim();
+        match ct {
+            "application/merge-patch+json" => Some(Self::Merge),
+            "application/json-patch+json" => Some(Self::Json),
+            "application/strategic-merge-patch+json" => Some(Self::Strategic),
+            "application/apply-patch+yaml" | "application/apply-patch+cbor" => Some(Self::Apply),
+            _ => None,
+        }
+    }
+}
+
+/// Parses a body that is JSON or YAML (apply patches may be either).
+pub fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
+    match serde_json::from_slice(body) {
+        Ok(v) => Ok(v),
+        Err(json_err) => {
+            let text = std::str::from_utf8(body)
+                .map_err(|_| ApiError::bad_request("the body is neither JSON nor UTF-8 YAML"))?;
+            serde_saphyr::from_str::<Value>(text).map_err(|yaml_err| {
+                ApiError::bad_request(format!(
+                    "the body is neither valid JSON ({json_err}) nor valid YAML ({yaml_err})"
+                ))
+            })
+        }
+    }
+}
+
+/// Applies a merge, strategic or JSON patch to `current`.
+pub fn apply_patch(kind: PatchKind, current: &Value, patch: &Value) -> Result<Value, ApiError> {
+    let mut doc = current.clone();
+    match kind {
+        PatchKind::Merge | PatchKind::Strategic => {
+            if !patch.is_object() {
+                return Err(ApiError::bad_request("a merge patch must be a JSON object"));
+            }
+            json_patch::merge(&mut doc, patch);
+        }
+        PatchKind::Json => {
+            let ops: json_patch::Patch = serde_json::from_value(patch.clone())
+                .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
+            json_patch::patch(&mut doc, &ops).map_err(|e| {
+                let code_reason = match e.kind {
+                    json_patch::PatchErrorKind::TestFailed => (422, "Invalid"),
+                    _ => (422, "Invalid"),
+                };
+                ApiError::new(
+                    code_reason.0,
+                    code_reason.1,
+                    format!("the server rejected our request due to an error in our request: {e}"),
+                )
+            })?;
+        }
+        PatchKind::Apply => return Err(ApiError::internal("apply is not a plain patch")),
+    }
+    Ok(doc)
+}
+
+/// One step of a field path: an object field, or a list-map item by its keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Seg {
+    Field(String),
+    Key(Map<String, Value>),
+}
+
+/// The fieldsV1 an apply configuration owns.
+pub fn applied_fields(applied: &Value, schema: Option<&Value>) -> Value {
+    let mut paths = Vec::new();
+    collect_paths(applied, schema, &mut Vec::new(), &mut paths);
+    to_fields_v1(&paths)
+}
+
+/// Server-side apply: merges `applied` into `live`, removing fields this manager applied before
+/// (`owned`, its previous fieldsV1) that the new configuration no longer has.
+pub fn server_side_apply(
+    live: Option<&Value>,
+    applied: &Value,
+    owned: Option<&Value>,
+    schema: Option<&Value>,
+) -> Result<Value, ApiError> {
+    if !applied.is_object() {
+        return Err(ApiError::bad_request(
+            "an apply configuration must be an object",
+        ));
+    }
+    let mut new_paths = Vec::new();
+    collect_paths(applied, schema, &mut Vec::new(), &mut new_paths);
+    let mut out = live.cloned().unwrap_or_else(|| json!({}));
+    if let Some(owned) = owned {
+        let mut old_paths = Vec::new();
+        fields_v1_paths(owned, &mut Vec::new(), &mut old_paths);
+        for p in old_paths {
+            if !new_paths
+                .iter()
+                .any(|n| n.starts_with(&p) || p.starts_with(n))
+            {
+                remove_path(&mut out, &p);
+            }
+        }
+    }
+    merge_applied(&mut out, applied, schema);
+    Ok(out)
+}
+
+fn collect_paths(
+    v: &Value,
+    schema: Option<&Value>,
+    prefix: &mut Vec<Seg>,
+    out: &mut Vec<Vec<Seg>>,
+) {
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m {
+                if prefix.is_empty() && (k == "apiVersion" || k == "kind") {
+                    continue;
+                }
+                if prefix.is_empty() && k == "metadata" {
+                    // Only labels, annotations and finalizers of metadata are owned fields.
+                    if let Some(meta) = child.as_object() {
+                        for key in ["labels", "annotations"] {
+                            if let Some(Value::Object(items)) = meta.get(key) {
+                                for item in items.keys() {
+                                    out.push(vec![
+                                        Seg::Field("metadata".into()),
+                                        Seg::Field(key.into()),
+                                        Seg::Field(item.clone()),
+                                    ]);
+                                }
+                            }
+                        }
+                    }
+                    continue;
+                }
+                let child_schema = schema
+                    .and_then(|s| s.get("properties"))
+                    .and_then(|p| p.get(k));
+                prefix.push(Seg::Field(k.clone()));
+                collect_paths(child, child_schema, prefix, out);
+                prefix.pop();
+            }
+            if m.is_empty() && !prefix.is_empty() {
+                out.push(prefix.clone());
+            }
+        }
+        Value::Array(items) => {
+            let keys = list_map_keys(schema);
+            match keys {
+                Some(keys) => {
+                    let item_schema = schema.and_then(|s| s.get("items"));
+                    for item in items {
+                        let key = item_key(item, &keys);
+                        prefix.push(Seg::Key(key));
+                        collect_paths(item, item_schema, prefix, out);
+                        prefix.pop();
+                    }
+                    if items.is_empty() {
+                        out.push(prefix.clone());
+                    }
+                }
+                None => out.push(prefix.clone()),
+            }
+        }
+        _ => out.push(prefix.clone()),
+    }
+}
+
+fn list_map_keys(schema: Option<&Value>) -> Option<Vec<String>> {
+    let s = schema?;
+    if s.get("x-kubernetes-list-type").and_then(Value::as_str) != Some("map") {
+        return None;
+    }
+    Some(
+        s.get("x-kubernetes-list-map-keys")?
+            .as_array()?
+            .iter()
+            .filter_map(|k| k.as_str().map(String::from))
+            .collect(),
+    )
+}
+
+fn item_key(item: &Value, keys: &[String]) -> Map<String, Value> {
+    keys.iter()
+        .filter_map(|k| item.get(k).map(|v| (k.clone(), v.clone())))
+        .collect()
+}
+
+fn merge_applied(live: &mut Value, applied: &Value, schema: Option<&Value>) {
+    match (live, applied) {
+        (Value::Object(l), Value::Object(a)) => {
+            for (k, av) in a {
+                let child_schema = schema
+                    .and_then(|s| s.get("properties"))
+                    .and_then(|p| p.get(k));
+                match l.get_mut(k) {
+                    Some(lv) if lv.is_object() && av.is_object() => {
+                        merge_applied(lv, av, child_schema)
+                    }
+                    Some(lv)
+                        if lv.is_array()
+                            && av.is_array()
+                            && list_map_keys(child_schema).is_some() =>
+                    {
+                        merge_applied(lv, av, child_schema)
+                    }
+                    _ => {
+                        l.insert(k.clone(), av.clone());
+                    }
+                }
+            }
+        }
+        (Value::Array(l), Value::Array(a)) => {
+            let keys = list_map_keys(schema).unwrap_or_default();
+            let item_schema = schema.and_then(|s| s.get("items"));
+            for ai in a {
+                let key = item_key(ai, &keys);
+                match l.iter_mut().find(|li| item_key(li, &keys) == key) {
+                    Some(li) => merge_applied(li, ai, item_schema),
+                    None => l.push(ai.clone()),
+                }
+            }
+        }
+        (l, a) => *l = a.clone(),
+    }
+}
+
+fn remove_path(v: &mut Value, path: &[Seg]) {
+    let Some((first, rest)) = path.split_first() else {
+        return;
+    };
+    match (first, v) {
+        (Seg::Field(f), Value::Object(m)) => {
+            if rest.is_empty() {
+                m.remove(f);
+            } else if let Some(child) = m.get_mut(f) {
+                remove_path(child, rest);
+            }
+        }
+        (Seg::Key(k), Value::Array(items)) => {
+            if rest.is_empty() {
+                items.retain(|i| !k.iter().all(|(kk, kv)| i.get(kk) == Some(kv)));
+            } else if let Some(item) = items
+                .iter_mut()
+                .find(|i| k.iter().all(|(kk, kv)| i.get(kk) == Some(kv)))
+            {
+                remove_path(item, rest);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn to_fields_v1(paths: &[Vec<Seg>]) -> Value {
+    let mut root = json!({});
+    for p in paths {
+        let mut node = &mut root;
+        for seg in p {
+            let key = match seg {
+                Seg::Field(f) => format!("f:{f}"),
+                Seg::Key(k) => format!("k:{}", Value::Object(k.clone())),
+            };
+            if !node.get(&key).is_some_and(Value::is_object) {
+                node[&key] = json!({});
+            }
+            node = &mut node[&key];
+        }
+        if !p.is_empty() {
+            node["."] = json!({});
+        }
+    }
+    root
+}
+
+fn fields_v1_paths(v: &Value, prefix: &mut Vec<Seg>, out: &mut Vec<Vec<Seg>>) {
+    let Some(m) = v.as_object() else {
+        return;
+    };
+    for (k, child) in m {
+        if k == "." {
+            out.push(prefix.clone());
+            continue;
+        }
+        let seg = if let Some(f) = k.strip_prefix("f:") {
+            Seg::Field(f.to_string())
+        } else if let Some(key) = k.strip_prefix("k:") {
+            match serde_json::from_str::<Map<String, Value>>(key) {
+                Ok(map) => Seg::Key(map),
+                Err(_) => continue,
+            }
+        } else {
+            continue;
+        };
+        prefix.push(seg);
+        fields_v1_paths(child, prefix, out);
+        prefix.pop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conditions_schema() -> Value {
+        json!({"properties": {"status": {"properties": {"conditions": {
+            "type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"],
+            "items": {"type": "object"}}}}}})
+    }
+
+    #[test]
+    fn apply_merges_list_maps_by_key() {
+        let live = json!({"status": {"conditions": [{"type": "A", "status": "True"}, {"type": "B", "status": "True"}]}});
+        let applied = json!({"status": {"conditions": [{"type": "B", "status": "False"}]}});
+        let schema = conditions_schema();
+        let out = server_side_apply(Some(&live), &applied, None, Some(&schema)).expect("apply");
+        assert_eq!(
+            out["status"]["conditions"],
+            json!([{"type": "A", "status": "True"}, {"type": "B", "status": "False"}])
+        );
+    }
+
+    #[test]
+    fn apply_removes_fields_the_manager_no_longer_applies() {
+        let schema = conditions_schema();
+        let first = json!({"spec": {"a": 1, "b": 2}, "status": {"conditions": [{"type": "A", "status": "True"}]}});
+        let out = server_side_apply(None, &first, None, Some(&schema)).expect("apply");
+        let owned = applied_fields(&first, Some(&schema));
+        let second = json!({"spec": {"a": 1}, "status": {"conditions": []}});
+        let out2 =
+            server_side_apply(Some(&out), &second, Some(&owned), Some(&schema)).expect("apply");
+        assert_eq!(out2["spec"], json!({"a": 1}));
+        assert_eq!(out2["status"]["conditions"], json!([]));
+    }
+
+    #[test]
+    fn apply_keeps_fields_of_other_managers() {
+        let live = json!({"spec": {"a": 1, "other": true}});
+        let out =
+            server_side_apply(Some(&live), &json!({"spec": {"a": 2}}), None, None).expect("apply");
+        assert_eq!(out["spec"], json!({"a": 2, "other": true}));
+    }
+
+    #[test]
+    fn json_patch_test_failure_is_invalid() {
+        let err = apply_patch(
+            PatchKind::Json,
+            &json!({"a": 1}),
+            &json!([{"op": "test", "path": "/a", "value": 2}]),
+        )
+        .expect_err("test op fails");
+        assert_eq!(err.code, 422);
+    }
+
+    #[test]
+    fn yaml_bodies_parse() {
+        assert_eq!(
+            parse_body(b"a: 1\nb: [x]\n").expect("yaml"),
+            json!({"a": 1, "b": ["x"]})
+        );
+    }
+}

@@ -1,0 +1,1101 @@
+//! What a real kube-apiserver does with a CustomResourceDefinition's structural
+//! `openAPIV3Schema`: defaulting, pruning of unknown fields and validation
+//! (OpenAPI value validations, list types and `x-kubernetes-validations` CEL rules).
+//!
+//! The schema is the `openAPIV3Schema` of one CRD version, i.e. the schema of the
+//! whole object. At the root, `apiVersion`, `kind` and `metadata` are handled by
+//! the apiserver itself and are never pruned, defaulted or validated here (beyond
+//! `metadata` being an object).
+//!
+//! Error causes mimic the apiserver's `field.Error`s: `field` is the dotted path
+//! (`spec.resources[1]`), `message` is `ErrorBody()` (e.g. `Required value`).
+//!
+//! CEL rules are evaluated with `kube_cel`'s Kubernetes function library on top of
+//! the `cel` crate it re-exports (kube-cel's own `Validator` sits behind its
+//! non-default `validation` feature, so it is not used here).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use kube_cel::KubeCelExt;
+use kube_cel::cel::objects::{Key, Map as CelMap, OptionalValue};
+use kube_cel::cel::{self, Context, Program, Value as CelValue};
+use regex::Regex;
+use serde_json::{Map, Value};
+
+/// One entry of a 422 Status's details.causes, as the real apiserver writes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cause {
+    /// `FieldValueInvalid`, `FieldValueRequired`, ...
+    pub reason: String,
+    /// The error body, e.g. `Required value`.
+    pub message: String,
+    /// The field path, e.g. `spec.resources[1]` (`<nil>` for the object root).
+    pub field: String,
+}
+
+const INVALID: &str = "FieldValueInvalid";
+const REQUIRED: &str = "FieldValueRequired";
+const NOT_SUPPORTED: &str = "FieldValueNotSupported";
+const TYPE_INVALID: &str = "FieldValueTypeInvalid";
+const TOO_LONG: &str = "FieldValueTooLong";
+const TOO_MANY: &str = "FieldValueTooMany";
+const DUPLICATE: &str = "FieldValueDuplicate";
+const FORBIDDEN: &str = "FieldValueForbidden";
+
+/// Error types that make the apiserver skip CEL rules (`hasBlockingErr`).
+const BLOCKING: [&str; 5] = [NOT_SUPPORTED, REQUIRED, TOO_LONG, TOO_MANY, TYPE_INVALID];
+
+const NOT_CHECKED: &str = "some validation rules were not checked because the object was invalid; \
+                           correct the existing errors to complete validation";
+
+impl Cause {
+    fn new(reason: &str, field: &str, message: String) -> Self {
+        Cause {
+            reason: reason.to_owned(),
+            message,
+            field: field.to_owned(),
+        }
+    }
+}
+
+// ───────────────────────────── schema helpers ─────────────────────────────
+
+fn flag(schema: &Value, name: &str) -> bool {
+    schema.get(name).and_then(Value::as_bool) == Some(true)
+}
+
+fn schema_type(schema: &Value) -> Option<&str> {
+    schema.get("type").and_then(Value::as_str)
+}
+
+fn properties(schema: &Value) -> Option<&Map<String, Value>> {
+    schema.get("properties").and_then(Value::as_object)
+}
+
+/// `additionalProperties` in its schema form.
+fn additional_schema(schema: &Value) -> Option<&Value> {
+    schema.get("additionalProperties").filter(|a| a.is_object())
+}
+
+fn num(schema: &Value, name: &str) -> Option<f64> {
+    schema.get(name).and_then(Value::as_f64)
+}
+
+fn count(schema: &Value, name: &str) -> Option<u64> {
+    schema.get(name).and_then(|v| {
+        v.as_u64()
+            .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+    })
+}
+
+fn is_root_meta(root: bool, key: &str) -> bool {
+    root && matches!(key, "apiVersion" | "kind" | "metadata")
+}
+
+fn child(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn index(path: &str, i: usize) -> String {
+    format!("{path}[{i}]")
+}
+
+/// `field.Path.Key` (used by CEL errors under `additionalProperties`).
+fn key_path(path: &str, key: &str) -> String {
+    format!("{path}[{key}]")
+}
+
+// ───────────────────────────── value formatting ─────────────────────────────
+
+fn quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| format!("{s:?}"))
+}
+
+fn fmt_number(n: &serde_json::Number) -> String {
+    if let Some(i) = n.as_i64() {
+        i.to_string()
+    } else if let Some(u) = n.as_u64() {
+        u.to_string()
+    } else {
+        n.as_f64().map_or_else(|| n.to_string(), |f| f.to_string())
+    }
+}
+
+fn fmt_f64(f: f64) -> String {
+    f.to_string()
+}
+
+/// How Go's `%#v` prints an unstructured value nested in a composite.
+fn go_sharp(v: &Value) -> String {
+    match v {
+        Value::Null => "interface {}(nil)".to_owned(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => fmt_number(n),
+        Value::String(s) => quote(s),
+        Value::Array(items) => {
+            let inner: Vec<String> = items.iter().map(go_sharp).collect();
+            format!("[]interface {{}}{{{}}}", inner.join(", "))
+        }
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            let inner: Vec<String> = entries
+                .iter()
+                .map(|(k, v)| format!("{}:{}", quote(k), go_sharp(v)))
+                .collect();
+            format!("map[string]interface {{}}{{{}}}", inner.join(", "))
+        }
+    }
+}
+
+/// How `field.Error.ErrorBody()` prints a bad value.
+fn fmt_value(v: &Value) -> String {
+    match v {
+        Value::Null => quote("null"),
+        Value::String(s) => quote(s),
+        other => go_sharp(other),
+    }
+}
+
+/// The OpenAPI type name of a JSON value, as kube-openapi reports it.
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if is_integer(n) => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn is_integer(n: &serde_json::Number) -> bool {
+    n.is_i64()
+        || n.is_u64()
+        || n.as_f64()
+            .is_some_and(|f| f.is_finite() && f.fract() == 0.0)
+}
+
+/// JSON equality where numbers compare by value (1 == 1.0).
+fn json_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(i), Some(j)) => i == j,
+            _ => match (x.as_u64(), y.as_u64()) {
+                (Some(i), Some(j)) => i == j,
+                _ => x.as_f64() == y.as_f64(),
+            },
+        },
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+// ───────────────────────────── caches ─────────────────────────────
+
+const CACHE_LIMIT: usize = 512;
+
+type CompiledRule = Rc<Result<Program, String>>;
+
+thread_local! {
+    static REGEXES: RefCell<HashMap<String, Option<Regex>>> = RefCell::new(HashMap::new());
+    static PROGRAMS: RefCell<HashMap<String, CompiledRule>> = RefCell::new(HashMap::new());
+}
+
+fn regex(pattern: &str) -> Option<Regex> {
+    REGEXES.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(re) = cache.get(pattern) {
+            return re.clone();
+        }
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        let re = Regex::new(pattern).ok();
+        cache.insert(pattern.to_owned(), re.clone());
+        re
+    })
+}
+
+fn program(source: &str) -> CompiledRule {
+    PROGRAMS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(p) = cache.get(source) {
+            return Rc::clone(p);
+        }
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        let p = Rc::new(Program::compile(source).map_err(|e| e.to_string()));
+        cache.insert(source.to_owned(), Rc::clone(&p));
+        p
+    })
+}
+
+// ───────────────────────────── date-time ─────────────────────────────
+
+/// RFC 3339 date-time, as accepted by kube-openapi's `date-time` format
+/// (also lowercase `t`/`z`, a space separator and offsets without colon).
+fn is_date_time(s: &str) -> bool {
+    let Some(re) = regex(
+        r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:[Zz]|[+-](\d{2}):?(\d{2}))?$",
+    ) else {
+        return false;
+    };
+    let Some(c) = re.captures(s) else {
+        return false;
+    };
+    let field = |i: usize| -> u32 {
+        c.get(i)
+            .and_then(|m| m.as_str().parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    let (year, month, day) = (field(1), field(2), field(3));
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days_in_month).contains(&day)
+        && field(4) <= 23
+        && field(5) <= 59
+        && field(6) <= 60
+        && field(7) <= 23
+        && field(8) <= 59
+}
+
+// ───────────────────────────── defaulting ─────────────────────────────
+
+/// Fills `default`s into obj (recursively, only where the parent object exists; like the apiserver).
+///
+/// Like the apiserver, a `null` in a non-nullable property is replaced by the
+/// property's default, or dropped when the property has none.
+pub fn apply_defaults(schema: &Value, obj: &mut Value) {
+    default_node(schema, obj, true);
+}
+
+fn default_node(schema: &Value, value: &mut Value, root: bool) {
+    match value {
+        Value::Object(map) => {
+            let props = properties(schema);
+            if let Some(props) = props {
+                for (key, prop) in props {
+                    if is_root_meta(root, key) {
+                        continue;
+                    }
+                    let default = prop.get("default");
+                    match map.get(key) {
+                        None => {
+                            if let Some(d) = default {
+                                map.insert(key.clone(), d.clone());
+                            }
+                        }
+                        Some(Value::Null) if !flag(prop, "nullable") => match default {
+                            Some(d) => {
+                                map.insert(key.clone(), d.clone());
+                            }
+                            None => {
+                                map.remove(key);
+                            }
+                        },
+                        Some(_) => {}
+                    }
+                }
+            }
+            let additional = additional_schema(schema);
+            if let Some(add) = additional
+                && !flag(add, "nullable")
+                && add.get("default").is_none()
+            {
+                map.retain(|k, v| {
+                    !v.is_null()
+                        || props.is_some_and(|p| p.contains_key(k))
+                        || is_root_meta(root, k)
+                });
+            }
+            for (key, v) in map.iter_mut() {
+                if is_root_meta(root, key) {
+                    continue;
+                }
+                if let Some(prop) = props.and_then(|p| p.get(key)) {
+                    default_node(prop, v, false);
+                } else if let Some(add) = additional {
+                    default_node(add, v, false);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for item in items {
+                    default_node(item_schema, item, false);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+// ───────────────────────────── pruning ─────────────────────────────
+
+/// Removes fields not in the schema (honouring x-kubernetes-preserve-unknown-fields and additionalProperties);
+/// never touches apiVersion, kind, metadata at the root. Returns the dotted paths removed, e.g. "spec.foo".
+pub fn prune_unknown(schema: &Value, obj: &mut Value) -> Vec<String> {
+    let mut removed = Vec::new();
+    prune_node(schema, obj, "", true, &mut removed);
+    removed
+}
+
+fn prune_node(
+    schema: &Value,
+    value: &mut Value,
+    path: &str,
+    root: bool,
+    removed: &mut Vec<String>,
+) {
+    match value {
+        Value::Object(map) => {
+            let preserve = flag(schema, "x-kubernetes-preserve-unknown-fields");
+            let embedded = flag(schema, "x-kubernetes-embedded-resource");
+            let props = properties(schema);
+            let additional = schema.get("additionalProperties");
+            let additional_schema = additional.filter(|a| a.is_object());
+            let additional_any = additional.and_then(Value::as_bool) == Some(true);
+            let keys: Vec<String> = map.keys().cloned().collect();
+            for key in keys {
+                if is_root_meta(root || embedded, &key) {
+                    continue;
+                }
+                let child_path = child(path, &key);
+                let child_schema = props.and_then(|p| p.get(&key)).or(additional_schema);
+                match child_schema {
+                    Some(s) => {
+                        if let Some(v) = map.get_mut(&key) {
+                            prune_node(s, v, &child_path, false, removed);
+                        }
+                    }
+                    None if preserve || additional_any => {}
+                    None => {
+                        map.remove(&key);
+                        removed.push(child_path);
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for (i, item) in items.iter_mut().enumerate() {
+                    prune_node(item_schema, item, &index(path, i), false, removed);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+// ───────────────────────────── validation ─────────────────────────────
+
+/// Validates obj (after defaulting/pruning) against the schema; `old` is the stored object on update (for CEL transition rules with oldSelf, evaluated only where old has the same path). Returns every violation.
+///
+/// Like the apiserver, CEL rules are not evaluated when the OpenAPI validation
+/// found a "blocking" error (type, required, enum, too long, too many); one extra
+/// cause then says so.
+pub fn validate(schema: &Value, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    check_node(schema, obj, "", true, &mut causes);
+    if has_rules(schema) {
+        if causes.iter().any(|c| BLOCKING.contains(&c.reason.as_str())) {
+            causes.push(Cause::new(
+                INVALID,
+                "<nil>",
+                format!("Invalid value: {}: {NOT_CHECKED}", quote("null")),
+            ));
+        } else {
+            CEL_CONTEXT.with(|ctx| {
+                let runner = CelRunner { ctx };
+                runner.walk(schema, obj, old, "", true, &mut causes);
+            });
+        }
+    }
+    causes
+}
+
+fn has_rules(schema: &Value) -> bool {
+    if schema
+        .get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+        .is_some_and(|r| !r.is_empty())
+    {
+        return true;
+    }
+    properties(schema).is_some_and(|p| p.values().any(has_rules))
+        || additional_schema(schema).is_some_and(has_rules)
+        || schema.get("items").is_some_and(has_rules)
+        || ["allOf", "anyOf", "oneOf"].iter().any(|k| {
+            schema
+                .get(*k)
+                .and_then(Value::as_array)
+                .is_some_and(|b| b.iter().any(has_rules))
+        })
+}
+
+fn type_invalid(path: &str, expected: &str, value: &Value) -> Cause {
+    let actual = json_type(value);
+    Cause::new(
+        TYPE_INVALID,
+        path,
+        format!(
+            "Invalid value: {q}: {path} in body must be of type {expected}: {q}",
+            q = quote(actual)
+        ),
+    )
+}
+
+fn invalid(path: &str, value: &str, detail: &str) -> Cause {
+    Cause::new(
+        INVALID,
+        path,
+        format!("Invalid value: {value}: {path} in body {detail}"),
+    )
+}
+
+/// Returns the expected type name when `value` does not match the schema's type.
+fn type_mismatch(schema: &Value, value: &Value) -> Option<String> {
+    if flag(schema, "x-kubernetes-int-or-string") {
+        return match value {
+            Value::String(_) => None,
+            Value::Number(n) if is_integer(n) => None,
+            _ => Some("integer,string".to_owned()),
+        };
+    }
+    let expected = schema_type(schema)?;
+    let ok = match expected {
+        "string" => value.is_string(),
+        "boolean" => value.is_boolean(),
+        "integer" => matches!(value, Value::Number(n) if is_integer(n)),
+        "number" => value.is_number(),
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        _ => true,
+    };
+    (!ok).then(|| expected.to_owned())
+}
+
+fn check_node(schema: &Value, value: &Value, path: &str, root: bool, causes: &mut Vec<Cause>) {
+    if value.is_null() {
+        if !flag(schema, "nullable")
+            && let Some(expected) = type_mismatch(schema, value)
+        {
+            causes.push(type_invalid(path, &expected, value));
+        }
+        return;
+    }
+    if let Some(expected) = type_mismatch(schema, value) {
+        causes.push(type_invalid(path, &expected, value));
+        return;
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.iter().any(|a| json_eq(a, value))
+    {
+        let supported: Vec<String> = allowed
+            .iter()
+            .map(|a| match a {
+                Value::String(s) => quote(s),
+                other => quote(&other.to_string()),
+            })
+            .collect();
+        causes.push(Cause::new(
+            NOT_SUPPORTED,
+            path,
+            format!(
+                "Unsupported value: {}: supported values: {}",
+                fmt_value(value),
+                supported.join(", ")
+            ),
+        ));
+    }
+    match value {
+        Value::String(s) => check_string(schema, s, path, causes),
+        Value::Number(n) => check_number(schema, n, path, causes),
+        Value::Array(items) => check_array(schema, items, path, causes),
+        Value::Object(map) => check_object(schema, map, path, root, causes),
+        _ => {}
+    }
+    if let Some(branches) = schema.get("allOf").and_then(Value::as_array) {
+        for branch in branches {
+            check_node(branch, value, path, root, causes);
+        }
+    }
+}
+
+fn check_string(schema: &Value, s: &str, path: &str, causes: &mut Vec<Cause>) {
+    let len = s.chars().count() as u64;
+    if let Some(max) = count(schema, "maxLength")
+        && len > max
+    {
+        let unit = if max == 1 { "byte" } else { "bytes" };
+        causes.push(Cause::new(
+            TOO_LONG,
+            path,
+            format!("Too long: may not be more than {max} {unit}"),
+        ));
+    }
+    if let Some(min) = count(schema, "minLength")
+        && len < min
+    {
+        causes.push(invalid(
+            path,
+            &quote(s),
+            &format!("should be at least {min} chars long"),
+        ));
+    }
+    if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
+        && let Some(re) = regex(pattern)
+        && !re.is_match(s)
+    {
+        causes.push(invalid(
+            path,
+            &quote(s),
+            &format!("should match '{pattern}'"),
+        ));
+    }
+    if schema.get("format").and_then(Value::as_str) == Some("date-time") && !is_date_time(s) {
+        causes.push(Cause::new(
+            TYPE_INVALID,
+            path,
+            format!(
+                "Invalid value: {q}: {path} in body must be of type date-time: {q}",
+                q = quote(s)
+            ),
+        ));
+    }
+}
+
+fn check_number(schema: &Value, n: &serde_json::Number, path: &str, causes: &mut Vec<Cause>) {
+    let Some(v) = n.as_f64() else {
+        return;
+    };
+    let shown = fmt_number(n);
+    if let Some(max) = num(schema, "maximum") {
+        let exclusive = flag(schema, "exclusiveMaximum");
+        if exclusive && v >= max {
+            causes.push(invalid(
+                path,
+                &shown,
+                &format!("should be less than {}", fmt_f64(max)),
+            ));
+        } else if !exclusive && v > max {
+            causes.push(invalid(
+                path,
+                &shown,
+                &format!("should be less than or equal to {}", fmt_f64(max)),
+            ));
+        }
+    }
+    if let Some(min) = num(schema, "minimum") {
+        let exclusive = flag(schema, "exclusiveMinimum");
+        if exclusive && v <= min {
+            causes.push(invalid(
+                path,
+                &shown,
+                &format!("should be greater than {}", fmt_f64(min)),
+            ));
+        } else if !exclusive && v < min {
+            causes.push(invalid(
+                path,
+                &shown,
+                &format!("should be greater than or equal to {}", fmt_f64(min)),
+            ));
+        }
+    }
+    if let Some(factor) = num(schema, "multipleOf")
+        && factor > 0.0
+        && (v / factor).fract() != 0.0
+    {
+        causes.push(invalid(
+            path,
+            &shown,
+            &format!("should be a multiple of {}", fmt_f64(factor)),
+        ));
+    }
+}
+
+fn check_array(schema: &Value, items: &[Value], path: &str, causes: &mut Vec<Cause>) {
+    let len = items.len() as u64;
+    if let Some(max) = count(schema, "maxItems")
+        && len > max
+    {
+        causes.push(Cause::new(
+            TOO_MANY,
+            path,
+            format!("Too many: {len}: must have at most {max} items"),
+        ));
+    }
+    if let Some(min) = count(schema, "minItems")
+        && len < min
+    {
+        causes.push(invalid(
+            path,
+            &len.to_string(),
+            &format!("should have at least {min} items"),
+        ));
+    }
+    let item_schema = schema.get("items");
+    if let Some(item_schema) = item_schema {
+        for (i, item) in items.iter().enumerate() {
+            check_node(item_schema, item, &index(path, i), false, causes);
+        }
+    }
+    match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
+        Some("set") => {
+            for (i, item) in items.iter().enumerate() {
+                if items[..i].iter().any(|earlier| json_eq(earlier, item)) {
+                    causes.push(Cause::new(
+                        DUPLICATE,
+                        &index(path, i),
+                        format!("Duplicate value: {}", fmt_value(item)),
+                    ));
+                }
+            }
+        }
+        Some("map") => {
+            let keys = list_map_keys(schema);
+            let mut seen: Vec<Vec<Value>> = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                if !item.is_object() {
+                    continue;
+                }
+                let key = map_key(&keys, item_schema, item);
+                if seen.iter().any(|k| json_eq_all(k, &key)) {
+                    let shown: Map<String, Value> = keys
+                        .iter()
+                        .zip(&key)
+                        .filter(|(_, v)| !v.is_null())
+                        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                        .collect();
+                    causes.push(Cause::new(
+                        DUPLICATE,
+                        &index(path, i),
+                        format!("Duplicate value: {}", fmt_value(&Value::Object(shown))),
+                    ));
+                }
+                seen.push(key);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn json_eq_all(a: &[Value], b: &[Value]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| json_eq(x, y))
+}
+
+fn list_map_keys(schema: &Value) -> Vec<&str> {
+    schema
+        .get("x-kubernetes-list-map-keys")
+        .and_then(Value::as_array)
+        .map(|keys| keys.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// The key tuple of a list-map item (missing keys take the key property's default).
+fn map_key(keys: &[&str], item_schema: Option<&Value>, item: &Value) -> Vec<Value> {
+    keys.iter()
+        .map(|k| {
+            item.get(*k)
+                .or_else(|| {
+                    item_schema
+                        .and_then(properties)
+                        .and_then(|p| p.get(*k))
+                        .and_then(|p| p.get("default"))
+                })
+                .cloned()
+                .unwrap_or(Value::Null)
+        })
+        .collect()
+}
+
+fn check_object(
+    schema: &Value,
+    map: &Map<String, Value>,
+    path: &str,
+    root: bool,
+    causes: &mut Vec<Cause>,
+) {
+    let len = map.len() as u64;
+    if let Some(max) = count(schema, "maxProperties")
+        && len > max
+    {
+        causes.push(Cause::new(
+            TOO_MANY,
+            path,
+            format!("Too many: {len}: must have at most {max} items"),
+        ));
+    }
+    if let Some(min) = count(schema, "minProperties")
+        && len < min
+    {
+        causes.push(invalid(
+            path,
+            &len.to_string(),
+            &format!("should have at least {min} properties"),
+        ));
+    }
+    let props = properties(schema);
+    let non_nullable_null = |key: &str, v: &Value| {
+        v.is_null()
+            && !props
+                .and_then(|p| p.get(key))
+                .or_else(|| additional_schema(schema))
+                .is_some_and(|s| flag(s, "nullable"))
+    };
+    if let Some(required) = schema.get("required").and_then(Value::as_array) {
+        for key in required.iter().filter_map(Value::as_str) {
+            let present = map.get(key).is_some_and(|v| !non_nullable_null(key, v));
+            if !present {
+                causes.push(Cause::new(
+                    REQUIRED,
+                    &child(path, key),
+                    "Required value".to_owned(),
+                ));
+            }
+        }
+    }
+    for (key, v) in map {
+        if root && key == "metadata" {
+            if !v.is_object() {
+                causes.push(type_invalid("metadata", "object", v));
+            }
+            continue;
+        }
+        if is_root_meta(root, key) && props.is_none_or(|p| !p.contains_key(key)) {
+            continue;
+        }
+        // A null in a non-nullable optional field is treated as absent.
+        if non_nullable_null(key, v) {
+            continue;
+        }
+        if let Some(prop) = props.and_then(|p| p.get(key)) {
+            check_node(prop, v, &child(path, key), false, causes);
+        } else if let Some(add) = additional_schema(schema) {
+            check_node(add, v, &child(path, key), false, causes);
+        }
+    }
+}
+
+// ───────────────────────────── CEL ─────────────────────────────
+
+thread_local! {
+    /// Root CEL context with the Kubernetes function library (built once per thread).
+    static CEL_CONTEXT: Context<'static> = Context::default().with_all();
+}
+
+struct CelRunner<'c> {
+    ctx: &'c Context<'static>,
+}
+
+impl CelRunner<'_> {
+    fn walk(
+        &self,
+        schema: &Value,
+        value: &Value,
+        old: Option<&Value>,
+        path: &str,
+        root: bool,
+        causes: &mut Vec<Cause>,
+    ) {
+        // Only non-null values are validated, like the apiserver.
+        if value.is_null() {
+            return;
+        }
+        let old = old.filter(|o| !o.is_null());
+        if let Some(rules) = schema
+            .get("x-kubernetes-validations")
+            .and_then(Value::as_array)
+            .filter(|r| !r.is_empty())
+        {
+            let mut scope = self.ctx.new_inner_scope();
+            scope.add_variable_from_value("self", to_cel(value, Some(schema), root));
+            let old_cel = old.map(|o| to_cel(o, Some(schema), root));
+            if let Some(o) = &old_cel {
+                scope.add_variable_from_value("oldSelf", o.clone());
+            }
+            for rule in rules {
+                eval_rule(&scope, rule, old_cel.as_ref(), schema, path, causes);
+            }
+        }
+        match value {
+            Value::Object(map) => {
+                let props = properties(schema);
+                let additional = additional_schema(schema);
+                for (key, v) in map {
+                    if is_root_meta(root, key) {
+                        continue;
+                    }
+                    let old_child = old.and_then(|o| o.get(key));
+                    if let Some(prop) = props.and_then(|p| p.get(key)) {
+                        self.walk(prop, v, old_child, &child(path, key), false, causes);
+                    } else if let Some(add) = additional {
+                        self.walk(add, v, old_child, &key_path(path, key), false, causes);
+                    }
+                }
+            }
+            Value::Array(items) => {
+                let Some(item_schema) = schema.get("items") else {
+                    return;
+                };
+                let is_map =
+                    schema.get("x-kubernetes-list-type").and_then(Value::as_str) == Some("map");
+                let keys = list_map_keys(schema);
+                let old_items = old.and_then(Value::as_array);
+                for (i, item) in items.iter().enumerate() {
+                    // Only list-type=map items correlate with the old object (by key).
+                    let old_item = if is_map && !keys.is_empty() {
+                        let key = map_key(&keys, Some(item_schema), item);
+                        old_items.and_then(|olds| {
+                            olds.iter()
+                                .find(|o| json_eq_all(&map_key(&keys, Some(item_schema), o), &key))
+                        })
+                    } else {
+                        None
+                    };
+                    self.walk(item_schema, item, old_item, &index(path, i), false, causes);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn eval_rule(
+    scope: &Context<'_>,
+    rule: &Value,
+    old: Option<&CelValue>,
+    schema: &Value,
+    path: &str,
+    causes: &mut Vec<Cause>,
+) {
+    let Some(source) = rule.get("rule").and_then(Value::as_str) else {
+        return;
+    };
+    let message = rule
+        .get("message")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|m| !m.is_empty());
+    let rule_error = message.unwrap_or(source.trim());
+    let ty = quote(schema_type(schema).unwrap_or(""));
+    // The apiserver's root field.Path is nil and prints as "<nil>".
+    let path = if path.is_empty() { "<nil>" } else { path };
+    let compiled = program(source);
+    let prog = match compiled.as_ref() {
+        Ok(p) => p,
+        Err(e) => {
+            causes.push(Cause::new(
+                INVALID,
+                path,
+                format!("Invalid value: {ty}: compilation failed for rule: {rule_error}: {e}"),
+            ));
+            return;
+        }
+    };
+    let optional_old_self = flag(rule, "optionalOldSelf");
+    let transition = prog.references().has_variable("oldSelf");
+    if transition && old.is_none() && !optional_old_self {
+        return;
+    }
+    let optional_scope;
+    let ctx = if transition && optional_old_self {
+        let mut s = scope.new_inner_scope();
+        let opt = match old {
+            Some(o) => OptionalValue::of(o.clone()),
+            None => OptionalValue::none(),
+        };
+        s.add_variable_from_value("oldSelf", CelValue::Opaque(Arc::new(opt)));
+        optional_scope = s;
+        &optional_scope
+    } else {
+        scope
+    };
+    match prog.execute(ctx) {
+        Ok(CelValue::Bool(true)) => {}
+        Ok(_) => {
+            let detail = rule
+                .get("messageExpression")
+                .and_then(Value::as_str)
+                .and_then(|expr| match program(expr).as_ref() {
+                    Ok(p) => match p.execute(ctx) {
+                        Ok(CelValue::String(s)) => {
+                            let s = s.trim();
+                            (!s.is_empty() && !s.contains('\n')).then(|| s.to_owned())
+                        }
+                        _ => None,
+                    },
+                    Err(_) => None,
+                })
+                .unwrap_or_else(|| match message {
+                    Some(m) => m.to_owned(),
+                    None => format!("failed rule: {rule_error}"),
+                });
+            let field = match rule.get("fieldPath").and_then(Value::as_str) {
+                Some(fp) if !fp.is_empty() => {
+                    if path == "<nil>" {
+                        fp.trim_start_matches('.').to_owned()
+                    } else if fp.starts_with('[') || fp.starts_with('.') {
+                        format!("{path}{fp}")
+                    } else {
+                        format!("{path}.{fp}")
+                    }
+                }
+                _ => path.to_owned(),
+            };
+            let msg = match rule.get("reason").and_then(Value::as_str) {
+                Some(FORBIDDEN) => (FORBIDDEN, format!("Forbidden: {detail}")),
+                Some(REQUIRED) => (REQUIRED, format!("Required value: {detail}")),
+                Some(DUPLICATE) => (DUPLICATE, format!("Duplicate value: {ty}")),
+                _ => (INVALID, format!("Invalid value: {ty}: {detail}")),
+            };
+            causes.push(Cause::new(msg.0, &field, msg.1));
+        }
+        Err(e) => causes.push(Cause::new(
+            INVALID,
+            path,
+            format!("Invalid value: {ty}: {e} evaluating rule: {rule_error}"),
+        )),
+    }
+}
+
+/// CEL reserved words that are escaped as `__word__` in field names.
+const CEL_RESERVED: [&str; 21] = [
+    "true",
+    "false",
+    "null",
+    "in",
+    "as",
+    "break",
+    "const",
+    "continue",
+    "else",
+    "for",
+    "function",
+    "if",
+    "import",
+    "let",
+    "loop",
+    "package",
+    "namespace",
+    "return",
+    "var",
+    "void",
+    "while",
+];
+
+/// Kubernetes' escaping of property names for CEL.
+fn escape_field(name: &str) -> String {
+    if CEL_RESERVED.contains(&name) {
+        return format!("__{name}__");
+    }
+    let mut out = String::with_capacity(name.len());
+    for ch in name.chars() {
+        match ch {
+            '_' => out.push_str("__"),
+            '.' => out.push_str("__dot__"),
+            '-' => out.push_str("__dash__"),
+            '/' => out.push_str("__slash__"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn cel_string(s: &str) -> CelValue {
+    CelValue::String(Arc::new(s.to_owned()))
+}
+
+/// Converts a JSON value to CEL the way the apiserver binds `self`: date-time and
+/// duration strings become timestamps/durations, `number` fields are doubles,
+/// declared property names are escaped (map keys under additionalProperties are not).
+fn to_cel(value: &Value, schema: Option<&Value>, root: bool) -> CelValue {
+    match value {
+        Value::Null => CelValue::Null,
+        Value::Bool(b) => CelValue::Bool(*b),
+        Value::Number(n) => {
+            let double = schema.and_then(schema_type) == Some("number");
+            match (n.as_i64(), n.as_u64(), n.as_f64()) {
+                (_, _, Some(f)) if double => CelValue::Float(f),
+                (Some(i), _, _) => CelValue::Int(i),
+                (None, Some(u), _) => CelValue::UInt(u),
+                (_, _, f) => CelValue::Float(f.unwrap_or(f64::NAN)),
+            }
+        }
+        Value::String(s) => {
+            let int_or_string = schema.is_some_and(|s| flag(s, "x-kubernetes-int-or-string"));
+            match schema.and_then(|s| s.get("format")).and_then(Value::as_str) {
+                Some("date-time") if !int_or_string => {
+                    cel::functions::timestamp(Arc::new(s.clone())).unwrap_or_else(|_| cel_string(s))
+                }
+                Some("duration") if !int_or_string => {
+                    cel::functions::time::duration(Arc::new(s.clone()))
+                        .unwrap_or_else(|_| cel_string(s))
+                }
+                _ => cel_string(s),
+            }
+        }
+        Value::Array(items) => {
+            let item_schema = schema.and_then(|s| s.get("items"));
+            CelValue::List(Arc::new(
+                items
+                    .iter()
+                    .map(|i| to_cel(i, item_schema, false))
+                    .collect(),
+            ))
+        }
+        Value::Object(map) => {
+            let props = schema.and_then(properties);
+            let additional = schema.and_then(|s| s.get("additionalProperties"));
+            let is_map = additional.is_some_and(|a| a.is_object() || a.as_bool() == Some(true));
+            let additional_schema = additional.filter(|a| a.is_object());
+            let mut out = HashMap::with_capacity(map.len());
+            for (key, v) in map {
+                let child_value = if root && key == "metadata" {
+                    // Only metadata.name and metadata.generateName are visible to CEL.
+                    let mut meta = Map::new();
+                    for k in ["name", "generateName"] {
+                        if let Some(x) = v.get(k) {
+                            meta.insert(k.to_owned(), x.clone());
+                        }
+                    }
+                    to_cel(&Value::Object(meta), None, false)
+                } else {
+                    let child_schema = props.and_then(|p| p.get(key)).or(additional_schema);
+                    to_cel(v, child_schema, false)
+                };
+                let declared = props.is_some_and(|p| p.contains_key(key));
+                let name = if is_map && !declared {
+                    key.clone()
+                } else {
+                    escape_field(key)
+                };
+                out.insert(Key::String(Arc::new(name)), child_value);
+            }
+            CelValue::Map(CelMap { map: Arc::new(out) })
+        }
+    }
+}
