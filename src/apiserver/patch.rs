@@ -106,11 +106,11 @@ pub fn server_side_apply(
         let mut old_paths = Vec::new();
         fields_v1_paths(owned, &mut Vec::new(), &mut old_paths);
         for p in old_paths {
-            if !new_paths
-                .iter()
-                .any(|n| n.starts_with(&p) || p.starts_with(n))
+            // Remove at the shortest prefix the new configuration no longer reaches.
+            if let Some(len) =
+                (1..=p.len()).find(|&l| !new_paths.iter().any(|n| n.starts_with(&p[..l])))
             {
-                remove_path(&mut out, &p);
+                remove_path(&mut out, &p[..len]);
             }
         }
     }
