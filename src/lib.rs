@@ -5,3 +5,4 @@ pub mod apiserver;
 pub mod backend;
 pub mod controller;
 pub mod policy;
+pub mod up;

@@ -1,13 +1,24 @@
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use csp_operator::backend::ClusterBackend;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Kubernetes operator for CSP partners: lets customers buy their own Azure reservations.
 #[derive(Parser)]
 #[command(name = "csp-operator", version, about)]
 struct Cli {
+    /// Log output format.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -18,12 +29,45 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Run the controllers against the cluster of the current kubeconfig or in-cluster config.
+    Run,
+    /// Start an embedded Kubernetes API server with the CRDs and controllers, apply manifests,
+    /// and write a kubeconfig for kubectl.
+    Up {
+        /// Port on 127.0.0.1 for the API server.
+        #[arg(long, default_value_t = 6550)]
+        port: u16,
+        /// Where to write the kubeconfig (never ~/.kube/config).
+        #[arg(long, default_value = ".csp/kubeconfig")]
+        kubeconfig: PathBuf,
+        /// Manifest files or folders to apply once the controllers run.
+        #[arg(long)]
+        apply: Vec<PathBuf>,
+    },
 }
 
-fn main() -> ExitCode {
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_tracing(cli.log_format);
     let result = match cli.command {
         Command::Crd { dir } => crd(dir),
+        Command::Run => run().await,
+        Command::Up {
+            port,
+            kubeconfig,
+            apply,
+        } => up(port, kubeconfig, apply).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -34,7 +78,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn crd(dir: Option<PathBuf>) -> Result<(), Box<dyn std::error::Error>> {
+type AnyError = Box<dyn std::error::Error + Send + Sync>;
+
+fn crd(dir: Option<PathBuf>) -> Result<(), AnyError> {
     match dir {
         None => print!("{}", csp_operator::api::crds_yaml()?),
         Some(dir) => {
@@ -44,5 +90,65 @@ fn crd(dir: Option<PathBuf>) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn run() -> Result<(), AnyError> {
+    let client = kube::Client::try_default().await?;
+    tracing::info!("controllers starting");
+    csp_operator::controller::run(client, Arc::new(ClusterBackend), shutdown_signal()).await;
+    tracing::info!("controllers stopped");
+    Ok(())
+}
+
+async fn up(port: u16, kubeconfig: PathBuf, apply: Vec<PathBuf>) -> Result<(), AnyError> {
+    let opts = csp_operator::up::UpOptions {
+        port,
+        kubeconfig: kubeconfig.clone(),
+        apply: apply.clone(),
+    };
+    let (server, client, controllers) = csp_operator::up::start(&opts).await?;
+    println!("API server listening on {}", server.url());
+    println!("CRDs installed; controllers running");
+    if !apply.is_empty() {
+        for line in csp_operator::up::apply_paths(&client, &apply).await? {
+            println!("{line}");
+        }
+    }
+    let shown = std::path::absolute(&kubeconfig).unwrap_or(kubeconfig);
+    println!();
+    println!(
+        "Kubeconfig written to {}. Point kubectl at it:",
+        shown.display()
+    );
+    println!("  export KUBECONFIG={}", shown.display());
+    println!("  kubectl get csp -A");
+    println!();
+    println!("Press Ctrl-C to stop.");
+    shutdown_signal().await;
+    controllers.abort();
+    server.shutdown();
+    println!("stopped");
     Ok(())
 }

@@ -53,7 +53,22 @@ pub fn apply_patch(kind: PatchKind, current: &Value, patch: &Value) -> Result<Va
             json_patch::merge(&mut doc, patch);
         }
         PatchKind::Json => {
-            let ops: json_patch::Patch = serde_json::from_value(patch.clone())
+            // As the real server: a `test` for null passes when the path is absent.
+            let ops: Vec<Value> = patch
+                .as_array()
+                .ok_or_else(|| ApiError::bad_request("a JSON patch must be an array"))?
+                .iter()
+                .filter(|op| {
+                    !(op.get("op").and_then(Value::as_str) == Some("test")
+                        && op.get("value").is_some_and(Value::is_null)
+                        && op
+                            .get("path")
+                            .and_then(Value::as_str)
+                            .is_some_and(|p| doc.pointer(p).is_none()))
+                })
+                .cloned()
+                .collect();
+            let ops: json_patch::Patch = serde_json::from_value(Value::Array(ops))
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
             json_patch::patch(&mut doc, &ops).map_err(|e| {
                 let code_reason = match e.kind {

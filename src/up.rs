@@ -1,0 +1,213 @@
+//! `csp-operator up`: the embedded API server, our CRDs, the controllers and the user's
+//! manifests, in one process.
+
+use crate::apiserver::{self, ApiServer};
+use crate::backend::ClusterBackend;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::discovery::{Discovery, Scope};
+use kube::{Client, ResourceExt};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Field manager of objects `up` applies.
+const APPLY_MANAGER: &str = "csp-operator-up";
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not valid YAML: {message}")]
+    Yaml { path: PathBuf, message: String },
+    #[error("{path}: document {index} has no apiVersion, kind or metadata.name")]
+    Incomplete { path: PathBuf, index: usize },
+    #[error("{path}: no resource serves {api_version} {kind}")]
+    UnknownKind {
+        path: PathBuf,
+        api_version: String,
+        kind: String,
+    },
+    #[error("{path}: {what}: {source}")]
+    Api {
+        path: PathBuf,
+        what: String,
+        source: kube::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// Installs (server-side applies) the four CRDs.
+pub async fn install_crds(client: &Client) -> Result<(), kube::Error> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in crate::api::crds() {
+        api.patch(
+            &crd.name_any(),
+            &PatchParams::apply(APPLY_MANAGER).force(),
+            &Patch::Apply(&crd),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Manifest files under `path` (itself when a file), sorted, as `kubectl apply -f` reads them.
+fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, UpError> {
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let entries = std::fs::read_dir(path).map_err(|source| UpError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "yml" | "json")
+                )
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Server-side applies every object in the given files or folders; returns one line per
+/// object in kubectl's words ("customer.csp.operator.dev/contoso created").
+pub async fn apply_paths(client: &Client, paths: &[PathBuf]) -> Result<Vec<String>, UpError> {
+    let discovery = Discovery::new(client.clone()).run().await?;
+    let mut report = Vec::new();
+    for root in paths {
+        for file in manifest_files(root)? {
+            let text = std::fs::read_to_string(&file).map_err(|source| UpError::Read {
+                path: file.clone(),
+                source,
+            })?;
+            let docs: Vec<Value> =
+                serde_saphyr::from_multiple(&text).map_err(|e| UpError::Yaml {
+                    path: file.clone(),
+                    message: e.to_string(),
+                })?;
+            for (index, doc) in docs.into_iter().enumerate() {
+                if doc.is_null() {
+                    continue;
+                }
+                report.push(apply_one(client, &discovery, &file, index, doc).await?);
+            }
+        }
+    }
+    Ok(report)
+}
+
+async fn apply_one(
+    client: &Client,
+    discovery: &Discovery,
+    file: &Path,
+    index: usize,
+    doc: Value,
+) -> Result<String, UpError> {
+    let incomplete = || UpError::Incomplete {
+        path: file.to_path_buf(),
+        index,
+    };
+    let api_version = doc
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .ok_or_else(incomplete)?
+        .to_string();
+    let kind = doc
+        .get("kind")
+        .and_then(Value::as_str)
+        .ok_or_else(incomplete)?
+        .to_string();
+    let name = doc
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .ok_or_else(incomplete)?
+        .to_string();
+    let (group, version) = api_version
+        .split_once('/')
+        .unwrap_or(("", api_version.as_str()));
+    let gvk = kube::core::GroupVersionKind::gvk(group, version, &kind);
+    let (ar, caps) = discovery
+        .resolve_gvk(&gvk)
+        .ok_or_else(|| UpError::UnknownKind {
+            path: file.to_path_buf(),
+            api_version: api_version.clone(),
+            kind: kind.clone(),
+        })?;
+    let api: Api<DynamicObject> = match caps.scope {
+        Scope::Namespaced => {
+            let ns = doc
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("default");
+            Api::namespaced_with(client.clone(), ns, &ar)
+        }
+        Scope::Cluster => Api::all_with(client.clone(), &ar),
+    };
+    let api_err = |what: &str| {
+        let path = file.to_path_buf();
+        let what = what.to_string();
+        move |source| UpError::Api { path, what, source }
+    };
+    let before = api
+        .get_opt(&name)
+        .await
+        .map_err(api_err(&format!("reading {kind} {name}")))?;
+    let after = api
+        .patch(
+            &name,
+            &PatchParams::apply(APPLY_MANAGER).force(),
+            &Patch::Apply(&doc),
+        )
+        .await
+        .map_err(api_err(&format!("applying {kind} {name}")))?;
+    let verb = match before {
+        None => "created",
+        Some(b) if b.resource_version() == after.resource_version() => "unchanged",
+        Some(_) => "configured",
+    };
+    let qualified = if ar.group.is_empty() {
+        kind.to_lowercase()
+    } else {
+        format!("{}.{}", kind.to_lowercase(), ar.group)
+    };
+    Ok(format!("{qualified}/{name} {verb}"))
+}
+
+/// Options of `up`.
+#[derive(Clone, Debug)]
+pub struct UpOptions {
+    pub port: u16,
+    pub kubeconfig: PathBuf,
+    pub apply: Vec<PathBuf>,
+}
+
+/// Starts everything; returns the server, the client and the controllers' task.
+pub async fn start(
+    opts: &UpOptions,
+) -> Result<(ApiServer, Client, tokio::task::JoinHandle<()>), UpError> {
+    let server = ApiServer::start(apiserver::Config {
+        port: opts.port,
+        ..Default::default()
+    })
+    .await?;
+    let client = server.client()?;
+    install_crds(&client).await?;
+    let controllers = tokio::spawn(crate::controller::run(
+        client.clone(),
+        Arc::new(ClusterBackend),
+        futures::future::pending(),
+    ));
+    server.write_kubeconfig(&opts.kubeconfig)?;
+    Ok((server, client, controllers))
+}
