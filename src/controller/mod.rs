@@ -544,15 +544,29 @@ pub async fn run(
         .run(reconcile_permission, error_policy, ctx.clone())
         .for_each(|_| std::future::ready(()));
 
+    // Decisions read all four caches: reconcile nothing until every cache has its first list,
+    // or a restart would write half-informed statuses (triggers wait in the channels).
+    let ready = caches.clone();
+    let controllers = async move {
+        let synced = futures::future::join4(
+            ready.customers.wait_until_ready(),
+            ready.subscriptions.wait_until_ready(),
+            ready.roles.wait_until_ready(),
+            ready.permissions.wait_until_ready(),
+        )
+        .await;
+        if let (Ok(()), Ok(()), Ok(()), Ok(())) = synced {
+            tracing::info!("caches synced; reconciling");
+            futures::future::join4(customer_ctrl, subscription_ctrl, role_ctrl, permission_ctrl)
+                .await;
+        }
+    };
     let all = futures::future::join_all(vec![
         customer_feed.boxed(),
         subscription_feed.boxed(),
         role_feed.boxed(),
         permission_feed.boxed(),
-        customer_ctrl.boxed(),
-        subscription_ctrl.boxed(),
-        role_ctrl.boxed(),
-        permission_ctrl.boxed(),
+        controllers.boxed(),
     ]);
     tokio::select! {
         _ = all => {}

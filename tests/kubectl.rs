@@ -1,0 +1,225 @@
+//! The real kubectl against the embedded API server: what a user types must work as on a real
+//! cluster, and bad input must be refused with a message naming the field.
+
+mod support;
+
+use support::{Env, crds_dir};
+
+const CUSTOMER: &str = "apiVersion: csp.operator.dev/v1alpha1
+kind: Customer
+metadata: {name: contoso, labels: {tier: gold}}
+spec: {tenantId: 6f1c2a44-3b7e-4d1a-9f0e-2b8c7d6e5f40, companyName: Contoso Ltd}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_get_describe_and_reapply() {
+    let env = Env::new().await;
+    // Client-side apply of the CRDs themselves: unchanged (they are installed already).
+    let out = env.ok(&["apply", "-f", &crds_dir()]).await;
+    assert!(
+        out.contains("customresourcedefinition.apiextensions.k8s.io/customers.csp.operator.dev"),
+        "{out}"
+    );
+
+    let f = env.manifest("c.yaml", CUSTOMER);
+    let out = env.ok(&["apply", "-f", &f]).await;
+    assert!(
+        out.contains("customer.csp.operator.dev/contoso created"),
+        "{out}"
+    );
+    let out = env.ok(&["apply", "-f", &f]).await;
+    assert!(
+        out.contains("customer.csp.operator.dev/contoso unchanged"),
+        "{out}"
+    );
+
+    let table = env.ok(&["get", "cspcust"]).await;
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "TENANT",
+            "COMPANY",
+            "SUBSCRIPTIONS",
+            "PERMISSION",
+            "READY",
+            "AGE"
+        ]
+    );
+    assert!(
+        table.contains("6f1c2a44-3b7e-4d1a-9f0e-2b8c7d6e5f40"),
+        "{table}"
+    );
+
+    let yaml = env.ok(&["get", "customer", "contoso", "-o", "yaml"]).await;
+    assert!(
+        yaml.contains("companyName: Contoso Ltd") && yaml.contains("uid:"),
+        "{yaml}"
+    );
+    let desc = env
+        .ok(&["describe", "customers.csp.operator.dev", "contoso"])
+        .await;
+    assert!(desc.contains("Tenant Id:"), "{desc}");
+
+    // Label selectors.
+    assert!(
+        env.ok(&["get", "cspcust", "-l", "tier=gold", "-o", "name"])
+            .await
+            .contains("contoso")
+    );
+    assert!(
+        !env.ok(&["get", "cspcust", "-l", "tier in (silver)", "-o", "name"])
+            .await
+            .contains("contoso")
+    );
+    assert!(
+        env.ok(&["get", "cspcust", "-l", "!missing", "-o", "name"])
+            .await
+            .contains("contoso")
+    );
+
+    // Server-side apply, twice.
+    let out = env.ok(&["apply", "--server-side", "-f", &f]).await;
+    assert!(out.contains("serverside-applied"), "{out}");
+
+    // Dry run stores nothing.
+    let other = env.manifest("o.yaml", &CUSTOMER.replace("name: contoso,", "name: dry,"));
+    env.ok(&["apply", "--dry-run=server", "-f", &other]).await;
+    env.fails(&["get", "cspcust", "dry"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_objects_are_rejected_naming_the_field() {
+    let env = Env::new().await;
+    let cases = [
+        ("bad-guid", CUSTOMER.replace("6f1c2a44-3b7e-4d1a-9f0e-2b8c7d6e5f40", "not-a-guid"), "spec.tenantId"),
+        ("missing", CUSTOMER.replace(", companyName: Contoso Ltd", ""), "spec.companyName"),
+        ("unknown", CUSTOMER.replace("companyName: Contoso Ltd", "companyName: Contoso Ltd, colour: blue"), "spec.colour"),
+        (
+            "enum",
+            "apiVersion: csp.operator.dev/v1alpha1\nkind: AzureSubscription\nmetadata: {name: s}\nspec: {customerRef: {name: c}, subscriptionId: 0b9e3c1d-5a2f-4c8e-b7d6-1e2f3a4b5c6d, offer: Azure}\n".to_string(),
+            "spec.offer",
+        ),
+        (
+            "dup-resources",
+            "apiVersion: csp.operator.dev/v1alpha1\nkind: PurchasePermission\nmetadata: {name: p}\nspec: {customerRef: {name: c}, resources: [AzureReservations, AzureReservations]}\n".to_string(),
+            "spec.resources",
+        ),
+    ];
+    for (name, yaml, field) in cases {
+        let f = env.manifest(&format!("{name}.yaml"), &yaml);
+        let err = env.fails(&["apply", "-f", &f]).await;
+        assert!(
+            err.contains(field),
+            "{name}: error should name {field}: {err}"
+        );
+    }
+    let listed = env.ok(&["get", "csp", "-o", "name"]).await;
+    assert!(listed.trim().is_empty(), "nothing stored: {listed}");
+
+    // Immutable tenantId.
+    let f = env.manifest("c.yaml", CUSTOMER);
+    env.ok(&["apply", "-f", &f]).await;
+    let changed = env.manifest("c2.yaml", &CUSTOMER.replace("6f1c2a44", "7f1c2a44"));
+    let err = env.fails(&["apply", "-f", &changed]).await;
+    assert!(
+        err.contains("spec.tenantId") && err.contains("immutable"),
+        "{err}"
+    );
+    let tenant = env
+        .ok(&[
+            "get",
+            "cspcust",
+            "contoso",
+            "-o",
+            "jsonpath={.spec.tenantId}",
+        ])
+        .await;
+    assert_eq!(tenant, "6f1c2a44-3b7e-4d1a-9f0e-2b8c7d6e5f40");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paging_watch_wait_and_delete_with_finalizer() {
+    let env = Env::new().await;
+    let mut docs = String::new();
+    for i in 0..7 {
+        docs.push_str(&format!(
+            "---\napiVersion: csp.operator.dev/v1alpha1\nkind: Customer\nmetadata: {{name: c{i}}}\nspec: {{tenantId: 00000000-0000-4000-8000-00000000000{i}, companyName: C{i}}}\n"
+        ));
+    }
+    let f = env.manifest("many.yaml", &docs);
+    env.ok(&["apply", "-f", &f]).await;
+    let names = env
+        .ok(&["get", "cspcust", "--chunk-size=2", "-o", "name"])
+        .await;
+    assert_eq!(names.lines().count(), 7, "{names}");
+
+    // wait --for=condition sees a status written later.
+    let waiter = {
+        let kubeconfig = env.kubeconfig.clone();
+        let kubectl = support::kubectl_path();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(kubectl)
+                .env("KUBECONFIG", kubeconfig)
+                .args([
+                    "wait",
+                    "--for=condition=Ready",
+                    "customer/c1",
+                    "--timeout=20s",
+                ])
+                .output()
+                .expect("kubectl wait runs")
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    env.ok(&[
+        "patch", "customer", "c1", "--subresource=status", "--type=merge", "-p",
+        r#"{"status":{"conditions":[{"type":"Ready","status":"True","reason":"Registered","message":"","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}"#,
+    ])
+    .await;
+    let out = waiter.await.expect("join");
+    assert!(
+        out.status.success(),
+        "wait: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Delete with a finalizer: the object stays until the finalizer goes.
+    env.ok(&[
+        "patch",
+        "customer",
+        "c2",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
+    ])
+    .await;
+    env.ok(&["delete", "customer", "c2", "--wait=false"]).await;
+    let ts = env
+        .ok(&[
+            "get",
+            "customer",
+            "c2",
+            "-o",
+            "jsonpath={.metadata.deletionTimestamp}",
+        ])
+        .await;
+    assert!(!ts.is_empty(), "deletionTimestamp set");
+    env.ok(&[
+        "patch",
+        "customer",
+        "c2",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+    ])
+    .await;
+    env.ok(&["wait", "--for=delete", "customer/c2", "--timeout=10s"])
+        .await;
+}

@@ -1,0 +1,556 @@
+//! The article's workflow end to end: the real operator against the embedded API server,
+//! driven with the real kubectl as a partner would.
+
+mod support;
+
+use std::time::Duration;
+use support::{Env, examples_dir};
+
+const NS: &str = "partner-a";
+
+/// `reason/action/regarding` of every activity-log Event in the namespace.
+async fn activity_log(env: &Env) -> Vec<String> {
+    let out = env
+        .ok(&[
+            "get",
+            "events.events.k8s.io",
+            "-n",
+            NS,
+            "-o",
+            r#"jsonpath={range .items[*]}{.reason}/{.action}/{.regarding.name}{"\n"}{end}"#,
+        ])
+        .await;
+    out.lines().map(String::from).collect()
+}
+
+async fn wait_for_event(env: &Env, entry: &str) {
+    for _ in 0..200 {
+        if activity_log(env).await.iter().any(|l| l == entry) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "no activity-log entry {entry}; have {:?}",
+        activity_log(env).await
+    );
+}
+
+fn ready_reason() -> &'static str {
+    r#"{.status.state}/{.status.conditions[?(@.type=="Ready")].status}/{.status.conditions[?(@.type=="Ready")].reason}"#
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn examples_walkthrough_and_fixing_each_blocked_customer() {
+    let env = Env::with_controllers().await;
+    let applied = env.ok(&["apply", "-f", &examples_dir()]).await;
+    assert!(
+        applied.contains("purchasepermission.csp.operator.dev/contoso created"),
+        "{applied}"
+    );
+
+    env.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "cspperm/contoso",
+        "-n",
+        NS,
+        "--timeout=20s",
+    ])
+    .await;
+    env.wait_for(
+        "cspperm/contoso",
+        NS,
+        ready_reason(),
+        "Enabled/True/PermissionEnabled",
+    )
+    .await;
+    env.wait_for(
+        "cspperm/adatum",
+        NS,
+        ready_reason(),
+        "Blocked/False/NoEligibleSubscription",
+    )
+    .await;
+    env.wait_for(
+        "cspperm/fabrikam",
+        NS,
+        ready_reason(),
+        "Blocked/False/NoEligibleSubscription",
+    )
+    .await;
+    env.wait_for(
+        "cspperm/northwind",
+        NS,
+        ready_reason(),
+        "Blocked/False/OwnerRoleMissing",
+    )
+    .await;
+    env.wait_for(
+        "cspperm/contoso",
+        NS,
+        "{.status.eligibleSubscriptions[0]}",
+        "2b3c4d5e-0000-4000-8000-000000000004",
+    )
+    .await;
+
+    // The summaries a dashboard shows.
+    env.wait_for(
+        "cspcust/contoso",
+        NS,
+        "{.status.purchasePermission}/{.status.subscriptions}/{.status.eligibleSubscriptions}",
+        "Enabled/1/1",
+    )
+    .await;
+    env.wait_for(
+        "cspcust/fabrikam",
+        NS,
+        "{.status.purchasePermission}/{.status.subscriptions}/{.status.eligibleSubscriptions}",
+        "Disabled/1/0",
+    )
+    .await;
+    env.wait_for(
+        "azsub/contoso-plan",
+        NS,
+        "{.status.eligible}/{.status.owners}",
+        "true/1",
+    )
+    .await;
+    env.wait_for(
+        "azsub/fabrikam-license",
+        NS,
+        r#"{.status.conditions[?(@.type=="ReservationEligible")].reason}"#,
+        "NotUsageBased",
+    )
+    .await;
+    env.wait_for(
+        "azrole/contoso-plan-alice-owner",
+        NS,
+        "{.status.roleDefinitionId}",
+        "/providers/Microsoft.Authorization/roleDefinitions/8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
+    )
+    .await;
+
+    // The activity log.
+    wait_for_event(
+        &env,
+        "PermissionEnabled/CreateCustomerPurchasePermissions/contoso",
+    )
+    .await;
+    wait_for_event(&env, "NoEligibleSubscription/CheckPrerequisites/adatum").await;
+    wait_for_event(&env, "OwnerRoleMissing/CheckPrerequisites/northwind").await;
+    let describe = env.ok(&["describe", "cspperm", "contoso", "-n", NS]).await;
+    assert!(
+        describe.contains("PermissionEnabled") && describe.contains("not notified"),
+        "{describe}"
+    );
+
+    // kubectl get csp lists every kind with its columns.
+    let all = env.ok(&["get", "csp", "-n", NS]).await;
+    for needle in [
+        "TENANT",
+        "SUBSCRIPTION-ID",
+        "PRINCIPAL",
+        "REASON",
+        "OwnerRoleMissing",
+        "PermissionEnabled",
+    ] {
+        assert!(all.contains(needle), "missing {needle} in\n{all}");
+    }
+
+    // northwind: a Contributor does not help; assigning Owner enables it.
+    let owner = env.manifest(
+        "northwind-owner.yaml",
+        "apiVersion: csp.operator.dev/v1alpha1\nkind: RoleAssignment\nmetadata: {name: northwind-plan-carol-owner, namespace: partner-a}\nspec:\n  subscriptionRef: {name: northwind-plan}\n  principal: {id: 3c4d5e6f-0000-4000-8000-0000000000aa}\n  role: Owner\n",
+    );
+    env.ok(&["apply", "-f", &owner]).await;
+    env.wait_for(
+        "cspperm/northwind",
+        NS,
+        ready_reason(),
+        "Enabled/True/PermissionEnabled",
+    )
+    .await;
+    wait_for_event(
+        &env,
+        "PermissionEnabled/CreateCustomerPurchasePermissions/northwind",
+    )
+    .await;
+
+    // fabrikam: moving the subscription to usage billing leaves only the Owner missing.
+    env.ok(&[
+        "patch",
+        "azsub",
+        "fabrikam-license",
+        "-n",
+        NS,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"billingType":"Usage"}}"#,
+    ])
+    .await;
+    env.wait_for(
+        "cspperm/fabrikam",
+        NS,
+        ready_reason(),
+        "Blocked/False/OwnerRoleMissing",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_owner_keeps_grant_then_disabling_withdraws_it() {
+    let env = Env::with_controllers().await;
+    env.ok(&["apply", "-f", &examples_dir()]).await;
+    env.wait_for(
+        "cspperm/contoso",
+        NS,
+        ready_reason(),
+        "Enabled/True/PermissionEnabled",
+    )
+    .await;
+    let since = env
+        .ok(&[
+            "get",
+            "cspperm",
+            "contoso",
+            "-n",
+            NS,
+            "-o",
+            "jsonpath={.status.enabledSince}",
+        ])
+        .await;
+
+    env.ok(&["delete", "azrole", "contoso-plan-alice-owner", "-n", NS])
+        .await;
+    env.wait_for(
+        "cspperm/contoso",
+        NS,
+        ready_reason(),
+        "Enabled/False/OwnerRoleMissing",
+    )
+    .await;
+    wait_for_event(&env, "OwnerRoleMissing/CheckPrerequisites/contoso").await;
+    let msg = env
+        .ok(&[
+            "get",
+            "cspperm",
+            "contoso",
+            "-n",
+            NS,
+            "-o",
+            r#"jsonpath={.status.conditions[?(@.type=="Ready")].message}"#,
+        ])
+        .await;
+    assert!(msg.contains("Azure portal"), "{msg}");
+    env.wait_for("cspperm/contoso", NS, "{.status.enabledSince}", &since)
+        .await;
+    env.wait_for(
+        "cspcust/contoso",
+        NS,
+        "{.status.purchasePermission}",
+        "Enabled",
+    )
+    .await;
+
+    env.ok(&[
+        "patch",
+        "cspperm",
+        "contoso",
+        "-n",
+        NS,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"enabled":false}}"#,
+    ])
+    .await;
+    env.wait_for(
+        "cspperm/contoso",
+        NS,
+        ready_reason(),
+        "Disabled/True/PermissionDisabled",
+    )
+    .await;
+    env.wait_for("cspperm/contoso", NS, "{.status.observedGeneration}", "2")
+        .await;
+    wait_for_event(
+        &env,
+        "PermissionDisabled/DeleteCustomerPurchasePermissions/contoso",
+    )
+    .await;
+    env.wait_for(
+        "cspcust/contoso",
+        NS,
+        "{.status.purchasePermission}",
+        "Disabled",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offers_states_and_off_by_default() {
+    let env = Env::with_controllers().await;
+    let yaml = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: partner-a}
+---
+apiVersion: csp.operator.dev/v1alpha1
+kind: Customer
+metadata: {name: c1, namespace: partner-a}
+spec: {tenantId: 00000000-0000-4000-8000-000000000001, companyName: C1}
+---
+apiVersion: csp.operator.dev/v1alpha1
+kind: AzureSubscription
+metadata: {name: c1-other, namespace: partner-a}
+spec: {customerRef: {name: c1}, subscriptionId: 00000000-0000-4000-8000-0000000000a1, offer: Other}
+---
+apiVersion: csp.operator.dev/v1alpha1
+kind: AzureSubscription
+metadata: {name: c1-suspended, namespace: partner-a}
+spec: {customerRef: {name: c1}, subscriptionId: 00000000-0000-4000-8000-0000000000a2, offer: AzurePlan, state: Suspended}
+---
+apiVersion: csp.operator.dev/v1alpha1
+kind: RoleAssignment
+metadata: {name: c1-other-owner, namespace: partner-a}
+spec: {subscriptionRef: {name: c1-other}, principal: {id: 00000000-0000-4000-8000-0000000000b1}, role: Owner}
+---
+apiVersion: csp.operator.dev/v1alpha1
+kind: RoleAssignment
+metadata: {name: c1-suspended-owner, namespace: partner-a}
+spec: {subscriptionRef: {name: c1-suspended}, principal: {id: 00000000-0000-4000-8000-0000000000b1}, role: Owner}
+---
+apiVersion: csp.operator.dev/v1alpha1
+kind: PurchasePermission
+metadata: {name: c1, namespace: partner-a}
+spec: {customerRef: {name: c1}}
+"#;
+    let f = env.manifest("c1.yaml", yaml);
+    env.ok(&["apply", "-f", &f]).await;
+    // Off by default, with readiness shown first.
+    env.wait_for(
+        "cspperm/c1",
+        NS,
+        ready_reason(),
+        "Disabled/True/PermissionDisabled",
+    )
+    .await;
+    env.wait_for(
+        "cspperm/c1",
+        NS,
+        r#"{.status.conditions[?(@.type=="SubscriptionEligible")].reason}"#,
+        "NoEligibleSubscription",
+    )
+    .await;
+    env.wait_for(
+        "azsub/c1-other",
+        NS,
+        r#"{.status.conditions[?(@.type=="ReservationEligible")].reason}"#,
+        "OfferNotEligible",
+    )
+    .await;
+    env.wait_for(
+        "azsub/c1-suspended",
+        NS,
+        r#"{.status.conditions[?(@.type=="ReservationEligible")].reason}"#,
+        "NotActive",
+    )
+    .await;
+
+    env.ok(&[
+        "patch",
+        "cspperm",
+        "c1",
+        "-n",
+        NS,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"enabled":true}}"#,
+    ])
+    .await;
+    env.wait_for(
+        "cspperm/c1",
+        NS,
+        ready_reason(),
+        "Blocked/False/NoEligibleSubscription",
+    )
+    .await;
+
+    // An Azure Global subscription with an Owner counts.
+    let global = env.manifest(
+        "global.yaml",
+        "apiVersion: csp.operator.dev/v1alpha1\nkind: AzureSubscription\nmetadata: {name: c1-global, namespace: partner-a}\nspec: {customerRef: {name: c1}, subscriptionId: 00000000-0000-4000-8000-0000000000a3, offer: AzureGlobal}\n---\napiVersion: csp.operator.dev/v1alpha1\nkind: RoleAssignment\nmetadata: {name: c1-global-owner, namespace: partner-a}\nspec: {subscriptionRef: {name: c1-global}, principal: {id: 00000000-0000-4000-8000-0000000000b1}, role: Owner}\n",
+    );
+    env.ok(&["apply", "-f", &global]).await;
+    env.wait_for(
+        "cspperm/c1",
+        NS,
+        ready_reason(),
+        "Enabled/True/PermissionEnabled",
+    )
+    .await;
+    env.wait_for(
+        "cspperm/c1",
+        NS,
+        "{.status.eligibleSubscriptions}",
+        r#"["00000000-0000-4000-8000-0000000000a3"]"#,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_unknown_customer_and_deletion() {
+    let env = Env::with_controllers().await;
+    env.ok(&["apply", "-f", &examples_dir()]).await;
+    env.wait_for(
+        "cspperm/contoso",
+        NS,
+        ready_reason(),
+        "Enabled/True/PermissionEnabled",
+    )
+    .await;
+
+    let dup = env.manifest(
+        "dup.yaml",
+        "apiVersion: csp.operator.dev/v1alpha1\nkind: PurchasePermission\nmetadata: {name: contoso-again, namespace: partner-a}\nspec: {customerRef: {name: contoso}, enabled: true}\n---\napiVersion: csp.operator.dev/v1alpha1\nkind: Customer\nmetadata: {name: contoso-copy, namespace: partner-a}\nspec: {tenantId: 1a2b3c4d-0000-4000-8000-000000000004, companyName: Contoso again}\n---\napiVersion: csp.operator.dev/v1alpha1\nkind: AzureSubscription\nmetadata: {name: contoso-plan-copy, namespace: partner-a}\nspec: {customerRef: {name: contoso}, subscriptionId: 2b3c4d5e-0000-4000-8000-000000000004, offer: AzurePlan}\n---\napiVersion: csp.operator.dev/v1alpha1\nkind: PurchasePermission\nmetadata: {name: nobody, namespace: partner-a}\nspec: {customerRef: {name: nobody}, enabled: true}\n---\napiVersion: csp.operator.dev/v1alpha1\nkind: RoleAssignment\nmetadata: {name: dangling, namespace: partner-a}\nspec: {subscriptionRef: {name: missing}, principal: {id: 00000000-0000-4000-8000-0000000000b1}, role: Owner}\n",
+    );
+    env.ok(&["apply", "-f", &dup]).await;
+    env.wait_for(
+        "cspperm/contoso-again",
+        NS,
+        ready_reason(),
+        "Blocked/False/DuplicatePermission",
+    )
+    .await;
+    env.wait_for(
+        "cspcust/contoso-copy",
+        NS,
+        r#"{.status.conditions[?(@.type=="Ready")].reason}"#,
+        "DuplicateTenant",
+    )
+    .await;
+    env.wait_for(
+        "azsub/contoso-plan-copy",
+        NS,
+        r#"{.status.conditions[?(@.type=="Ready")].reason}"#,
+        "DuplicateSubscription",
+    )
+    .await;
+    env.wait_for(
+        "cspperm/nobody",
+        NS,
+        ready_reason(),
+        "Blocked/False/CustomerNotFound",
+    )
+    .await;
+    env.wait_for(
+        "azrole/dangling",
+        NS,
+        r#"{.status.conditions[?(@.type=="Ready")].reason}"#,
+        "SubscriptionNotFound",
+    )
+    .await;
+    // The oldest keeps winning.
+    env.wait_for(
+        "cspperm/contoso",
+        NS,
+        ready_reason(),
+        "Enabled/True/PermissionEnabled",
+    )
+    .await;
+
+    // Deleting an enabled permission turns it off first, then lets it go.
+    env.ok(&["delete", "cspperm", "contoso", "-n", NS, "--wait=false"])
+        .await;
+    env.ok(&[
+        "wait",
+        "--for=delete",
+        "cspperm/contoso",
+        "-n",
+        NS,
+        "--timeout=20s",
+    ])
+    .await;
+    wait_for_event(
+        &env,
+        "PermissionDisabled/DeleteCustomerPurchasePermissions/contoso",
+    )
+    .await;
+    // The duplicate is now the only one: it takes over.
+    env.wait_for(
+        "cspperm/contoso-again",
+        NS,
+        ready_reason(),
+        "Enabled/True/PermissionEnabled",
+    )
+    .await;
+    // A blocked one goes at once, with no withdrawal logged.
+    env.ok(&["delete", "cspperm", "adatum", "-n", NS, "--timeout=20s"])
+        .await;
+    assert!(
+        !activity_log(&env)
+            .await
+            .iter()
+            .any(|l| l == "PermissionDisabled/DeleteCustomerPurchasePermissions/adatum")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settled_objects_cause_no_writes_even_after_restart() {
+    let mut env = Env::with_controllers().await;
+    env.ok(&["apply", "-f", &examples_dir()]).await;
+    env.wait_for(
+        "cspperm/contoso",
+        NS,
+        ready_reason(),
+        "Enabled/True/PermissionEnabled",
+    )
+    .await;
+    env.wait_for(
+        "cspperm/northwind",
+        NS,
+        ready_reason(),
+        "Blocked/False/OwnerRoleMissing",
+    )
+    .await;
+    // Let everything settle.
+    let mut last = env.server.stats().writes;
+    loop {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let now = env.server.stats().writes;
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(env.server.stats().writes, last, "writes after settling");
+
+    env.stop_controllers();
+    env.start_controllers();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let stats = env.server.stats();
+    assert_eq!(
+        stats.writes, last,
+        "a restarted operator over settled objects writes nothing: {stats:?}"
+    );
+    // ... but still reacts.
+    env.ok(&[
+        "patch",
+        "cspperm",
+        "northwind",
+        "-n",
+        NS,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"enabled":false}}"#,
+    ])
+    .await;
+    env.wait_for(
+        "cspperm/northwind",
+        NS,
+        ready_reason(),
+        "Disabled/True/PermissionDisabled",
+    )
+    .await;
+}
