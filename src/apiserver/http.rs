@@ -3,6 +3,7 @@
 use super::discovery;
 use super::error::ApiError;
 use super::patch::{self, PatchKind};
+use super::rbac::{self, User};
 use super::resources::ResourceDef;
 use super::selector::{FieldSelector, LabelSelector};
 use super::store::{Part, Selection, WriteOpts, change_bytes};
@@ -55,6 +56,8 @@ struct Req {
     accept: String,
     content_type: String,
     body: Bytes,
+    /// The impersonated user, subject to RBAC; None is the all-powerful kubeconfig user.
+    user: Option<User>,
 }
 
 impl Req {
@@ -101,6 +104,10 @@ pub async fn handle(
             .unwrap_or("")
             .to_string()
     };
+    let user = match impersonation(&parts.headers) {
+        Ok(u) => u,
+        Err(e) => return Ok(error_response(&e)),
+    };
     let r = Req {
         method: parts.method.clone(),
         path: parts.uri.path().to_string(),
@@ -108,6 +115,7 @@ pub async fn handle(
         accept: header("accept"),
         content_type: header("content-type"),
         body,
+        user,
     };
     if let Some(d) = shared.faults.latency() {
         tokio::time::sleep(d).await;
@@ -225,6 +233,9 @@ async fn route(shared: &Arc<Shared>, r: Req) -> Result<Response<Body>, ApiError>
             )));
         }
     };
+    if let Some(user) = &r.user {
+        authorize(shared, user, &r, verb, &def, ns, (name, sub))?;
+    }
     if let Some(e) = shared.faults.take(verb, &def.plural) {
         return Err(e);
     }
@@ -329,6 +340,53 @@ async fn route(shared: &Arc<Shared>, r: Req) -> Result<Response<Body>, ApiError>
         }
         _ => Err(ApiError::method_not_allowed(verb.to_string())),
     }
+}
+
+/// The user the `Impersonate-User` and (repeated) `Impersonate-Group` headers name.
+fn impersonation(headers: &hyper::HeaderMap) -> Result<Option<User>, ApiError> {
+    let user = headers
+        .get("impersonate-user")
+        .and_then(|v| v.to_str().ok());
+    let groups = headers
+        .get_all("impersonate-group")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(String::from)
+        .collect();
+    User::impersonated(user, groups)
+}
+
+/// RBAC for an impersonated request, with the request attributes of the real server: a list or
+/// watch names the object of a `metadata.name` field selector, and a namespace is its own.
+fn authorize(
+    shared: &Shared,
+    user: &User,
+    r: &Req,
+    verb: &str,
+    def: &ResourceDef,
+    ns: Option<&str>,
+    (name, sub): (Option<&str>, Option<&str>),
+) -> Result<(), ApiError> {
+    let is_namespace = def.group.is_empty() && def.plural == "namespaces";
+    let namespace = ns.or(name.filter(|_| is_namespace)).unwrap_or("");
+    let name = match name {
+        Some(n) => n,
+        None if matches!(verb, "list" | "watch") => r
+            .q("fieldSelector")
+            .and_then(rbac::name_from_field_selector)
+            .unwrap_or(""),
+        None => "",
+    };
+    let attrs = rbac::Attributes {
+        user,
+        verb,
+        api_group: &def.group,
+        resource: &def.plural,
+        subresource: sub.unwrap_or(""),
+        name,
+        namespace,
+    };
+    rbac::authorize(&shared.store.rbac_objects(), &attrs).map_err(|m| rbac::forbidden(&attrs, &m))
 }
 
 fn write_opts(r: &Req, operation: &'static str) -> WriteOpts {

@@ -6,6 +6,7 @@ mod discovery;
 mod error;
 mod http;
 mod patch;
+mod rbac;
 mod resources;
 pub mod schema;
 pub mod selector;

@@ -170,6 +170,39 @@ impl Store {
             .cloned()
     }
 
+    /// The stored Roles, ClusterRoles, RoleBindings and ClusterRoleBindings, for the RBAC
+    /// authorizer (bytes are copied under the lock and parsed after it).
+    pub fn rbac_objects(&self) -> super::rbac::RbacObjects {
+        let kinds = [
+            "roles",
+            "clusterroles",
+            "rolebindings",
+            "clusterrolebindings",
+        ];
+        let st = self.lock();
+        let bytes: Vec<Vec<Bytes>> = kinds
+            .iter()
+            .map(|plural| {
+                st.objects
+                    .get(&("rbac.authorization.k8s.io".to_string(), plural.to_string()))
+                    .map(|m| m.values().cloned().collect())
+                    .unwrap_or_default()
+            })
+            .collect();
+        drop(st);
+        let mut parsed = bytes.into_iter().map(|objs| {
+            objs.iter()
+                .filter_map(|b| serde_json::from_slice(b).ok())
+                .collect::<Vec<Value>>()
+        });
+        super::rbac::RbacObjects {
+            roles: parsed.next().unwrap_or_default(),
+            cluster_roles: parsed.next().unwrap_or_default(),
+            role_bindings: parsed.next().unwrap_or_default(),
+            cluster_role_bindings: parsed.next().unwrap_or_default(),
+        }
+    }
+
     /// Forgets the change history: watches from any earlier resourceVersion get 410 Expired.
     pub fn compact(&self) {
         let mut st = self.lock();
