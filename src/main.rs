@@ -1,5 +1,6 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use csp_operator::backend::ClusterBackend;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -30,7 +31,10 @@ enum Command {
         dir: Option<PathBuf>,
     },
     /// Run the controllers against the cluster of the current kubeconfig or in-cluster config.
-    Run,
+    Run {
+        #[command(flatten)]
+        run: RunArgs,
+    },
     /// Start an embedded Kubernetes API server with the CRDs and controllers, apply manifests,
     /// and write a kubeconfig for kubectl.
     Up {
@@ -43,7 +47,54 @@ enum Command {
         /// Manifest files or folders to apply once the controllers run.
         #[arg(long)]
         apply: Vec<PathBuf>,
+        /// Serve the controllers' /metrics, /healthz and /readyz here (off by default).
+        #[arg(long)]
+        metrics_addr: Option<SocketAddr>,
     },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Serve /metrics, /healthz and /readyz on this address.
+    #[arg(long, env = "CSP_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
+    /// Reconcile only while holding a coordination.k8s.io Lease (for several replicas).
+    #[arg(long, env = "CSP_LEADER_ELECT")]
+    leader_elect: bool,
+    /// Namespace of the leader Lease (default: the pod's namespace, else "default").
+    #[arg(long, env = "POD_NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// Name of the leader Lease.
+    #[arg(long, default_value = "csp-operator-leader")]
+    lease_name: String,
+    /// This replica's identity in the Lease (default: the pod name, else a random id).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Reconciles running at once, per kind.
+    #[arg(long, default_value_t = 16)]
+    concurrency: u16,
+}
+
+impl RunArgs {
+    fn options(&self) -> csp_operator::controller::RunOptions {
+        csp_operator::controller::RunOptions {
+            metrics_addr: Some(self.metrics_addr),
+            leader_election: self
+                .leader_elect
+                .then(|| csp_operator::controller::LeaderElection {
+                    namespace: self
+                        .lease_namespace
+                        .clone()
+                        .unwrap_or_else(|| "default".into()),
+                    lease_name: self.lease_name.clone(),
+                    identity: self.identity.clone().unwrap_or_else(|| {
+                        format!("csp-operator-{}", uuid::Uuid::new_v4().simple())
+                    }),
+                }),
+            concurrency: self.concurrency,
+            metrics: None,
+        }
+    }
 }
 
 fn init_tracing(format: LogFormat) {
@@ -62,12 +113,13 @@ async fn main() -> ExitCode {
     init_tracing(cli.log_format);
     let result = match cli.command {
         Command::Crd { dir } => crd(dir),
-        Command::Run => run().await,
+        Command::Run { run: args } => run(args).await,
         Command::Up {
             port,
             kubeconfig,
             apply,
-        } => up(port, kubeconfig, apply).await,
+            metrics_addr,
+        } => up(port, kubeconfig, apply, metrics_addr).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -114,19 +166,31 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-async fn run() -> Result<(), AnyError> {
+async fn run(args: RunArgs) -> Result<(), AnyError> {
     let client = kube::Client::try_default().await?;
     tracing::info!("controllers starting");
-    csp_operator::controller::run(client, Arc::new(ClusterBackend), shutdown_signal()).await;
+    csp_operator::controller::run(
+        client,
+        Arc::new(ClusterBackend),
+        args.options(),
+        shutdown_signal(),
+    )
+    .await?;
     tracing::info!("controllers stopped");
     Ok(())
 }
 
-async fn up(port: u16, kubeconfig: PathBuf, apply: Vec<PathBuf>) -> Result<(), AnyError> {
+async fn up(
+    port: u16,
+    kubeconfig: PathBuf,
+    apply: Vec<PathBuf>,
+    metrics_addr: Option<SocketAddr>,
+) -> Result<(), AnyError> {
     let opts = csp_operator::up::UpOptions {
         port,
         kubeconfig: kubeconfig.clone(),
         apply: apply.clone(),
+        metrics_addr,
     };
     let (server, client, controllers) = csp_operator::up::start(&opts).await?;
     println!("API server listening on {}", server.url());

@@ -184,18 +184,20 @@ async fn apply_one(
     Ok(format!("{qualified}/{name} {verb}"))
 }
 
+/// The controllers' task.
+pub type Controllers = tokio::task::JoinHandle<Result<(), crate::controller::Error>>;
+
 /// Options of `up`.
 #[derive(Clone, Debug)]
 pub struct UpOptions {
     pub port: u16,
     pub kubeconfig: PathBuf,
     pub apply: Vec<PathBuf>,
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Starts everything; returns the server, the client and the controllers' task.
-pub async fn start(
-    opts: &UpOptions,
-) -> Result<(ApiServer, Client, tokio::task::JoinHandle<()>), UpError> {
+pub async fn start(opts: &UpOptions) -> Result<(ApiServer, Client, Controllers), UpError> {
     let server = ApiServer::start(apiserver::Config {
         port: opts.port,
         ..Default::default()
@@ -203,9 +205,14 @@ pub async fn start(
     .await?;
     let client = server.client()?;
     install_crds(&client).await?;
+    let run_opts = crate::controller::RunOptions {
+        metrics_addr: opts.metrics_addr,
+        ..Default::default()
+    };
     let controllers = tokio::spawn(crate::controller::run(
         client.clone(),
         Arc::new(ClusterBackend),
+        run_opts,
         futures::future::pending(),
     ));
     server.write_kubeconfig(&opts.kubeconfig)?;

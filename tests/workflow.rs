@@ -554,3 +554,98 @@ async fn settled_objects_cause_no_writes_even_after_restart() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_one_leader_and_handover() {
+    use csp_operator::backend::ClusterBackend;
+    use csp_operator::controller::{LeaderElection, Metrics, RunOptions, metrics::Kind};
+    use std::sync::Arc;
+
+    let env = Env::new().await;
+    let replica = |id: &str, metrics: Arc<Metrics>| RunOptions {
+        leader_election: Some(LeaderElection {
+            namespace: "default".into(),
+            lease_name: "csp-operator-leader".into(),
+            identity: id.into(),
+        }),
+        metrics: Some(metrics),
+        ..Default::default()
+    };
+    let (ma, mb) = (Arc::new(Metrics::default()), Arc::new(Metrics::default()));
+    let (stop_a, stopped_a) = tokio::sync::oneshot::channel::<()>();
+    let a = tokio::spawn(csp_operator::controller::run(
+        env.client.clone(),
+        Arc::new(ClusterBackend),
+        replica("replica-a", ma.clone()),
+        async move {
+            let _ = stopped_a.await;
+        },
+    ));
+    env.wait_for(
+        "lease/csp-operator-leader",
+        "default",
+        "{.spec.holderIdentity}",
+        "replica-a",
+    )
+    .await;
+    let b = tokio::spawn(csp_operator::controller::run(
+        env.client.clone(),
+        Arc::new(ClusterBackend),
+        replica("replica-b", mb.clone()),
+        futures::future::pending(),
+    ));
+    env.ok(&["apply", "-f", &examples_dir()]).await;
+    env.wait_for(
+        "cspperm/contoso",
+        NS,
+        ready_reason(),
+        "Enabled/True/PermissionEnabled",
+    )
+    .await;
+    assert!(
+        ma.reconcile_count(Kind::purchasepermission) > 0,
+        "the leader reconciles: {}\n{}",
+        ma.encode(),
+        mb.encode()
+    );
+    assert_eq!(
+        mb.reconcile_count(Kind::purchasepermission),
+        0,
+        "the follower does not"
+    );
+    assert_eq!(mb.leader.get(), 0);
+
+    // SIGTERM on the leader: in-flight work finishes, the Lease is released, the other takes over.
+    let _ = stop_a.send(());
+    a.await.expect("join").expect("leader stops cleanly");
+    env.wait_for(
+        "lease/csp-operator-leader",
+        "default",
+        "{.spec.holderIdentity}",
+        "replica-b",
+    )
+    .await;
+    env.ok(&[
+        "patch",
+        "cspperm",
+        "northwind",
+        "-n",
+        NS,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"enabled":false}}"#,
+    ])
+    .await;
+    env.wait_for(
+        "cspperm/northwind",
+        NS,
+        ready_reason(),
+        "Disabled/True/PermissionDisabled",
+    )
+    .await;
+    assert!(
+        mb.reconcile_count(Kind::purchasepermission) > 0,
+        "the new leader reconciles"
+    );
+    b.abort();
+}

@@ -502,6 +502,7 @@ fn patch_object(
             .to_string();
         let sub = if part == Part::Status { "status" } else { "" };
         let schema = def.schema.clone();
+        let force = r.flag("force");
         let mut opts = write_opts(r, "Apply");
         opts.applied_fields = Some(patch::applied_fields(&body, schema.as_ref()));
         let w = shared
@@ -519,6 +520,9 @@ fn patch_object(
                     })
                     .and_then(|e| e.get("fieldsV1"))
                     .cloned();
+                if !force && let Some(live) = live {
+                    patch::check_conflicts(live, &body, &manager, sub, schema.as_ref())?;
+                }
                 let mut merged =
                     patch::server_side_apply(live, &body, owned.as_ref(), schema.as_ref())?;
                 // Apply never conflicts on resourceVersion unless the configuration names one.

@@ -101,6 +101,85 @@ pub fn applied_fields(applied: &Value, schema: Option<&Value>) -> Value {
     to_fields_v1(&paths)
 }
 
+/// Server-side apply conflicts: fields the configuration sets to a new value that another
+/// applier owns. Without `force` these refuse the apply with 409, as the real server does.
+pub fn check_conflicts(
+    live: &Value,
+    applied: &Value,
+    manager: &str,
+    subresource: &str,
+    schema: Option<&Value>,
+) -> Result<(), ApiError> {
+    let mut wanted = Vec::new();
+    collect_paths(applied, schema, &mut Vec::new(), &mut wanted);
+    let mut conflicts = Vec::new();
+    let entries = live
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for e in &entries {
+        let other = e.get("manager").and_then(Value::as_str).unwrap_or("");
+        if other == manager
+            || e.get("operation").and_then(Value::as_str) != Some("Apply")
+            || e.get("subresource").and_then(Value::as_str).unwrap_or("") != subresource
+        {
+            continue;
+        }
+        let mut owned = Vec::new();
+        if let Some(f) = e.get("fieldsV1") {
+            fields_v1_paths(f, &mut Vec::new(), &mut owned);
+        }
+        for p in wanted.iter().filter(|p| owned.contains(p)) {
+            // A field some later update removed is owned by no one any more.
+            let current = value_at(live, p);
+            if current.is_some() && current != value_at(applied, p) {
+                conflicts.push((other.to_string(), display_path(p)));
+            }
+        }
+    }
+    if conflicts.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = conflicts
+        .iter()
+        .map(|(m, p)| format!("conflict with \"{m}\": {p}"))
+        .collect();
+    Err(ApiError::new(
+        409,
+        "Conflict",
+        format!(
+            "Apply failed with {} conflict{}: {}",
+            conflicts.len(),
+            if conflicts.len() == 1 { "" } else { "s" },
+            lines.join("\n")
+        ),
+    ))
+}
+
+fn value_at<'a>(v: &'a Value, path: &[Seg]) -> Option<&'a Value> {
+    let mut cur = v;
+    for seg in path {
+        cur = match seg {
+            Seg::Field(f) => cur.get(f)?,
+            Seg::Key(k) => cur
+                .as_array()?
+                .iter()
+                .find(|i| k.iter().all(|(kk, kv)| i.get(kk) == Some(kv)))?,
+        };
+    }
+    Some(cur)
+}
+
+fn display_path(path: &[Seg]) -> String {
+    path.iter()
+        .map(|s| match s {
+            Seg::Field(f) => format!(".{f}"),
+            Seg::Key(k) => format!("[{}]", Value::Object(k.clone())),
+        })
+        .collect()
+}
+
 /// Server-side apply: merges `applied` into `live`, removing fields this manager applied before
 /// (`owned`, its previous fieldsV1) that the new configuration no longer has.
 pub fn server_side_apply(
@@ -367,6 +446,21 @@ mod tests {
         let out =
             server_side_apply(Some(&live), &json!({"spec": {"a": 2}}), None, None).expect("apply");
         assert_eq!(out["spec"], json!({"a": 2, "other": true}));
+    }
+
+    #[test]
+    fn apply_conflicts_with_another_appliers_field_unless_equal() {
+        let live = json!({"spec": {"holder": "a"}, "metadata": {"managedFields": [
+            {"manager": "a", "operation": "Apply", "fieldsV1": applied_fields(&json!({"spec": {"holder": "a"}}), None)}
+        ]}});
+        let err = check_conflicts(&live, &json!({"spec": {"holder": "b"}}), "b", "", None)
+            .expect_err("conflict");
+        assert_eq!(err.code, 409);
+        assert!(err.message.contains(".spec.holder"), "{}", err.message);
+        check_conflicts(&live, &json!({"spec": {"holder": "a"}}), "b", "", None)
+            .expect("same value is shared");
+        check_conflicts(&live, &json!({"spec": {"holder": "b"}}), "a", "", None)
+            .expect("own field");
     }
 
     #[test]

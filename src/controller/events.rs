@@ -5,7 +5,6 @@ use crate::api::PurchasePermission;
 use crate::policy::{ActivityEvent, EventType};
 use kube::Resource;
 use kube::runtime::events::{Event, EventType as KubeEventType};
-use std::sync::atomic::Ordering;
 
 /// Event notes are limited to 1 KiB by the API.
 const NOTE_LIMIT: usize = 1024;
@@ -34,7 +33,8 @@ pub async fn publish(ctx: &Context, obj: &PurchasePermission, e: &ActivityEvent)
     };
     match ctx.recorder.publish(&event, &obj.object_ref(&())).await {
         Ok(()) => {
-            ctx.writes.fetch_add(1, Ordering::Relaxed);
+            ctx.metrics
+                .write(super::metrics::Kind::purchasepermission, "event");
         }
         Err(err) => {
             tracing::warn!(error = %err, reason = e.reason, "could not record activity-log event")

@@ -7,8 +7,11 @@
 //! that triggered it.
 
 mod events;
+mod index;
+pub mod metrics;
 
-use crate::api::conditions::types;
+pub use metrics::Metrics;
+
 use crate::api::{
     AzureSubscription, Customer, FINALIZER, PermissionState, PurchasePermission, Role,
     RoleAssignment,
@@ -30,7 +33,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use std::fmt::Debug;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Name under which the operator writes (field manager, Event reporter).
@@ -47,6 +50,8 @@ pub enum Error {
     Finalizer(String),
     #[error("object has no namespace")]
     NoNamespace,
+    #[error("leader election: {0}")]
+    Leader(String),
 }
 
 impl Error {
@@ -57,17 +62,28 @@ impl Error {
             Error::Backend(_) => "backend",
             Error::Finalizer(_) => "finalizer",
             Error::NoNamespace => "no_namespace",
+            Error::Leader(_) => "leader",
         }
     }
 }
 
-/// The read caches of all four kinds.
+/// The read caches of all four kinds, and the relations between them.
 #[derive(Clone)]
 pub struct Caches {
     pub customers: Store<Customer>,
     pub subscriptions: Store<AzureSubscription>,
     pub roles: Store<RoleAssignment>,
     pub permissions: Store<PurchasePermission>,
+    indexes: Arc<Indexes>,
+}
+
+#[derive(Default)]
+struct Indexes {
+    customers_by_tenant: index::RefIndex,
+    subscriptions_by_customer: index::RefIndex,
+    subscriptions_by_id: index::RefIndex,
+    roles_by_subscription: index::RefIndex,
+    permissions_by_customer: index::RefIndex,
 }
 
 /// Shared by every reconcile.
@@ -76,8 +92,9 @@ pub struct Context {
     pub recorder: Recorder,
     pub caches: Caches,
     pub backend: Arc<dyn Backend>,
-    /// Status writes and Events published (for tests and metrics).
-    pub writes: AtomicU64,
+    pub metrics: Arc<Metrics>,
+    /// Failed attempts per object since its last success, for exponential backoff.
+    failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
 
 fn seniority<K: Resource>(o: &K) -> Seniority<'_> {
@@ -97,23 +114,35 @@ impl Caches {
     }
 
     fn subscriptions_of(&self, ns: &str, customer: &str) -> Vec<Arc<AzureSubscription>> {
-        self.subscriptions
-            .state()
-            .into_iter()
-            .filter(|s| {
-                s.namespace().as_deref() == Some(ns) && s.spec.customer_ref.name == customer
-            })
-            .collect()
+        lookup(
+            &self.subscriptions,
+            ns,
+            self.indexes.subscriptions_by_customer.names(ns, customer),
+        )
+    }
+
+    fn subscriptions_with_id(&self, ns: &str, id: &str) -> Vec<Arc<AzureSubscription>> {
+        lookup(
+            &self.subscriptions,
+            ns,
+            self.indexes.subscriptions_by_id.names(ns, id),
+        )
+    }
+
+    fn customers_with_tenant(&self, ns: &str, tenant: &str) -> Vec<Arc<Customer>> {
+        lookup(
+            &self.customers,
+            ns,
+            self.indexes.customers_by_tenant.names(ns, tenant),
+        )
     }
 
     fn roles_on(&self, ns: &str, subscription: &str) -> Vec<Arc<RoleAssignment>> {
-        self.roles
-            .state()
-            .into_iter()
-            .filter(|r| {
-                r.namespace().as_deref() == Some(ns) && r.spec.subscription_ref.name == subscription
-            })
-            .collect()
+        lookup(
+            &self.roles,
+            ns,
+            self.indexes.roles_by_subscription.names(ns, subscription),
+        )
     }
 
     fn owners_on(&self, ns: &str, subscription: &str) -> i32 {
@@ -124,21 +153,35 @@ impl Caches {
     }
 
     fn permissions_of(&self, ns: &str, customer: &str) -> Vec<Arc<PurchasePermission>> {
-        self.permissions
-            .state()
-            .into_iter()
-            .filter(|p| {
-                p.namespace().as_deref() == Some(ns) && p.spec.customer_ref.name == customer
-            })
-            .collect()
+        lookup(
+            &self.permissions,
+            ns,
+            self.indexes.permissions_by_customer.names(ns, customer),
+        )
     }
+}
+
+/// The cached objects of the given names (stale index entries are skipped).
+fn lookup<K>(store: &Store<K>, ns: &str, names: Vec<String>) -> Vec<Arc<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    names
+        .into_iter()
+        .filter_map(|n| store.get(&ObjectRef::new(&n).within(ns)))
+        .collect()
 }
 
 fn now() -> Timestamp {
     Timestamp::now()
 }
 
-async fn write_status<K>(ctx: &Context, obj: &K, status: impl Serialize) -> Result<(), Error>
+async fn write_status<K>(
+    ctx: &Context,
+    kind: metrics::Kind,
+    obj: &K,
+    status: impl Serialize,
+) -> Result<(), Error>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -158,11 +201,21 @@ where
         &Patch::Apply(&body),
     )
     .await?;
-    ctx.writes.fetch_add(1, Ordering::Relaxed);
+    ctx.metrics.write(kind, "status");
     Ok(())
 }
 
 async fn reconcile_customer(obj: Arc<Customer>, ctx: Arc<Context>) -> Result<Action, Error> {
+    instrumented(
+        metrics::Kind::customer,
+        obj.clone(),
+        ctx.clone(),
+        reconcile_customer_inner(obj, ctx),
+    )
+    .await
+}
+
+async fn reconcile_customer_inner(obj: Arc<Customer>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = obj.namespace().ok_or(Error::NoNamespace)?;
     let name = obj.name_any();
     let c = &ctx.caches;
@@ -176,13 +229,8 @@ async fn reconcile_customer(obj: Arc<Customer>, ctx: Arc<Context>) -> Result<Act
             .as_ref()
             .is_some_and(|s| s.state == PermissionState::Enabled)
     });
-    let others = c.customers.state();
-    let rivals = others
-        .iter()
-        .filter(|o| {
-            o.namespace().as_deref() == Some(ns.as_str()) && o.spec.tenant_id == obj.spec.tenant_id
-        })
-        .map(|o| seniority(o.as_ref()));
+    let others = c.customers_with_tenant(&ns, &obj.spec.tenant_id);
+    let rivals = others.iter().map(|o| seniority(o.as_ref()));
     let duplicate_of = policy::older_claimant(seniority(obj.as_ref()), rivals);
     let status = policy::customer_status(
         &policy::CustomerFacts {
@@ -197,7 +245,7 @@ async fn reconcile_customer(obj: Arc<Customer>, ctx: Arc<Context>) -> Result<Act
         now(),
     );
     if let Some(status) = policy::status_change(obj.status.as_ref(), status) {
-        write_status(&ctx, obj.as_ref(), status).await?;
+        write_status(&ctx, metrics::Kind::customer, obj.as_ref(), status).await?;
     }
     Ok(Action::await_change())
 }
@@ -206,17 +254,24 @@ async fn reconcile_subscription(
     obj: Arc<AzureSubscription>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
+    instrumented(
+        metrics::Kind::azuresubscription,
+        obj.clone(),
+        ctx.clone(),
+        reconcile_subscription_inner(obj, ctx),
+    )
+    .await
+}
+
+async fn reconcile_subscription_inner(
+    obj: Arc<AzureSubscription>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     let ns = obj.namespace().ok_or(Error::NoNamespace)?;
     let name = obj.name_any();
     let c = &ctx.caches;
-    let others = c.subscriptions.state();
-    let rivals = others
-        .iter()
-        .filter(|o| {
-            o.namespace().as_deref() == Some(ns.as_str())
-                && o.spec.subscription_id == obj.spec.subscription_id
-        })
-        .map(|o| seniority(o.as_ref()));
+    let others = c.subscriptions_with_id(&ns, &obj.spec.subscription_id);
+    let rivals = others.iter().map(|o| seniority(o.as_ref()));
     let duplicate_of = policy::older_claimant(seniority(obj.as_ref()), rivals);
     let status = policy::subscription_status(
         &policy::SubscriptionFacts {
@@ -230,12 +285,25 @@ async fn reconcile_subscription(
         now(),
     );
     if let Some(status) = policy::status_change(obj.status.as_ref(), status) {
-        write_status(&ctx, obj.as_ref(), status).await?;
+        write_status(&ctx, metrics::Kind::azuresubscription, obj.as_ref(), status).await?;
     }
     Ok(Action::await_change())
 }
 
 async fn reconcile_role(obj: Arc<RoleAssignment>, ctx: Arc<Context>) -> Result<Action, Error> {
+    instrumented(
+        metrics::Kind::roleassignment,
+        obj.clone(),
+        ctx.clone(),
+        reconcile_role_inner(obj, ctx),
+    )
+    .await
+}
+
+async fn reconcile_role_inner(
+    obj: Arc<RoleAssignment>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     let ns = obj.namespace().ok_or(Error::NoNamespace)?;
     let status = policy::role_assignment_status(
         &policy::RoleAssignmentFacts {
@@ -250,12 +318,25 @@ async fn reconcile_role(obj: Arc<RoleAssignment>, ctx: Arc<Context>) -> Result<A
         now(),
     );
     if let Some(status) = policy::status_change(obj.status.as_ref(), status) {
-        write_status(&ctx, obj.as_ref(), status).await?;
+        write_status(&ctx, metrics::Kind::roleassignment, obj.as_ref(), status).await?;
     }
     Ok(Action::await_change())
 }
 
 async fn reconcile_permission(
+    obj: Arc<PurchasePermission>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    instrumented(
+        metrics::Kind::purchasepermission,
+        obj.clone(),
+        ctx.clone(),
+        reconcile_permission_inner(obj, ctx),
+    )
+    .await
+}
+
+async fn reconcile_permission_inner(
     obj: Arc<PurchasePermission>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
@@ -338,7 +419,13 @@ async fn apply_permission(
         policy::GrantChange::None => {}
     }
     if let Some(status) = policy::status_change(obj.status.as_ref(), decision.status) {
-        write_status(&ctx, obj.as_ref(), status).await?;
+        write_status(
+            &ctx,
+            metrics::Kind::purchasepermission,
+            obj.as_ref(),
+            status,
+        )
+        .await?;
     }
     for e in &decision.events {
         events::publish(&ctx, obj.as_ref(), e).await;
@@ -358,18 +445,80 @@ async fn cleanup_permission(
     Ok(Action::await_change())
 }
 
-fn error_policy<K>(_obj: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(error = %error, kind = error.metric_label(), "reconcile failed");
-    // Jittered backoff: kube's Controller already deduplicates; spread retries of many objects.
-    let jitter = rand::random::<u64>() % 1000;
-    Action::requeue(Duration::from_millis(1000 + jitter))
+fn object_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        obj.meta().namespace.as_deref().unwrap_or(""),
+        obj.meta().name.as_deref().unwrap_or("")
+    )
+}
+
+/// Per-object exponential backoff with jitter: 0.5 s doubling to 5 min, reset on success.
+fn error_policy<K: Resource<DynamicType = ()>>(
+    obj: Arc<K>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    let attempts = {
+        let mut failures = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let n = failures.entry(object_key(obj.as_ref())).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    let base_ms = 500u64.saturating_mul(1u64 << attempts.min(10).saturating_sub(1));
+    let delay = Duration::from_millis(base_ms.min(300_000));
+    let jitter = Duration::from_millis(rand::random::<u64>() % (delay.as_millis() as u64 / 4 + 1));
+    tracing::warn!(error = %error, category = error.metric_label(), object = %object_key(obj.as_ref()), attempts, "reconcile failed; retrying");
+    Action::requeue(delay + jitter)
+}
+
+/// Runs a reconcile with metrics, and forgets the object's failures on success.
+async fn instrumented<K, F>(
+    kind: metrics::Kind,
+    obj: Arc<K>,
+    ctx: Arc<Context>,
+    f: F,
+) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = ()>,
+    F: std::future::Future<Output = Result<Action, Error>>,
+{
+    let labels = metrics::KindLabels { kind };
+    let in_flight = ctx.metrics.in_flight.get_or_create(&labels).clone();
+    in_flight.inc();
+    let started = std::time::Instant::now();
+    let result = f.await;
+    in_flight.dec();
+    ctx.metrics
+        .reconcile_duration
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    let outcome = match &result {
+        Ok(_) => {
+            ctx.failures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&object_key(obj.as_ref()));
+            "ok".to_string()
+        }
+        Err(e) => e.metric_label().to_string(),
+    };
+    ctx.metrics
+        .reconciles
+        .get_or_create(&metrics::ReconcileLabels {
+            kind,
+            result: outcome,
+        })
+        .inc();
+    result
 }
 
 /// A watch of one kind that keeps its cache, stripped of managedFields.
 fn cached_stream<K>(
     client: &Client,
     writer: reflector::store::Writer<K>,
-) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
@@ -378,7 +527,41 @@ where
         .default_backoff()
         .modify(|o| o.managed_fields_mut().clear())
         .reflect(writer)
-        .touched_objects()
+}
+
+/// What a feed does with one watch event: the object and whether it still exists, or `None`
+/// for list boundaries (after a relist, `relisted` is true and every dependent is re-checked).
+enum Seen<K> {
+    Object(K, bool),
+    Relisted,
+    Other,
+}
+
+fn seen<K>(ev: &Result<watcher::Event<K>, watcher::Error>) -> Seen<K>
+where
+    K: Clone,
+{
+    match ev {
+        Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+            Seen::Object(o.clone(), true)
+        }
+        Ok(watcher::Event::Delete(o)) => Seen::Object(o.clone(), false),
+        Ok(watcher::Event::InitDone) => Seen::Relisted,
+        _ => Seen::Other,
+    }
+}
+
+/// The controller's own trigger: the object of an event (or the watch error).
+fn trigger_of<K: Clone>(
+    ev: Result<watcher::Event<K>, watcher::Error>,
+) -> Option<Result<K, watcher::Error>> {
+    match ev {
+        Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o)) => {
+            Some(Ok(o))
+        }
+        Ok(_) => None,
+        Err(e) => Some(Err(e)),
+    }
 }
 
 type RefTx<K> = mpsc::UnboundedSender<ObjectRef<K>>;
@@ -396,11 +579,160 @@ fn send_all<K: Resource<DynamicType = ()>>(tx: &RefTx<K>, objs: impl IntoIterato
     }
 }
 
-/// Runs the four controllers until `shutdown` resolves.
+/// How `run` behaves beyond the controllers themselves.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Serve `/metrics`, `/healthz` and `/readyz` here.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Reconcile only while holding this Lease.
+    pub leader_election: Option<LeaderElection>,
+    /// Reconciles running at once, per kind.
+    pub concurrency: u16,
+    /// Where to count (a fresh registry when None); lets tests and benchmarks read the metrics.
+    pub metrics: Option<Arc<Metrics>>,
+}
+
+/// The Lease that makes one replica the writer.
+#[derive(Clone, Debug)]
+pub struct LeaderElection {
+    pub namespace: String,
+    pub lease_name: String,
+    pub identity: String,
+}
+
+/// Runs the controllers until `shutdown` resolves (then finishes in-flight reconciles and
+/// releases the Lease), or until leadership is lost.
 pub async fn run(
     client: Client,
     backend: Arc<dyn Backend>,
+    opts: RunOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let metrics = opts.metrics.clone().unwrap_or_default();
+    let ready = Arc::new(AtomicBool::new(false));
+    let shutdown = shutdown.boxed().shared();
+
+    let lease = match &opts.leader_election {
+        Some(le) => {
+            let manager =
+                kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &le.lease_name)
+                    .with_namespace(&le.namespace)
+                    .with_identity(&le.identity)
+                    .with_field_manager(format!("{MANAGER}-{}", le.identity))
+                    .with_duration(15)
+                    .with_grace(5)
+                    .build()
+                    .await
+                    .map_err(|e| Error::Leader(e.to_string()))?;
+            let (rx, task) = manager.watch().await;
+            Some((rx, task))
+        }
+        None => None,
+    };
+    let (caches, feeds, controllers, ctx) =
+        build(client, backend, metrics.clone(), ready.clone(), &opts);
+    if let Some(addr) = opts.metrics_addr {
+        let m = metrics.clone();
+        let c = caches.clone();
+        let refresh: Arc<dyn Fn() + Send + Sync> = Arc::new(move || refresh_gauges(&m, &c));
+        let (m, r) = (metrics.clone(), ready.clone());
+        tokio::spawn(async move {
+            if let Err(e) = metrics::serve(addr, m, r, refresh).await {
+                tracing::error!(error = %e, "metrics endpoint failed");
+            }
+        });
+    }
+    // Caches fill whether or not this replica leads, so a new leader starts warm.
+    let feeds = tokio::spawn(feeds);
+    let result = match lease {
+        None => {
+            metrics.leader.set(1);
+            controllers(shutdown.clone()).await;
+            Ok(())
+        }
+        Some((mut rx, task)) => {
+            let mut is_leader = *rx.borrow_and_update();
+            let stopped = shutdown.clone();
+            while !is_leader {
+                tracing::info!("waiting for the leader Lease");
+                tokio::select! {
+                    changed = rx.changed() => {
+                        if changed.is_err() { break; }
+                        is_leader = *rx.borrow_and_update();
+                    }
+                    _ = stopped.clone() => break,
+                }
+            }
+            let outcome = if is_leader {
+                tracing::info!("leading");
+                metrics.leader.set(1);
+                let mut lost_rx = rx.clone();
+                let lost = async move {
+                    while lost_rx.changed().await.is_ok() {
+                        if !*lost_rx.borrow_and_update() {
+                            return;
+                        }
+                    }
+                };
+                let lost = lost.boxed().shared();
+                let stop = futures::future::select(shutdown.clone(), lost.clone()).map(|_| ());
+                controllers(stop.boxed().shared()).await;
+                if lost.now_or_never().is_some() {
+                    Err(Error::Leader("lost the leader Lease".into()))
+                } else {
+                    Ok(())
+                }
+            } else {
+                Ok(())
+            };
+            metrics.leader.set(0);
+            // Closing the channel ends the lease task; releasing lets another replica lead now.
+            drop(rx);
+            if let Ok(Ok(manager)) = task.await
+                && let Err(e) = manager.release().await
+            {
+                tracing::warn!(error = %e, "could not release the leader Lease");
+            }
+            outcome
+        }
+    };
+    feeds.abort();
+    drop(ctx);
+    result
+}
+
+fn refresh_gauges(metrics: &Metrics, caches: &Caches) {
+    let mut counts = [0i64; 3];
+    for p in caches.permissions.state() {
+        let i = match p.status.as_ref().map(|s| s.state).unwrap_or_default() {
+            PermissionState::Enabled => 0,
+            PermissionState::Disabled => 1,
+            PermissionState::Blocked => 2,
+        };
+        counts[i] += 1;
+    }
+    for (state, n) in ["Enabled", "Disabled", "Blocked"].into_iter().zip(counts) {
+        metrics
+            .permissions
+            .get_or_create(&metrics::StateLabels { state })
+            .set(n);
+    }
+}
+
+type Shutdown = futures::future::Shared<futures::future::BoxFuture<'static, ()>>;
+
+#[allow(clippy::type_complexity)]
+fn build(
+    client: Client,
+    backend: Arc<dyn Backend>,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    opts: &RunOptions,
+) -> (
+    Caches,
+    futures::future::BoxFuture<'static, ()>,
+    impl FnOnce(Shutdown) -> futures::future::BoxFuture<'static, ()>,
+    Arc<Context>,
 ) {
     let (customers, cw) = reflector::store();
     let (subscriptions, sw) = reflector::store();
@@ -411,6 +743,7 @@ pub async fn run(
         subscriptions,
         roles,
         permissions,
+        indexes: Arc::default(),
     };
     let reporter = Reporter {
         controller: MANAGER.into(),
@@ -421,7 +754,8 @@ pub async fn run(
         recorder: Recorder::new(client.clone(), reporter),
         caches: caches.clone(),
         backend,
-        writes: AtomicU64::new(0),
+        metrics,
+        failures: Default::default(),
     });
     let (ct, cr) = mpsc::unbounded();
     let (st, sr) = mpsc::unbounded();
@@ -443,134 +777,184 @@ pub async fn run(
     let c2 = caches.clone();
     let t = triggers.clone();
     let customer_feed = cached_stream::<Customer>(&client, cw).for_each(move |ev| {
-        if let Ok(obj) = &ev {
-            let ns = obj.namespace().unwrap_or_default();
-            let name = obj.name_any();
+        if let Seen::Relisted = seen(&ev) {
+            send_all(&t.subscriptions, c2.subscriptions.state());
+            send_all(&t.permissions, c2.permissions.state());
+        }
+        if let Seen::Object(obj, live) = seen(&ev) {
+            let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
+            let idx = &c2.indexes;
+            idx.customers_by_tenant
+                .set(&ns, &name, live.then_some(obj.spec.tenant_id.as_str()));
             send_all(&t.subscriptions, c2.subscriptions_of(&ns, &name));
             send_all(&t.permissions, c2.permissions_of(&ns, &name));
             send_all(
                 &t.customers,
-                c2.customers.state().into_iter().filter(|o| {
-                    o.namespace().as_deref() == Some(ns.as_str())
-                        && o.spec.tenant_id == obj.spec.tenant_id
-                        && o.name_any() != name
-                }),
+                c2.customers_with_tenant(&ns, &obj.spec.tenant_id)
+                    .into_iter()
+                    .filter(|o| o.name_any() != name),
             );
         }
-        let _ = c_main.unbounded_send(ev);
+        if let Some(trigger) = trigger_of(ev) {
+            let _ = c_main.unbounded_send(trigger);
+        }
         std::future::ready(())
     });
     let c2 = caches.clone();
     let t = triggers.clone();
     let subscription_feed = cached_stream::<AzureSubscription>(&client, sw).for_each(move |ev| {
-        if let Ok(obj) = &ev {
-            let ns = obj.namespace().unwrap_or_default();
-            let name = obj.name_any();
-            if let Some(c) = c2.customer(&ns, &obj.spec.customer_ref.name) {
-                send_all(&t.customers, [c]);
-            }
-            send_all(
-                &t.permissions,
-                c2.permissions_of(&ns, &obj.spec.customer_ref.name),
+        if let Seen::Relisted = seen(&ev) {
+            send_all(&t.customers, c2.customers.state());
+            send_all(&t.roles, c2.roles.state());
+            send_all(&t.permissions, c2.permissions.state());
+        }
+        if let Seen::Object(obj, live) = seen(&ev) {
+            let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
+            let idx = &c2.indexes;
+            let customer = obj.spec.customer_ref.name.as_str();
+            let moved_from =
+                idx.subscriptions_by_customer
+                    .set(&ns, &name, live.then_some(customer));
+            idx.subscriptions_by_id.set(
+                &ns,
+                &name,
+                live.then_some(obj.spec.subscription_id.as_str()),
             );
+            for c in std::iter::once(customer.to_string()).chain(moved_from) {
+                if let Some(cust) = c2.customer(&ns, &c) {
+                    send_all(&t.customers, [cust]);
+                }
+                send_all(&t.permissions, c2.permissions_of(&ns, &c));
+            }
             send_all(&t.roles, c2.roles_on(&ns, &name));
             send_all(
                 &t.subscriptions,
-                c2.subscriptions.state().into_iter().filter(|o| {
-                    o.namespace().as_deref() == Some(ns.as_str())
-                        && o.spec.subscription_id == obj.spec.subscription_id
-                        && o.name_any() != name
-                }),
+                c2.subscriptions_with_id(&ns, &obj.spec.subscription_id)
+                    .into_iter()
+                    .filter(|o| o.name_any() != name),
             );
         }
-        let _ = s_main.unbounded_send(ev);
+        if let Some(trigger) = trigger_of(ev) {
+            let _ = s_main.unbounded_send(trigger);
+        }
         std::future::ready(())
     });
     let c2 = caches.clone();
     let t = triggers.clone();
     let role_feed = cached_stream::<RoleAssignment>(&client, rw).for_each(move |ev| {
-        if let Ok(obj) = &ev {
-            let ns = obj.namespace().unwrap_or_default();
-            if let Some(s) = c2.subscription(&ns, &obj.spec.subscription_ref.name) {
-                send_all(
-                    &t.permissions,
-                    c2.permissions_of(&ns, &s.spec.customer_ref.name),
-                );
-                send_all(&t.subscriptions, [s]);
+        if let Seen::Relisted = seen(&ev) {
+            send_all(&t.subscriptions, c2.subscriptions.state());
+            send_all(&t.permissions, c2.permissions.state());
+        }
+        if let Seen::Object(obj, live) = seen(&ev) {
+            let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
+            let sub = obj.spec.subscription_ref.name.as_str();
+            let moved_from = c2
+                .indexes
+                .roles_by_subscription
+                .set(&ns, &name, live.then_some(sub));
+            for s in std::iter::once(sub.to_string()).chain(moved_from) {
+                if let Some(s) = c2.subscription(&ns, &s) {
+                    send_all(
+                        &t.permissions,
+                        c2.permissions_of(&ns, &s.spec.customer_ref.name),
+                    );
+                    send_all(&t.subscriptions, [s]);
+                }
             }
         }
-        let _ = r_main.unbounded_send(ev);
+        if let Some(trigger) = trigger_of(ev) {
+            let _ = r_main.unbounded_send(trigger);
+        }
         std::future::ready(())
     });
     let c2 = caches.clone();
     let t = triggers.clone();
     let permission_feed = cached_stream::<PurchasePermission>(&client, pw).for_each(move |ev| {
-        if let Ok(obj) = &ev {
-            let ns = obj.namespace().unwrap_or_default();
-            let name = obj.name_any();
-            if let Some(c) = c2.customer(&ns, &obj.spec.customer_ref.name) {
+        if let Seen::Relisted = seen(&ev) {
+            send_all(&t.customers, c2.customers.state());
+        }
+        if let Seen::Object(obj, live) = seen(&ev) {
+            let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
+            let customer = obj.spec.customer_ref.name.as_str();
+            c2.indexes
+                .permissions_by_customer
+                .set(&ns, &name, live.then_some(customer));
+            if let Some(c) = c2.customer(&ns, customer) {
                 send_all(&t.customers, [c]);
             }
             send_all(
                 &t.permissions,
-                c2.permissions_of(&ns, &obj.spec.customer_ref.name)
+                c2.permissions_of(&ns, customer)
                     .into_iter()
                     .filter(|o| o.name_any() != name),
             );
         }
-        let _ = p_main.unbounded_send(ev);
+        if let Some(trigger) = trigger_of(ev) {
+            let _ = p_main.unbounded_send(trigger);
+        }
         std::future::ready(())
     });
 
-    let cfg = kube::runtime::controller::Config::default().concurrency(16);
-    let customer_ctrl = Controller::for_stream(c_main_rx, caches.customers.clone())
-        .with_config(cfg.clone())
-        .reconcile_on(cr)
-        .run(reconcile_customer, error_policy, ctx.clone())
-        .for_each(|_| std::future::ready(()));
-    let subscription_ctrl = Controller::for_stream(s_main_rx, caches.subscriptions.clone())
-        .with_config(cfg.clone())
-        .reconcile_on(sr)
-        .run(reconcile_subscription, error_policy, ctx.clone())
-        .for_each(|_| std::future::ready(()));
-    let role_ctrl = Controller::for_stream(r_main_rx, caches.roles.clone())
-        .with_config(cfg.clone())
-        .reconcile_on(rr)
-        .run(reconcile_role, error_policy, ctx.clone())
-        .for_each(|_| std::future::ready(()));
-    let permission_ctrl = Controller::for_stream(p_main_rx, caches.permissions.clone())
-        .with_config(cfg)
-        .reconcile_on(pr)
-        .run(reconcile_permission, error_policy, ctx.clone())
-        .for_each(|_| std::future::ready(()));
+    let cfg = kube::runtime::controller::Config::default().concurrency(if opts.concurrency == 0 {
+        16
+    } else {
+        opts.concurrency
+    });
+    let feeds =
+        futures::future::join4(customer_feed, subscription_feed, role_feed, permission_feed)
+            .map(|_| ())
+            .boxed();
+    let ready_caches = caches.clone();
+    let ctrl_caches = caches.clone();
+    let ctx_out = ctx.clone();
+    let controllers = move |stop: Shutdown| -> futures::future::BoxFuture<'static, ()> {
+        async move {
+            let customer_ctrl = Controller::for_stream(c_main_rx, ctrl_caches.customers.clone())
+                .graceful_shutdown_on(stop.clone())
+                .with_config(cfg.clone())
+                .reconcile_on(cr)
+                .run(reconcile_customer, error_policy, ctx.clone())
+                .for_each(|_| std::future::ready(()));
+            let subscription_ctrl = Controller::for_stream(s_main_rx, ctrl_caches.subscriptions.clone())
+                .graceful_shutdown_on(stop.clone())
+                .with_config(cfg.clone())
+                .reconcile_on(sr)
+                .run(reconcile_subscription, error_policy, ctx.clone())
+                .for_each(|_| std::future::ready(()));
+            let role_ctrl = Controller::for_stream(r_main_rx, ctrl_caches.roles.clone())
+                .graceful_shutdown_on(stop.clone())
+                .with_config(cfg.clone())
+                .reconcile_on(rr)
+                .run(reconcile_role, error_policy, ctx.clone())
+                .for_each(|_| std::future::ready(()));
+            let permission_ctrl = Controller::for_stream(p_main_rx, ctrl_caches.permissions.clone())
+                .graceful_shutdown_on(stop.clone())
+                .with_config(cfg)
+                .reconcile_on(pr)
+                .run(reconcile_permission, error_policy, ctx.clone())
+                .for_each(|_| std::future::ready(()));
 
-    // Decisions read all four caches: reconcile nothing until every cache has its first list,
-    // or a restart would write half-informed statuses (triggers wait in the channels).
-    let ready = caches.clone();
-    let controllers = async move {
-        let synced = futures::future::join4(
-            ready.customers.wait_until_ready(),
-            ready.subscriptions.wait_until_ready(),
-            ready.roles.wait_until_ready(),
-            ready.permissions.wait_until_ready(),
-        )
-        .await;
-        if let (Ok(()), Ok(()), Ok(()), Ok(())) = synced {
-            tracing::info!("caches synced; reconciling");
-            futures::future::join4(customer_ctrl, subscription_ctrl, role_ctrl, permission_ctrl)
-                .await;
+            // Decisions read all four caches: reconcile nothing until every cache has its first
+            // list, or a restart would write half-informed statuses (triggers wait in channels).
+            let synced = futures::future::join4(
+                ready_caches.customers.wait_until_ready(),
+                ready_caches.subscriptions.wait_until_ready(),
+                ready_caches.roles.wait_until_ready(),
+                ready_caches.permissions.wait_until_ready(),
+            );
+            tokio::select! {
+                s = synced => {
+                    if let (Ok(()), Ok(()), Ok(()), Ok(())) = s {
+                        tracing::info!("caches synced; reconciling");
+                        ready.store(true, Ordering::Relaxed);
+                        futures::future::join4(customer_ctrl, subscription_ctrl, role_ctrl, permission_ctrl).await;
+                    }
+                }
+                _ = stop.clone() => {}
+            }
         }
+        .boxed()
     };
-    let all = futures::future::join_all(vec![
-        customer_feed.boxed(),
-        subscription_feed.boxed(),
-        role_feed.boxed(),
-        permission_feed.boxed(),
-        controllers.boxed(),
-    ]);
-    tokio::select! {
-        _ = all => {}
-        _ = shutdown => {}
-    }
-    let _ = types::READY;
+    (caches, feeds, controllers, ctx_out)
 }

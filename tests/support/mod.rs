@@ -13,7 +13,7 @@ pub struct Env {
     pub client: kube::Client,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
-    controllers: Option<tokio::task::JoinHandle<()>>,
+    controllers: Option<tokio::task::JoinHandle<Result<(), csp_operator::controller::Error>>>,
 }
 
 /// The kubectl binary the tests drive; a missing one fails the test (never skips it).
@@ -66,6 +66,7 @@ impl Env {
         self.controllers = Some(tokio::spawn(csp_operator::controller::run(
             self.client.clone(),
             Arc::new(ClusterBackend),
+            csp_operator::controller::RunOptions::default(),
             futures::future::pending(),
         )));
     }
