@@ -1,6 +1,10 @@
-//! The checked-in `crds/` must be exactly what the generator prints.
+//! The checked-in `crds/` must be exactly what the generator prints, plus the `Kustomization`
+//! that lets `deploy/` use them without a second copy.
 
 use std::path::Path;
+
+/// The one hand-written file in `crds/`: kustomize reads it, `kubectl apply -f crds/` skips it.
+const KUSTOMIZATION: &str = "Kustomization";
 
 #[test]
 fn checked_in_crds_match_the_generator() {
@@ -22,7 +26,7 @@ fn checked_in_crds_match_the_generator() {
                 .to_string_lossy()
                 .into_owned()
         })
-        .filter(|n| !files.iter().any(|(f, _)| f == n))
+        .filter(|n| n != KUSTOMIZATION && !files.iter().any(|(f, _)| f == n))
         .collect();
     extra.sort();
     assert!(
@@ -30,6 +34,40 @@ fn checked_in_crds_match_the_generator() {
         "crds/ is out of date (stale: {stale:?}, not generated: {extra:?}); \
          regenerate with: cargo run -- crd --dir crds"
     );
+}
+
+#[test]
+fn crds_kustomization_lists_exactly_the_generated_files() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("crds")
+        .join(KUSTOMIZATION);
+    let text = std::fs::read_to_string(&path).expect("crds/Kustomization exists");
+    let kustomization: serde_json::Value =
+        serde_saphyr::from_str(&text).expect("crds/Kustomization parses");
+    assert_eq!(kustomization["kind"], "Kustomization", "{text}");
+    let mut listed: Vec<&str> = kustomization["resources"]
+        .as_array()
+        .expect("resources is a list")
+        .iter()
+        .map(|r| r.as_str().expect("each resource is a file name"))
+        .collect();
+    listed.sort();
+    let generated = csp_operator::api::crd_files().expect("render");
+    let mut want: Vec<&str> = generated.iter().map(|(f, _)| f.as_str()).collect();
+    want.sort();
+    assert_eq!(
+        listed, want,
+        "crds/Kustomization must list exactly the generated CRD files"
+    );
+    // Nothing but resources: a patch or generator here would make deploy/ differ from crds/.
+    let mut keys: Vec<&str> = kustomization
+        .as_object()
+        .expect("a mapping")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["apiVersion", "kind", "resources"], "{text}");
 }
 
 #[test]

@@ -1,0 +1,46 @@
+-- Argo CD health check for csp.operator.dev/PurchasePermission.
+-- Healthy: Ready=True for the current generation. Degraded: Ready=False (every Ready=False
+-- reason is a blocking one). Progressing: the operator has not reported on this generation yet.
+local hs = {}
+
+if obj.status == nil then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to report status"
+  return hs
+end
+
+local generation = obj.metadata.generation
+local observed = obj.status.observedGeneration
+if generation ~= nil and observed ~= generation then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to observe generation " .. tostring(generation)
+  return hs
+end
+
+local ready = nil
+if obj.status.conditions ~= nil then
+  for _, condition in ipairs(obj.status.conditions) do
+    if condition.type == "Ready" then
+      ready = condition
+    end
+  end
+end
+
+if ready == nil or ready.status == "Unknown" then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the Ready condition"
+  return hs
+end
+
+if ready.status == "True" then
+  hs.status = "Healthy"
+  local state = obj.status.state or "Unknown"
+  hs.message = state .. ": " .. (ready.message or ready.reason or "Ready")
+  return hs
+end
+
+-- Blocked: enabling waits for a prerequisite; Enabled: a prerequisite was lost after the grant.
+hs.status = "Degraded"
+hs.message = (obj.status.state or "Unknown") .. ", " .. (ready.reason or "NotReady") .. ": "
+  .. (ready.message or "")
+return hs

@@ -1,0 +1,43 @@
+-- Argo CD health check for csp.operator.dev/RoleAssignment.
+-- Healthy: Ready=True for the current generation. Degraded: Ready=False (every Ready=False
+-- reason is a blocking one). Progressing: the operator has not reported on this generation yet.
+local hs = {}
+
+if obj.status == nil then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to report status"
+  return hs
+end
+
+local generation = obj.metadata.generation
+local observed = obj.status.observedGeneration
+if generation ~= nil and observed ~= generation then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to observe generation " .. tostring(generation)
+  return hs
+end
+
+local ready = nil
+if obj.status.conditions ~= nil then
+  for _, condition in ipairs(obj.status.conditions) do
+    if condition.type == "Ready" then
+      ready = condition
+    end
+  end
+end
+
+if ready == nil or ready.status == "Unknown" then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the Ready condition"
+  return hs
+end
+
+if ready.status == "True" then
+  hs.status = "Healthy"
+  hs.message = ready.message or ready.reason or "Ready"
+  return hs
+end
+
+hs.status = "Degraded"
+hs.message = (ready.reason or "NotReady") .. ": " .. (ready.message or "")
+return hs
