@@ -3,6 +3,7 @@
 pub mod api;
 pub mod apiserver;
 pub mod backend;
+pub mod bench;
 pub mod controller;
 pub mod policy;
 pub mod up;

@@ -203,6 +203,60 @@ impl ApiServer {
         self.shared.store.stored_bytes()
     }
 
+    /// How many stored objects of (group, plural) satisfy `pred` (parsing each; for tests and
+    /// benchmarks, not for hot paths).
+    pub fn count_where(
+        &self,
+        group: &str,
+        plural: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> usize {
+        self.shared
+            .store
+            .objects_of(group, plural)
+            .iter()
+            .filter_map(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+            .filter(|v| pred(v))
+            .count()
+    }
+
+    /// A future that resolves when the object `namespace/name` of (group, plural) is next
+    /// written in a state that satisfies `pred`, with the time of that write (None after
+    /// `timeout`). It listens from the moment this is called.
+    pub fn wait_for_change(
+        &self,
+        group: &str,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+        pred: impl Fn(&serde_json::Value) -> bool + Send + 'static,
+        timeout: Duration,
+    ) -> impl std::future::Future<Output = Option<std::time::Instant>> + Send + 'static {
+        let mut rx = self.shared.store.changes();
+        let store = (group.to_string(), plural.to_string());
+        let (namespace, name) = (namespace.to_string(), name.to_string());
+        let wait = async move {
+            loop {
+                match rx.recv().await {
+                    Ok(c) if c.store == store && c.namespace == namespace => {
+                        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&c.object) else {
+                            continue;
+                        };
+                        if v.pointer("/metadata/name").and_then(|n| n.as_str())
+                            == Some(name.as_str())
+                            && pred(&v)
+                        {
+                            return Some(std::time::Instant::now());
+                        }
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => return None,
+                }
+            }
+        };
+        async move { tokio::time::timeout(timeout, wait).await.ok().flatten() }
+    }
+
     // --- fault injection -------------------------------------------------------------------
 
     /// Fails the next `count` requests with `verb` ("get", "list", "watch", "create", "update",

@@ -214,6 +214,20 @@ impl Store {
         self.lock().objects.values().map(BTreeMap::len).sum()
     }
 
+    /// The stored objects of a resource (group, plural), for in-process checks.
+    pub fn objects_of(&self, group: &str, plural: &str) -> Vec<Bytes> {
+        self.lock()
+            .objects
+            .get(&(group.to_string(), plural.to_string()))
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// A receiver of every change from now on.
+    pub fn changes(&self) -> broadcast::Receiver<Arc<Change>> {
+        self.tx.subscribe()
+    }
+
     /// Total bytes of stored object JSON.
     pub fn stored_bytes(&self) -> usize {
         self.lock()

@@ -1,0 +1,392 @@
+//! Benchmarks that print numbers: the controllers at scale (`bench`) and the embedded API
+//! server itself (`bench-apiserver`). Nothing here asserts a time.
+
+use crate::apiserver::{self, ApiServer};
+use crate::backend::ClusterBackend;
+use crate::controller::{Metrics, RunOptions};
+use futures::StreamExt;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+type AnyError = Box<dyn std::error::Error + Send + Sync>;
+
+const NS: &str = "bench";
+const GROUP: &str = "csp.operator.dev";
+
+fn resource(kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, "v1alpha1", kind), plural)
+}
+
+fn guid(kind: u32, i: usize) -> String {
+    format!("{kind:08x}-0000-4000-8000-{i:012x}")
+}
+
+/// The four objects of customer `i`.
+fn customer_objects(i: usize) -> [(ApiResource, Value); 4] {
+    let c = format!("c{i}");
+    [
+        (
+            resource("Customer", "customers"),
+            json!({"apiVersion": "csp.operator.dev/v1alpha1", "kind": "Customer",
+                   "metadata": {"name": c},
+                   "spec": {"tenantId": guid(1, i), "companyName": format!("Customer {i}")}}),
+        ),
+        (
+            resource("AzureSubscription", "azuresubscriptions"),
+            json!({"apiVersion": "csp.operator.dev/v1alpha1", "kind": "AzureSubscription",
+                   "metadata": {"name": format!("{c}-plan")},
+                   "spec": {"customerRef": {"name": c}, "subscriptionId": guid(2, i), "offer": "AzurePlan"}}),
+        ),
+        (
+            resource("RoleAssignment", "roleassignments"),
+            json!({"apiVersion": "csp.operator.dev/v1alpha1", "kind": "RoleAssignment",
+                   "metadata": {"name": format!("{c}-owner")},
+                   "spec": {"subscriptionRef": {"name": format!("{c}-plan")},
+                            "principal": {"id": guid(3, i)}, "role": "Owner"}}),
+        ),
+        (
+            resource("PurchasePermission", "purchasepermissions"),
+            json!({"apiVersion": "csp.operator.dev/v1alpha1", "kind": "PurchasePermission",
+                   "metadata": {"name": c},
+                   "spec": {"customerRef": {"name": c}, "enabled": true}}),
+        ),
+    ]
+}
+
+fn ready_reason(v: &Value) -> Option<(&str, &str)> {
+    let conds = v.pointer("/status/conditions")?.as_array()?;
+    let ready = conds
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))?;
+    Some((
+        ready.get("status")?.as_str()?,
+        ready.get("reason")?.as_str()?,
+    ))
+}
+
+fn current(v: &Value) -> bool {
+    v.pointer("/status/observedGeneration") == v.pointer("/metadata/generation")
+}
+
+/// How many objects have the status the bench expects.
+fn correct(server: &ApiServer) -> usize {
+    let perms = server.count_where(GROUP, "purchasepermissions", |v| {
+        current(v)
+            && v.pointer("/status/state").and_then(Value::as_str) == Some("Enabled")
+            && ready_reason(v) == Some(("True", "PermissionEnabled"))
+    });
+    let customers = server.count_where(GROUP, "customers", |v| {
+        current(v)
+            && v.pointer("/status/purchasePermission")
+                .and_then(Value::as_str)
+                == Some("Enabled")
+            && v.pointer("/status/eligibleSubscriptions")
+                .and_then(Value::as_i64)
+                == Some(1)
+    });
+    let subs = server.count_where(GROUP, "azuresubscriptions", |v| {
+        current(v)
+            && v.pointer("/status/eligible").and_then(Value::as_bool) == Some(true)
+            && v.pointer("/status/owners").and_then(Value::as_i64) == Some(1)
+    });
+    let roles = server.count_where(GROUP, "roleassignments", |v| {
+        current(v) && ready_reason(v) == Some(("True", "Assigned"))
+    });
+    perms + customers + subs + roles
+}
+
+/// Peak resident set size of this process, in MiB (Linux).
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn create_all(
+    client: &kube::Client,
+    items: Vec<(ApiResource, Value)>,
+    clients: usize,
+) -> Result<(), AnyError> {
+    let results: Vec<Result<(), kube::Error>> = futures::stream::iter(items)
+        .map(|(ar, obj)| {
+            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &ar);
+            async move {
+                let obj: DynamicObject =
+                    serde_json::from_value(obj).map_err(kube::Error::SerdeError)?;
+                api.create(&PostParams::default(), &obj).await.map(|_| ())
+            }
+        })
+        .buffer_unordered(clients)
+        .collect()
+        .await;
+    for r in results {
+        r?;
+    }
+    Ok(())
+}
+
+/// `csp-operator bench --customers N`: the controllers and the embedded server in one process.
+pub async fn controllers(
+    customers: usize,
+    clients: usize,
+    samples: usize,
+) -> Result<String, AnyError> {
+    let server = ApiServer::start(apiserver::Config {
+        port: 0,
+        history: 50_000,
+    })
+    .await?;
+    let client = server.client()?;
+    crate::up::install_crds(&client).await?;
+    let ns_api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    ns_api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": NS}}))?,
+        )
+        .await?;
+    let metrics = Arc::new(Metrics::default());
+    let opts = RunOptions {
+        metrics: Some(metrics.clone()),
+        concurrency: 64,
+        ..Default::default()
+    };
+    let controllers = tokio::spawn(crate::controller::run(
+        client.clone(),
+        Arc::new(ClusterBackend),
+        opts,
+        futures::future::pending(),
+    ));
+
+    let writes_before = server.stats().writes;
+    let objects = customers * 4;
+    let started = Instant::now();
+    let items: Vec<(ApiResource, Value)> = (0..customers).flat_map(customer_objects).collect();
+    create_all(&client, items, clients).await?;
+    let created_s = started.elapsed().as_secs_f64();
+    eprintln!("created {objects} objects in {created_s:.2} s");
+    let mut last_report = Instant::now();
+    loop {
+        let done = correct(&server);
+        if done == objects {
+            break;
+        }
+        if last_report.elapsed() > Duration::from_secs(5) {
+            eprintln!(
+                "{done}/{objects} correct after {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            last_report = Instant::now();
+        }
+        if started.elapsed() > Duration::from_secs(1800) {
+            return Err(format!("only {done}/{objects} correct after 30 minutes").into());
+        }
+        tokio::time::sleep(Duration::from_millis(if customers > 20_000 {
+            1000
+        } else {
+            200
+        }))
+        .await;
+    }
+    let ready_s = started.elapsed().as_secs_f64();
+    // Writes other than the bench's own creates, per object.
+    let operator_writes = server.stats().writes - writes_before - objects as u64;
+    let writes_per_object = operator_writes as f64 / objects as f64;
+
+    // Steady state: a no-op period must write nothing.
+    let settled = server.stats().writes;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_writes = server.stats().writes - settled;
+
+    // Change-to-status latency: flip an Owner to Contributor and back.
+    let roles: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        NS,
+        &resource("RoleAssignment", "roleassignments"),
+    );
+    let mut latencies = Vec::new();
+    for k in 0..samples {
+        let i = (k * 7919) % customers;
+        for (role, want) in [
+            ("Contributor", "OwnerRoleMissing"),
+            ("Owner", "PermissionEnabled"),
+        ] {
+            let waiter = server.wait_for_change(
+                GROUP,
+                "purchasepermissions",
+                NS,
+                &format!("c{i}"),
+                move |v| ready_reason(v).map(|r| r.1) == Some(want),
+                Duration::from_secs(30),
+            );
+            let t0 = Instant::now();
+            roles
+                .patch(
+                    &format!("c{i}-owner"),
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"role": role}})),
+                )
+                .await?;
+            match waiter.await {
+                Some(t) => latencies.push(t.duration_since(t0)),
+                None => return Err(format!("no status change for c{i} within 30 s").into()),
+            }
+        }
+    }
+    latencies.sort();
+    let p50 = percentile(&latencies, 0.5);
+    let p99 = percentile(&latencies, 0.99);
+    let reconciles: u64 = [
+        crate::controller::metrics::Kind::customer,
+        crate::controller::metrics::Kind::azuresubscription,
+        crate::controller::metrics::Kind::roleassignment,
+        crate::controller::metrics::Kind::purchasepermission,
+    ]
+    .into_iter()
+    .map(|k| metrics.reconcile_count(k))
+    .sum();
+    controllers.abort();
+    server.shutdown();
+    eprintln!(
+        "latency role change -> permission status: samples={} p50_ms={:.2} p99_ms={:.2}",
+        latencies.len(),
+        p50.as_secs_f64() * 1000.0,
+        p99.as_secs_f64() * 1000.0
+    );
+    eprintln!("idle writes in 2 s after settling: {idle_writes}; reconciles: {reconciles}");
+    Ok(format!(
+        "customers={customers} objects={objects} ready_s={ready_s:.2} objects_per_s={:.0} writes_per_object={writes_per_object:.2} peak_rss_mib={:.0}",
+        objects as f64 / ready_s,
+        peak_rss_mib()
+    ))
+}
+
+/// `csp-operator bench-apiserver`: creates/s and status patches/s over HTTP with concurrent
+/// clients, watch fan-out latency, and memory per stored object.
+pub async fn api_server(
+    objects: usize,
+    clients: usize,
+    watchers: usize,
+) -> Result<String, AnyError> {
+    let server = ApiServer::start(apiserver::Config {
+        port: 0,
+        history: 10_000,
+    })
+    .await?;
+    let client = server.client()?;
+    crate::up::install_crds(&client).await?;
+    let ns_api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    ns_api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": NS}}))?,
+        )
+        .await?;
+    let rss_before = current_rss_mib();
+    let perms = resource("PurchasePermission", "purchasepermissions");
+    let items: Vec<(ApiResource, Value)> = (0..objects)
+        .map(|i| customer_objects(i)[3].clone())
+        .collect();
+    let t = Instant::now();
+    create_all(&client, items, clients).await?;
+    let create_s = t.elapsed().as_secs_f64();
+    let rss_after = current_rss_mib();
+    let bytes_per_object = server.stored_bytes() as f64 / objects as f64;
+
+    // Status patches (server-side apply, as the operator writes them).
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &perms);
+    let t = Instant::now();
+    let results: Vec<Result<(), kube::Error>> = futures::stream::iter(0..objects)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let status = json!({"apiVersion": "csp.operator.dev/v1alpha1", "kind": "PurchasePermission",
+                    "status": {"state": "Disabled", "observedGeneration": 1}});
+                api.patch_status(&format!("c{i}"), &PatchParams::apply("bench").force(), &Patch::Apply(&status))
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .buffer_unordered(clients)
+        .collect()
+        .await;
+    for r in results {
+        r?;
+    }
+    let patch_s = t.elapsed().as_secs_f64();
+
+    // Watch fan-out: `watchers` watches; time from a write to each watcher's event.
+    let mut streams = Vec::new();
+    for _ in 0..watchers {
+        let api = api.clone();
+        let s = api
+            .watch(
+                &kube::api::WatchParams::default().fields("metadata.name=c0"),
+                "0",
+            )
+            .await?
+            .boxed();
+        streams.push(s);
+    }
+    // Drain the initial ADDED of c0.
+    for s in streams.iter_mut() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.next()).await;
+    }
+    let mut fanout = Vec::new();
+    for round in 0..20 {
+        let t0 = Instant::now();
+        api.patch(
+            "c0",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"round": round.to_string()}}})),
+        )
+        .await?;
+        let waits = streams.iter_mut().map(|s| async move {
+            let _ = tokio::time::timeout(Duration::from_secs(5), s.next()).await;
+            t0.elapsed()
+        });
+        fanout.extend(futures::future::join_all(waits).await);
+    }
+    fanout.sort();
+    server.shutdown();
+    Ok(format!(
+        "objects={objects} clients={clients} creates_per_s={:.0} status_patches_per_s={:.0} watchers={watchers} fanout_p50_ms={:.2} fanout_p99_ms={:.2} stored_json_bytes_per_object={bytes_per_object:.0} rss_per_object_bytes={:.0} peak_rss_mib={:.0}",
+        objects as f64 / create_s,
+        objects as f64 / patch_s,
+        percentile(&fanout, 0.5).as_secs_f64() * 1000.0,
+        percentile(&fanout, 0.99).as_secs_f64() * 1000.0,
+        (rss_after - rss_before) * 1024.0 * 1024.0 / objects as f64,
+        peak_rss_mib()
+    ))
+}
+
+fn current_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
