@@ -5,6 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+// Allocation-heavy JSON work (API server and caches) runs markedly faster on mimalloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Kubernetes operator for CSP partners: lets customers buy their own Azure reservations.
 #[derive(Parser)]
 #[command(name = "csp-operator", version, about)]

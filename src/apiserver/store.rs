@@ -734,7 +734,7 @@ impl State {
         // generation follows everything but metadata and status.
         if let Some(old) = &old
             && def.tracks_generation
-            && spec_of(old) != spec_of(&obj)
+            && spec_differs(old, &obj)
         {
             let g = old
                 .pointer("/metadata/generation")
@@ -814,14 +814,12 @@ impl State {
         self.rv += 1;
         self.stats.writes += 1;
         set_meta(&mut obj, "resourceVersion", self.rv.to_string().into());
-        let stored = if def.is_events_k8s_io() {
-            event_view::from_new(&obj)
+        let encoded = if def.is_events_k8s_io() {
+            serde_json::to_vec(&event_view::from_new(&obj))
         } else {
-            obj.clone()
+            serde_json::to_vec(&obj)
         };
-        let bytes = Bytes::from(
-            serde_json::to_vec(&stored).map_err(|e| ApiError::internal(e.to_string()))?,
-        );
+        let bytes = Bytes::from(encoded.map_err(|e| ApiError::internal(e.to_string()))?);
         self.objects
             .entry(def.store.clone())
             .or_default()
@@ -962,25 +960,35 @@ pub fn change_bytes(def: &ResourceDef, change: &Change) -> Bytes {
     }
 }
 
-fn spec_of(obj: &Value) -> Value {
-    let mut o = obj.clone();
-    if let Some(m) = o.as_object_mut() {
-        m.remove("metadata");
-        m.remove("status");
-    }
-    o
+/// Whether two objects differ outside metadata and status (what `generation` tracks).
+fn spec_differs(a: &Value, b: &Value) -> bool {
+    !same_except(a, b, &["metadata", "status"])
 }
 
+/// The top-level fields of `v` other than `skip`.
+fn fields_except<'a>(v: &'a Value, skip: &[&str]) -> Vec<(&'a String, &'a Value)> {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| !skip.contains(&k.as_str()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn same_except(a: &Value, b: &Value, skip: &[&str]) -> bool {
+    fields_except(a, skip) == fields_except(b, skip)
+}
+
+/// Whether two objects are equal but for resourceVersion and managedFields (a no-op write).
 fn same_ignoring_bookkeeping(old: &Value, new: &Value) -> bool {
-    let strip = |v: &Value| {
-        let mut v = v.clone();
-        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-            m.remove("resourceVersion");
-            m.remove("managedFields");
-        }
-        v
-    };
-    strip(old) == strip(new)
+    let empty = Value::Null;
+    same_except(old, new, &["metadata"])
+        && same_except(
+            old.get("metadata").unwrap_or(&empty),
+            new.get("metadata").unwrap_or(&empty),
+            &["resourceVersion", "managedFields"],
+        )
 }
 
 fn finalizers(obj: &Value) -> Vec<String> {

@@ -551,6 +551,35 @@ where
     }
 }
 
+/// Remembers each object's generation, to tell spec and existence changes (which other
+/// objects depend on) from status-only writes (which they do not).
+#[derive(Default)]
+struct SpecChanges(std::collections::HashMap<(String, String), Option<i64>>);
+
+impl SpecChanges {
+    fn changed(&mut self, ns: &str, name: &str, generation: Option<i64>, live: bool) -> bool {
+        let key = (ns.to_string(), name.to_string());
+        if !live {
+            self.0.remove(&key);
+            return true;
+        }
+        self.0.insert(key, generation) != Some(generation)
+    }
+}
+
+/// What makes an object's own reconcile necessary: its spec (generation), its deletion, its
+/// finalizers. Status-only writes (most of them our own) do not re-trigger it.
+fn own_trigger_key<K: Resource>(obj: &K) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let m = obj.meta();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    m.uid.hash(&mut h);
+    m.generation.hash(&mut h);
+    m.deletion_timestamp.is_some().hash(&mut h);
+    m.finalizers.hash(&mut h);
+    Some(h.finish())
+}
+
 /// The controller's own trigger: the object of an event (or the watch error).
 fn trigger_of<K: Clone>(
     ev: Result<watcher::Event<K>, watcher::Error>,
@@ -571,6 +600,16 @@ struct Triggers {
     subscriptions: RefTx<AzureSubscription>,
     roles: RefTx<RoleAssignment>,
     permissions: RefTx<PurchasePermission>,
+}
+
+fn trigger_own<K: Clone>(
+    tx: &mpsc::UnboundedSender<Result<K, watcher::Error>>,
+    ev: Result<watcher::Event<K>, watcher::Error>,
+) -> std::future::Ready<()> {
+    if let Some(trigger) = trigger_of(ev) {
+        let _ = tx.unbounded_send(trigger);
+    }
+    std::future::ready(())
 }
 
 fn send_all<K: Resource<DynamicType = ()>>(tx: &RefTx<K>, objs: impl IntoIterator<Item = Arc<K>>) {
@@ -776,6 +815,7 @@ fn build(
 
     let c2 = caches.clone();
     let t = triggers.clone();
+    let mut gens = SpecChanges::default();
     let customer_feed = cached_stream::<Customer>(&client, cw).for_each(move |ev| {
         if let Seen::Relisted = seen(&ev) {
             send_all(&t.subscriptions, c2.subscriptions.state());
@@ -786,6 +826,9 @@ fn build(
             let idx = &c2.indexes;
             idx.customers_by_tenant
                 .set(&ns, &name, live.then_some(obj.spec.tenant_id.as_str()));
+            if !gens.changed(&ns, &name, obj.metadata.generation, live) {
+                return trigger_own(&c_main, ev);
+            }
             send_all(&t.subscriptions, c2.subscriptions_of(&ns, &name));
             send_all(&t.permissions, c2.permissions_of(&ns, &name));
             send_all(
@@ -795,13 +838,11 @@ fn build(
                     .filter(|o| o.name_any() != name),
             );
         }
-        if let Some(trigger) = trigger_of(ev) {
-            let _ = c_main.unbounded_send(trigger);
-        }
-        std::future::ready(())
+        trigger_own(&c_main, ev)
     });
     let c2 = caches.clone();
     let t = triggers.clone();
+    let mut gens = SpecChanges::default();
     let subscription_feed = cached_stream::<AzureSubscription>(&client, sw).for_each(move |ev| {
         if let Seen::Relisted = seen(&ev) {
             send_all(&t.customers, c2.customers.state());
@@ -820,6 +861,9 @@ fn build(
                 &name,
                 live.then_some(obj.spec.subscription_id.as_str()),
             );
+            if !gens.changed(&ns, &name, obj.metadata.generation, live) && moved_from.is_none() {
+                return trigger_own(&s_main, ev);
+            }
             for c in std::iter::once(customer.to_string()).chain(moved_from) {
                 if let Some(cust) = c2.customer(&ns, &c) {
                     send_all(&t.customers, [cust]);
@@ -834,13 +878,11 @@ fn build(
                     .filter(|o| o.name_any() != name),
             );
         }
-        if let Some(trigger) = trigger_of(ev) {
-            let _ = s_main.unbounded_send(trigger);
-        }
-        std::future::ready(())
+        trigger_own(&s_main, ev)
     });
     let c2 = caches.clone();
     let t = triggers.clone();
+    let mut gens = SpecChanges::default();
     let role_feed = cached_stream::<RoleAssignment>(&client, rw).for_each(move |ev| {
         if let Seen::Relisted = seen(&ev) {
             send_all(&t.subscriptions, c2.subscriptions.state());
@@ -853,6 +895,9 @@ fn build(
                 .indexes
                 .roles_by_subscription
                 .set(&ns, &name, live.then_some(sub));
+            if !gens.changed(&ns, &name, obj.metadata.generation, live) && moved_from.is_none() {
+                return trigger_own(&r_main, ev);
+            }
             for s in std::iter::once(sub.to_string()).chain(moved_from) {
                 if let Some(s) = c2.subscription(&ns, &s) {
                     send_all(
@@ -863,13 +908,11 @@ fn build(
                 }
             }
         }
-        if let Some(trigger) = trigger_of(ev) {
-            let _ = r_main.unbounded_send(trigger);
-        }
-        std::future::ready(())
+        trigger_own(&r_main, ev)
     });
     let c2 = caches.clone();
     let t = triggers.clone();
+    let mut gens = SpecChanges::default();
     let permission_feed = cached_stream::<PurchasePermission>(&client, pw).for_each(move |ev| {
         if let Seen::Relisted = seen(&ev) {
             send_all(&t.customers, c2.customers.state());
@@ -880,8 +923,12 @@ fn build(
             c2.indexes
                 .permissions_by_customer
                 .set(&ns, &name, live.then_some(customer));
+            // The Customer summary shows the grant, which lives in this object's status.
             if let Some(c) = c2.customer(&ns, customer) {
                 send_all(&t.customers, [c]);
+            }
+            if !gens.changed(&ns, &name, obj.metadata.generation, live) {
+                return trigger_own(&p_main, ev);
             }
             send_all(
                 &t.permissions,
@@ -890,10 +937,7 @@ fn build(
                     .filter(|o| o.name_any() != name),
             );
         }
-        if let Some(trigger) = trigger_of(ev) {
-            let _ = p_main.unbounded_send(trigger);
-        }
-        std::future::ready(())
+        trigger_own(&p_main, ev)
     });
 
     let cfg = kube::runtime::controller::Config::default().concurrency(if opts.concurrency == 0 {
@@ -910,25 +954,29 @@ fn build(
     let ctx_out = ctx.clone();
     let controllers = move |stop: Shutdown| -> futures::future::BoxFuture<'static, ()> {
         async move {
-            let customer_ctrl = Controller::for_stream(c_main_rx, ctrl_caches.customers.clone())
+            let customer_ctrl = Controller::for_stream(
+                c_main_rx.predicate_filter(own_trigger_key, Default::default()), ctrl_caches.customers.clone())
                 .graceful_shutdown_on(stop.clone())
                 .with_config(cfg.clone())
                 .reconcile_on(cr)
                 .run(reconcile_customer, error_policy, ctx.clone())
                 .for_each(|_| std::future::ready(()));
-            let subscription_ctrl = Controller::for_stream(s_main_rx, ctrl_caches.subscriptions.clone())
+            let subscription_ctrl = Controller::for_stream(
+                s_main_rx.predicate_filter(own_trigger_key, Default::default()), ctrl_caches.subscriptions.clone())
                 .graceful_shutdown_on(stop.clone())
                 .with_config(cfg.clone())
                 .reconcile_on(sr)
                 .run(reconcile_subscription, error_policy, ctx.clone())
                 .for_each(|_| std::future::ready(()));
-            let role_ctrl = Controller::for_stream(r_main_rx, ctrl_caches.roles.clone())
+            let role_ctrl = Controller::for_stream(
+                r_main_rx.predicate_filter(own_trigger_key, Default::default()), ctrl_caches.roles.clone())
                 .graceful_shutdown_on(stop.clone())
                 .with_config(cfg.clone())
                 .reconcile_on(rr)
                 .run(reconcile_role, error_policy, ctx.clone())
                 .for_each(|_| std::future::ready(()));
-            let permission_ctrl = Controller::for_stream(p_main_rx, ctrl_caches.permissions.clone())
+            let permission_ctrl = Controller::for_stream(
+                p_main_rx.predicate_filter(own_trigger_key, Default::default()), ctrl_caches.permissions.clone())
                 .graceful_shutdown_on(stop.clone())
                 .with_config(cfg)
                 .reconcile_on(pr)
