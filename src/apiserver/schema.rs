@@ -213,11 +213,12 @@ const CACHE_LIMIT: usize = 512;
 type CompiledRule = Rc<Result<Program, String>>;
 
 thread_local! {
-    static REGEXES: RefCell<HashMap<String, Option<Regex>>> = RefCell::new(HashMap::new());
+    // Rc, not Regex clones: a cloned Regex starts a fresh match cache, which is costly.
+    static REGEXES: RefCell<HashMap<String, Option<Rc<Regex>>>> = RefCell::new(HashMap::new());
     static PROGRAMS: RefCell<HashMap<String, CompiledRule>> = RefCell::new(HashMap::new());
 }
 
-fn regex(pattern: &str) -> Option<Regex> {
+fn regex(pattern: &str) -> Option<Rc<Regex>> {
     REGEXES.with(|cache| {
         let mut cache = cache.borrow_mut();
         if let Some(re) = cache.get(pattern) {
@@ -226,7 +227,7 @@ fn regex(pattern: &str) -> Option<Regex> {
         if cache.len() >= CACHE_LIMIT {
             cache.clear();
         }
-        let re = Regex::new(pattern).ok();
+        let re = Regex::new(pattern).ok().map(Rc::new);
         cache.insert(pattern.to_owned(), re.clone());
         re
     })
