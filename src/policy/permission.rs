@@ -136,7 +136,7 @@ pub fn permission_decision(facts: &PermissionFacts<'_>, now: Timestamp) -> Permi
             false,
             reasons::OWNER_ROLE_MISSING,
             format!(
-                "no customer user holds the Owner role on {scope} that is eligible; assign Owner (Contributor or Reader does not count), or the customer gets an error in the Azure portal"
+                "no customer user holds the Owner role on an eligible subscription (checked: {scope}); assign Owner (Contributor or Reader does not count), or the customer gets an error in the Azure portal"
             ),
         )
     } else {
