@@ -64,6 +64,10 @@ enum Command {
         /// Serve the controllers' /metrics, /healthz and /readyz here (off by default).
         #[arg(long)]
         metrics_addr: Option<SocketAddr>,
+        /// Keep the objects in this file across restarts (saved atomically while running and on
+        /// exit; a corrupt file stops start-up).
+        #[arg(long)]
+        state: Option<PathBuf>,
     },
 }
 
@@ -169,7 +173,8 @@ async fn main() -> ExitCode {
             kubeconfig,
             apply,
             metrics_addr,
-        } => up(port, kubeconfig, apply, metrics_addr).await,
+            state,
+        } => up(port, kubeconfig, apply, metrics_addr, state).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -235,12 +240,14 @@ async fn up(
     kubeconfig: PathBuf,
     apply: Vec<PathBuf>,
     metrics_addr: Option<SocketAddr>,
+    state: Option<PathBuf>,
 ) -> Result<(), AnyError> {
     let opts = csp_operator::up::UpOptions {
         port,
         kubeconfig: kubeconfig.clone(),
         apply: apply.clone(),
         metrics_addr,
+        state: state.clone(),
     };
     let (server, client, controllers) = csp_operator::up::start(&opts).await?;
     println!("API server listening on {}", server.url());
@@ -262,6 +269,10 @@ async fn up(
     println!("Press Ctrl-C to stop.");
     shutdown_signal().await;
     controllers.abort();
+    if let Some(path) = &state {
+        server.save_state(path)?;
+        println!("state saved to {}", path.display());
+    }
     server.shutdown();
     println!("stopped");
     Ok(())

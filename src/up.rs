@@ -37,6 +37,8 @@ pub enum UpError {
         what: String,
         source: kube::Error,
     },
+    #[error("state: {0}")]
+    State(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("Kubernetes API: {0}")]
@@ -194,6 +196,8 @@ pub struct UpOptions {
     pub kubeconfig: PathBuf,
     pub apply: Vec<PathBuf>,
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Keep the objects in this file across restarts.
+    pub state: Option<PathBuf>,
 }
 
 /// Starts everything; returns the server, the client and the controllers' task.
@@ -203,8 +207,18 @@ pub async fn start(opts: &UpOptions) -> Result<(ApiServer, Client, Controllers),
         ..Default::default()
     })
     .await?;
+    if let Some(path) = &opts.state
+        && path.exists()
+    {
+        // A corrupt or unreadable file stops start-up: starting empty would lose the objects.
+        let n = server.load_state(path).map_err(UpError::State)?;
+        tracing::info!(objects = n, path = %path.display(), "state loaded");
+    }
     let client = server.client()?;
     install_crds(&client).await?;
+    if let Some(path) = &opts.state {
+        spawn_state_saver(server.clone(), path.clone());
+    }
     let run_opts = crate::controller::RunOptions {
         metrics_addr: opts.metrics_addr,
         ..Default::default()
@@ -217,4 +231,24 @@ pub async fn start(opts: &UpOptions) -> Result<(ApiServer, Client, Controllers),
     ));
     server.write_kubeconfig(&opts.kubeconfig)?;
     Ok((server, client, controllers))
+}
+
+/// Saves the state every second while it changes (atomically; the last save on shutdown is the
+/// caller's).
+fn spawn_state_saver(server: ApiServer, path: PathBuf) {
+    tokio::spawn(async move {
+        let mut saved = 0;
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let rv = server.resource_version();
+            if rv != saved {
+                match server.save_state(&path) {
+                    Ok(()) => saved = rv,
+                    Err(e) => {
+                        tracing::warn!(error = %e, path = %path.display(), "could not save state")
+                    }
+                }
+            }
+        }
+    });
 }

@@ -257,6 +257,36 @@ impl ApiServer {
         async move { tokio::time::timeout(timeout, wait).await.ok().flatten() }
     }
 
+    /// The current resourceVersion (it moves on every change).
+    pub fn resource_version(&self) -> u64 {
+        self.shared.store.resource_version()
+    }
+
+    /// Writes every object to `path` atomically (a temporary file, then a rename).
+    pub fn save_state(&self, path: &Path) -> std::io::Result<()> {
+        let bytes = self
+            .shared
+            .store
+            .snapshot()
+            .map_err(std::io::Error::other)?;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, path)
+    }
+
+    /// Loads objects saved by [`ApiServer::save_state`]; call before anything is written.
+    pub fn load_state(&self, path: &Path) -> Result<usize, String> {
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        self.shared
+            .store
+            .restore(&bytes)
+            .map_err(|e| format!("{} is not a usable state file: {e}", path.display()))
+    }
+
     // --- fault injection -------------------------------------------------------------------
 
     /// Fails the next `count` requests with `verb` ("get", "list", "watch", "create", "update",

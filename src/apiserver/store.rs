@@ -157,6 +157,10 @@ impl Store {
         self.lock().stats.clone()
     }
 
+    pub fn resource_version(&self) -> u64 {
+        self.lock().rv
+    }
+
     /// Every served resource.
     pub fn resources(&self) -> Vec<Arc<ResourceDef>> {
         self.lock().resources.clone()
@@ -201,6 +205,76 @@ impl Store {
             role_bindings: parsed.next().unwrap_or_default(),
             cluster_role_bindings: parsed.next().unwrap_or_default(),
         }
+    }
+
+    /// Every stored object with its store, as one JSON document (for `up --state`).
+    pub fn snapshot(&self) -> Result<Vec<u8>, serde_json::Error> {
+        let st = self.lock();
+        let mut objects = Vec::new();
+        for ((group, plural), map) in &st.objects {
+            for ((ns, _), bytes) in map {
+                let object: Value = serde_json::from_slice(bytes)?;
+                objects.push(
+                    json!({"group": group, "resource": plural, "namespace": ns, "object": object}),
+                );
+            }
+        }
+        serde_json::to_vec(
+            &json!({"kind": "CspOperatorState", "version": 1, "resourceVersion": st.rv, "objects": objects}),
+        )
+    }
+
+    /// Loads a snapshot into an empty store (CRDs first, so their resources are served).
+    pub fn restore(&self, bytes: &[u8]) -> Result<usize, String> {
+        let doc: Value =
+            serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
+        if doc.get("kind").and_then(Value::as_str) != Some("CspOperatorState") {
+            return Err("not a csp-operator state file (kind CspOperatorState missing)".into());
+        }
+        let rv = doc
+            .get("resourceVersion")
+            .and_then(Value::as_u64)
+            .ok_or("resourceVersion missing")?;
+        let objects = doc
+            .get("objects")
+            .and_then(Value::as_array)
+            .ok_or("objects missing")?;
+        let mut st = self.lock();
+        let mut loaded = 0;
+        for pass in [true, false] {
+            for (i, o) in objects.iter().enumerate() {
+                let field = |k: &str| {
+                    o.get(k)
+                        .and_then(Value::as_str)
+                        .map(String::from)
+                        .ok_or_else(|| format!("objects[{i}].{k} missing"))
+                };
+                let (group, resource, ns) =
+                    (field("group")?, field("resource")?, field("namespace")?);
+                let is_crd =
+                    group == "apiextensions.k8s.io" && resource == "customresourcedefinitions";
+                if is_crd != pass {
+                    continue;
+                }
+                let object = o
+                    .get("object")
+                    .ok_or_else(|| format!("objects[{i}].object missing"))?;
+                let name =
+                    meta_str(object, "name").ok_or_else(|| format!("objects[{i}] has no name"))?;
+                let bytes = Bytes::from(serde_json::to_vec(object).map_err(|e| e.to_string())?);
+                st.objects
+                    .entry((group, resource))
+                    .or_default()
+                    .insert((ns, name), bytes);
+                if is_crd {
+                    st.register_crd(object);
+                }
+                loaded += 1;
+            }
+        }
+        st.rv = st.rv.max(rv);
+        st.horizon = st.rv;
+        Ok(loaded)
     }
 
     /// Forgets the change history: watches from any earlier resourceVersion get 410 Expired.
