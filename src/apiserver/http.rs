@@ -3,6 +3,7 @@
 use super::discovery;
 use super::error::ApiError;
 use super::patch::{self, PatchKind};
+use super::protobuf;
 use super::rbac::{self, User};
 use super::resources::ResourceDef;
 use super::selector::{FieldSelector, LabelSelector};
@@ -270,7 +271,7 @@ async fn route(shared: &Arc<Shared>, r: Req) -> Result<Response<Body>, ApiError>
         "list" => list(shared, &def, ns, &r),
         "watch" => watch(shared, def, ns, &r),
         "create" => {
-            let obj = patch::parse_body(&r.body)?;
+            let obj = parse_request_body(&r)?;
             let opts = write_opts(&r, "Update");
             let w = shared.store.create(&def, ns_str, obj, &opts)?;
             Ok(json_response(
@@ -280,7 +281,7 @@ async fn route(shared: &Arc<Shared>, r: Req) -> Result<Response<Body>, ApiError>
             ))
         }
         "update" => {
-            let obj = patch::parse_body(&r.body)?;
+            let obj = parse_request_body(&r)?;
             let opts = write_opts(&r, "Update");
             let w = shared
                 .store
@@ -387,6 +388,16 @@ fn authorize(
         namespace,
     };
     rbac::authorize(&shared.store.rbac_objects(), &attrs).map_err(|m| rbac::forbidden(&attrs, &m))
+}
+
+/// The object of a create or update: JSON or YAML, or protobuf for the built-in kinds kubectl
+/// sends that way.
+fn parse_request_body(r: &Req) -> Result<Value, ApiError> {
+    if protobuf::is_protobuf(&r.content_type) {
+        protobuf::decode(&r.body)
+    } else {
+        patch::parse_body(&r.body)
+    }
 }
 
 fn write_opts(r: &Req, operation: &'static str) -> WriteOpts {

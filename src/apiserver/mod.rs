@@ -6,6 +6,7 @@ mod discovery;
 mod error;
 mod http;
 mod patch;
+mod protobuf;
 mod rbac;
 mod resources;
 pub mod schema;
