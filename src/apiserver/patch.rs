@@ -157,6 +157,23 @@ pub fn check_conflicts(
     ))
 }
 
+/// What a forced apply takes over: removes from another applier's fieldsV1 (`other`) every
+/// field this apply (`applied`, its fieldsV1) changed from `old` to `new`; those were the
+/// conflicts `force` overrode, and the real server moves their ownership to the forcing manager.
+/// Returns whether the other applier still owns anything.
+pub fn release_taken_fields(other: &mut Value, applied: &Value, old: &Value, new: &Value) -> bool {
+    let mut owned = Vec::new();
+    fields_v1_paths(other, &mut Vec::new(), &mut owned);
+    let mut taken = Vec::new();
+    fields_v1_paths(applied, &mut Vec::new(), &mut taken);
+    let before = owned.len();
+    owned.retain(|p| !(taken.contains(p) && value_at(old, p) != value_at(new, p)));
+    if owned.len() != before {
+        *other = to_fields_v1(&owned);
+    }
+    !owned.is_empty()
+}
+
 fn value_at<'a>(v: &'a Value, path: &[Seg]) -> Option<&'a Value> {
     let mut cur = v;
     for seg in path {

@@ -2,6 +2,7 @@
 //! history for watches, and the write pipeline (admission, generation, no-op detection).
 
 use super::error::ApiError;
+use super::patch;
 use super::resources::{self, ResourceDef, StoreKey, event_view};
 use super::schema;
 use super::selector::{FieldSelector, LabelSelector, field_value};
@@ -1096,6 +1097,21 @@ fn update_managed_fields(
         } else {
             opts.operation
         };
+        if op == "Apply"
+            && let (Some(old), Some(applied)) = (old, opts.applied_fields.as_ref())
+        {
+            let new = &*obj;
+            entries.retain_mut(|e| {
+                let other_applier = e.get("manager").and_then(Value::as_str)
+                    != Some(manager.as_str())
+                    && e.get("operation").and_then(Value::as_str) == Some("Apply")
+                    && e.get("subresource").and_then(Value::as_str).unwrap_or("") == sub;
+                match e.get_mut("fieldsV1") {
+                    Some(f) if other_applier => patch::release_taken_fields(f, applied, old, new),
+                    _ => true,
+                }
+            });
+        }
         entries.retain(|e| {
             !(e.get("manager").and_then(Value::as_str) == Some(manager)
                 && e.get("operation").and_then(Value::as_str) == Some(op)
