@@ -120,12 +120,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// Creates the objects with `clients` requests in flight, building each only when it is sent.
 async fn create_all(
     client: &kube::Client,
-    items: Vec<(ApiResource, Value)>,
+    items: impl Iterator<Item = (ApiResource, Value)>,
     clients: usize,
 ) -> Result<(), AnyError> {
-    let results: Vec<Result<(), kube::Error>> = futures::stream::iter(items)
+    let mut results = futures::stream::iter(items)
         .map(|(ar, obj)| {
             let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &ar);
             async move {
@@ -134,10 +135,8 @@ async fn create_all(
                 api.create(&PostParams::default(), &obj).await.map(|_| ())
             }
         })
-        .buffer_unordered(clients)
-        .collect()
-        .await;
-    for r in results {
+        .buffer_unordered(clients);
+    while let Some(r) = results.next().await {
         r?;
     }
     Ok(())
@@ -179,8 +178,7 @@ pub async fn controllers(
     let writes_before = server.stats().writes;
     let objects = customers * 4;
     let started = Instant::now();
-    let items: Vec<(ApiResource, Value)> = (0..customers).flat_map(customer_objects).collect();
-    create_all(&client, items, clients).await?;
+    create_all(&client, (0..customers).flat_map(customer_objects), clients).await?;
     let created_s = started.elapsed().as_secs_f64();
     eprintln!("created {objects} objects in {created_s:.2} s");
     let mut last_report = Instant::now();
@@ -302,10 +300,8 @@ pub async fn api_server(
         .await?;
     let rss_before = current_rss_mib();
     let perms = resource("PurchasePermission", "purchasepermissions");
-    let items: Vec<(ApiResource, Value)> = (0..objects)
-        .map(|i| customer_objects(i)[3].clone())
-        .collect();
     let t = Instant::now();
+    let items = (0..objects).map(|i| customer_objects(i)[3].clone());
     create_all(&client, items, clients).await?;
     let create_s = t.elapsed().as_secs_f64();
     let rss_after = current_rss_mib();

@@ -489,6 +489,23 @@ async fn deploy_agent_roles_enforced() {
         "-p",
         ENABLE,
     ];
+    for group in [
+        "partner-a:sales-agents",
+        "partner-a:helpdesk-agents",
+        "partner-a:admin-agents",
+    ] {
+        // Every agent reads the activity log of its namespace, and only there.
+        env.ok(&[&["get", "events", "-n", "partner-a"][..], &as_group(group)].concat())
+            .await;
+        env.ok(&[
+            &["get", "events.events.k8s.io", "-n", "partner-a"][..],
+            &as_group(group),
+        ]
+        .concat())
+            .await;
+        env.fails(&[&["get", "events", "-n", "partner-b"][..], &as_group(group)].concat())
+            .await;
+    }
     for group in ["partner-a:sales-agents", "partner-a:helpdesk-agents"] {
         env.ok(&[&get[..], &as_group(group)].concat()).await;
         // The real roles also read status.

@@ -31,7 +31,17 @@ pub async fn publish(ctx: &Context, obj: &PurchasePermission, e: &ActivityEvent)
         action: e.action.to_string(),
         secondary: None,
     };
-    match ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+    let reference = obj.object_ref(&());
+    let shard = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&reference.namespace, &reference.name).hash(&mut h);
+        (h.finish() as usize) % ctx.recorders.len().max(1)
+    };
+    let Some(recorder) = ctx.recorders.get(shard) else {
+        return;
+    };
+    match recorder.publish(&event, &reference).await {
         Ok(()) => {
             ctx.metrics
                 .write(super::metrics::Kind::purchasepermission, "event");

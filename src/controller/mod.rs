@@ -36,6 +36,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+/// Event recorder shards (one object always uses the same one, so its series stay whole).
+const RECORDER_SHARDS: usize = 64;
+
 /// Name under which the operator writes (field manager, Event reporter).
 pub const MANAGER: &str = "csp-operator";
 
@@ -89,7 +92,9 @@ struct Indexes {
 /// Shared by every reconcile.
 pub struct Context {
     pub client: Client,
-    pub recorder: Recorder,
+    /// Event recorders, sharded by object: kube's Recorder scans its whole series cache on every
+    /// publish, which is quadratic with one recorder for 100k objects.
+    pub recorders: Vec<Recorder>,
     pub caches: Caches,
     pub backend: Arc<dyn Backend>,
     pub metrics: Arc<Metrics>,
@@ -460,6 +465,13 @@ fn error_policy<K: Resource<DynamicType = ()>>(
     error: &Error,
     ctx: Arc<Context>,
 ) -> Action {
+    // Refused as invalid: retrying the same write cannot help; wait for the object to change.
+    if let Error::Kube(kube::Error::Api(status)) = error
+        && status.code == 422
+    {
+        tracing::error!(error = %error, object = %object_key(obj.as_ref()), "write refused as invalid; waiting for a change");
+        return Action::await_change();
+    }
     let attempts = {
         let mut failures = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
         let n = failures.entry(object_key(obj.as_ref())).or_insert(0);
@@ -790,7 +802,9 @@ fn build(
     };
     let ctx = Arc::new(Context {
         client: client.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
+        recorders: (0..RECORDER_SHARDS)
+            .map(|_| Recorder::new(client.clone(), reporter.clone()))
+            .collect(),
         caches: caches.clone(),
         backend,
         metrics,
