@@ -223,3 +223,48 @@ async fn paging_watch_wait_and_delete_with_finalizer() {
     env.ok(&["wait", "--for=delete", "customer/c2", "--timeout=10s"])
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_watch_streams_changes() {
+    let env = Env::new().await;
+    let f = env.manifest("c.yaml", CUSTOMER);
+    env.ok(&["apply", "-f", &f]).await;
+    // `kubectl get -w` prints the table, then a row per change, until it is stopped.
+    let mut watch = std::process::Command::new(support::kubectl_path())
+        .env("KUBECONFIG", &env.kubeconfig)
+        .args(["get", "cspcust", "-w", "--request-timeout=0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl get -w runs");
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    env.ok(&[
+        "label",
+        "cspcust",
+        "contoso",
+        "tier=platinum",
+        "--overwrite",
+    ])
+    .await;
+    let second = env.manifest(
+        "d.yaml",
+        &CUSTOMER.replace("name: contoso,", "name: dunder,"),
+    );
+    env.ok(&["apply", "-f", &second]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let _ = watch.kill();
+    let out = watch.wait_with_output().expect("watch output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines.first().is_some_and(|h| h.starts_with("NAME")),
+        "{text}"
+    );
+    assert!(
+        lines.iter().filter(|l| l.starts_with("contoso")).count() >= 2,
+        "initial row and the label change: {text}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("dunder")),
+        "the new object: {text}"
+    );
+}
