@@ -147,10 +147,11 @@ pub async fn controllers(
     customers: usize,
     clients: usize,
     samples: usize,
+    debounce: Duration,
 ) -> Result<String, AnyError> {
     let server = ApiServer::start(apiserver::Config {
         port: 0,
-        history: 50_000,
+        history: 20_000,
     })
     .await?;
     let client = server.client()?;
@@ -166,6 +167,7 @@ pub async fn controllers(
     let opts = RunOptions {
         metrics: Some(metrics.clone()),
         concurrency: 64,
+        debounce,
         ..Default::default()
     };
     let controllers = tokio::spawn(crate::controller::run(
@@ -270,6 +272,11 @@ pub async fn controllers(
         p99.as_secs_f64() * 1000.0
     );
     eprintln!("idle writes in 2 s after settling: {idle_writes}; reconciles: {reconciles}");
+    eprintln!(
+        "server: {} objects, {:.1} MiB of stored JSON",
+        server.object_count(),
+        server.stored_bytes() as f64 / 1048576.0
+    );
     Ok(format!(
         "customers={customers} objects={objects} ready_s={ready_s:.2} objects_per_s={:.0} writes_per_object={writes_per_object:.2} peak_rss_mib={:.0}",
         objects as f64 / ready_s,

@@ -82,6 +82,9 @@ struct BenchArgs {
     /// Role changes timed for the change-to-status latency (each timed twice).
     #[arg(long, default_value_t = 100)]
     samples: usize,
+    /// The controllers' --debounce-ms.
+    #[arg(long, default_value_t = 0)]
+    debounce_ms: u64,
 }
 
 #[derive(clap::Args)]
@@ -117,6 +120,9 @@ struct RunArgs {
     /// Reconciles running at once, per kind.
     #[arg(long, default_value_t = 16)]
     concurrency: u16,
+    /// Milliseconds to wait after a change for related ones before reconciling (0: none).
+    #[arg(long, default_value_t = 0)]
+    debounce_ms: u64,
 }
 
 impl RunArgs {
@@ -137,6 +143,7 @@ impl RunArgs {
                 }),
             concurrency: self.concurrency,
             metrics: None,
+            debounce: std::time::Duration::from_millis(self.debounce_ms),
         }
     }
 }
@@ -158,11 +165,14 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Crd { dir } => crd(dir),
         Command::Run { run: args } => run(args).await,
-        Command::Bench { args } => {
-            csp_operator::bench::controllers(args.customers, args.clients, args.samples)
-                .await
-                .map(|line| println!("{line}"))
-        }
+        Command::Bench { args } => csp_operator::bench::controllers(
+            args.customers,
+            args.clients,
+            args.samples,
+            std::time::Duration::from_millis(args.debounce_ms),
+        )
+        .await
+        .map(|line| println!("{line}")),
         Command::BenchApiserver { args } => {
             csp_operator::bench::api_server(args.objects, args.clients, args.watchers)
                 .await

@@ -139,7 +139,8 @@ async fn route(shared: &Arc<Shared>, r: Req) -> Result<Response<Body>, ApiError>
         .split('/')
         .filter(|s| !s.is_empty())
         .collect();
-    let resources = shared.store.resources();
+    // Only discovery needs the resource list; resource requests resolve one entry.
+    let resources = || shared.store.resources();
     match (r.method.clone(), segs.as_slice()) {
         (Method::GET, ["version"]) => return Ok(json_response(200, &discovery::version(), &[])),
         (Method::GET, ["healthz" | "livez" | "readyz"]) => {
@@ -157,32 +158,36 @@ async fn route(shared: &Arc<Shared>, r: Req) -> Result<Response<Body>, ApiError>
             ));
         }
         (Method::GET, ["apis"]) => {
-            return Ok(json_response(200, &discovery::group_list(&resources), &[]));
+            return Ok(json_response(
+                200,
+                &discovery::group_list(&resources()),
+                &[],
+            ));
         }
         (Method::GET, ["api", v]) => {
-            return discovery::resource_list(&resources, "", v)
+            return discovery::resource_list(&resources(), "", v)
                 .map(|l| json_response(200, &l, &[]))
                 .ok_or_else(|| ApiError::not_found("", v));
         }
         (Method::GET, ["apis", g]) => {
-            return discovery::group(&resources, g)
+            return discovery::group(&resources(), g)
                 .map(|l| json_response(200, &l, &[]))
                 .ok_or_else(|| ApiError::not_found("", g));
         }
         (Method::GET, ["apis", g, v]) => {
-            return discovery::resource_list(&resources, g, v)
+            return discovery::resource_list(&resources(), g, v)
                 .map(|l| json_response(200, &l, &[]))
                 .ok_or_else(|| ApiError::not_found("", &format!("{g}/{v}")));
         }
         (Method::GET, ["openapi", "v3"]) => {
             return Ok(json_response(
                 200,
-                &discovery::openapi_index(&resources),
+                &discovery::openapi_index(&resources()),
                 &[],
             ));
         }
         (Method::GET, ["openapi", "v3", rest @ ..]) => {
-            return discovery::openapi_for_path(&resources, &rest.join("/"))
+            return discovery::openapi_for_path(&resources(), &rest.join("/"))
                 .map(|d| json_response(200, &d, &[]))
                 .ok_or_else(|| ApiError::not_found("", &rest.join("/")));
         }

@@ -827,6 +827,11 @@ impl CelRunner<'_> {
             return;
         }
         let old = old.filter(|o| !o.is_null());
+        // Ratcheting, as the real server does: a value the update leaves unchanged was admitted
+        // before and is not evaluated again (status writes leave the spec's rules alone).
+        if !root && old.is_some_and(|o| o == value) {
+            return;
+        }
         if let Some(rules) = schema
             .get("x-kubernetes-validations")
             .and_then(Value::as_array)

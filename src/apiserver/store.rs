@@ -129,7 +129,7 @@ const BOOT_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 
 impl Store {
     pub fn new(history_cap: usize) -> Self {
-        let (tx, _) = broadcast::channel(65_536);
+        let (tx, _) = broadcast::channel(16_384);
         let store = Self {
             state: Mutex::new(State {
                 rv: 100,

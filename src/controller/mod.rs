@@ -641,6 +641,9 @@ pub struct RunOptions {
     pub concurrency: u16,
     /// Where to count (a fresh registry when None); lets tests and benchmarks read the metrics.
     pub metrics: Option<Arc<Metrics>>,
+    /// Wait this long after a trigger for more before reconciling (merges bursts of related
+    /// changes into one decision and one write).
+    pub debounce: Duration,
 }
 
 /// The Lease that makes one replica the writer.
@@ -954,11 +957,13 @@ fn build(
         trigger_own(&p_main, ev)
     });
 
-    let cfg = kube::runtime::controller::Config::default().concurrency(if opts.concurrency == 0 {
-        16
-    } else {
-        opts.concurrency
-    });
+    let cfg = kube::runtime::controller::Config::default()
+        .concurrency(if opts.concurrency == 0 {
+            16
+        } else {
+            opts.concurrency
+        })
+        .debounce(opts.debounce);
     let feeds =
         futures::future::join4(customer_feed, subscription_feed, role_feed, permission_feed)
             .map(|_| ())
