@@ -98,18 +98,27 @@ fn correct(server: &ApiServer) -> usize {
     perms + customers + subs + roles
 }
 
-/// Peak resident set size of this process, in MiB (Linux).
-pub fn peak_rss_mib() -> f64 {
+/// A memory figure of this process from /proc/self/status, in MiB (Linux; 0 elsewhere).
+fn proc_status_mib(key: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(key))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
+}
+
+/// Peak resident set size of this process, in MiB.
+pub fn peak_rss_mib() -> f64 {
+    proc_status_mib("VmHWM:")
+}
+
+fn current_rss_mib() -> f64 {
+    proc_status_mib("VmRSS:")
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -118,6 +127,21 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
+}
+
+/// A fresh embedded server with our CRDs and the bench namespace.
+async fn bench_server(history: usize) -> Result<(ApiServer, kube::Client), AnyError> {
+    let server = ApiServer::start(apiserver::Config { port: 0, history }).await?;
+    let client = server.client()?;
+    crate::up::install_crds(&client).await?;
+    let ns_api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    ns_api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": NS}}))?,
+        )
+        .await?;
+    Ok((server, client))
 }
 
 /// Creates the objects with `clients` requests in flight, building each only when it is sent.
@@ -149,20 +173,7 @@ pub async fn controllers(
     samples: usize,
     debounce: Duration,
 ) -> Result<String, AnyError> {
-    let server = ApiServer::start(apiserver::Config {
-        port: 0,
-        history: 20_000,
-    })
-    .await?;
-    let client = server.client()?;
-    crate::up::install_crds(&client).await?;
-    let ns_api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    ns_api
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": NS}}))?,
-        )
-        .await?;
+    let (server, client) = bench_server(20_000).await?;
     let metrics = Arc::new(Metrics::default());
     let opts = RunOptions {
         metrics: Some(metrics.clone()),
@@ -291,20 +302,7 @@ pub async fn api_server(
     clients: usize,
     watchers: usize,
 ) -> Result<String, AnyError> {
-    let server = ApiServer::start(apiserver::Config {
-        port: 0,
-        history: 10_000,
-    })
-    .await?;
-    let client = server.client()?;
-    crate::up::install_crds(&client).await?;
-    let ns_api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    ns_api
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": NS}}))?,
-        )
-        .await?;
+    let (server, client) = bench_server(10_000).await?;
     let rss_before = current_rss_mib();
     let perms = resource("PurchasePermission", "purchasepermissions");
     let t = Instant::now();
@@ -379,17 +377,4 @@ pub async fn api_server(
         (rss_after - rss_before) * 1024.0 * 1024.0 / objects as f64,
         peak_rss_mib()
     ))
-}
-
-fn current_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
 }
