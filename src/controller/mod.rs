@@ -685,19 +685,21 @@ pub async fn run(
     };
     let (caches, feeds, controllers, ctx) =
         build(client, backend, metrics.clone(), ready.clone(), &opts);
-    if let Some(addr) = opts.metrics_addr {
+    let _metrics_endpoint = if let Some(addr) = opts.metrics_addr {
         let m = metrics.clone();
         let c = caches.clone();
         let refresh: Arc<dyn Fn() + Send + Sync> = Arc::new(move || refresh_gauges(&m, &c));
         let (m, r) = (metrics.clone(), ready.clone());
-        tokio::spawn(async move {
+        Some(AbortOnDrop(tokio::spawn(async move {
             if let Err(e) = metrics::serve(addr, m, r, refresh).await {
                 tracing::error!(error = %e, "metrics endpoint failed");
             }
-        });
-    }
+        })))
+    } else {
+        None
+    };
     // Caches fill whether or not this replica leads, so a new leader starts warm.
-    let feeds = tokio::spawn(feeds);
+    let _feeds = AbortOnDrop(tokio::spawn(feeds));
     let result = match lease {
         None => {
             metrics.leader.set(1);
@@ -750,9 +752,17 @@ pub async fn run(
             outcome
         }
     };
-    feeds.abort();
     drop(ctx);
     result
+}
+
+/// Stops a spawned task when `run` ends, however it ends (also when its own task is aborted).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn refresh_gauges(metrics: &Metrics, caches: &Caches) {
