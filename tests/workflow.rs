@@ -649,3 +649,75 @@ async fn two_replicas_one_leader_and_handover() {
     );
     b.abort();
 }
+
+fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return (0, String::new());
+    };
+    let _ = write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_health_endpoints() {
+    use csp_operator::backend::ClusterBackend;
+    use csp_operator::controller::RunOptions;
+    use std::sync::Arc;
+
+    let env = Env::new().await;
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port");
+    let run = tokio::spawn(csp_operator::controller::run(
+        env.client.clone(),
+        Arc::new(ClusterBackend),
+        RunOptions {
+            metrics_addr: Some(addr),
+            ..Default::default()
+        },
+        futures::future::pending(),
+    ));
+    env.ok(&["apply", "-f", &examples_dir()]).await;
+    env.wait_for(
+        "cspperm/contoso",
+        NS,
+        ready_reason(),
+        "Enabled/True/PermissionEnabled",
+    )
+    .await;
+    let (health, _) = tokio::task::spawn_blocking(move || http_get(addr, "/healthz"))
+        .await
+        .expect("join");
+    assert_eq!(health, 200);
+    let (ready, _) = tokio::task::spawn_blocking(move || http_get(addr, "/readyz"))
+        .await
+        .expect("join");
+    assert_eq!(ready, 200, "ready once the caches synced");
+    let (code, body) = tokio::task::spawn_blocking(move || http_get(addr, "/metrics"))
+        .await
+        .expect("join");
+    assert_eq!(code, 200);
+    for needle in [
+        r#"csp_operator_purchase_permissions{state="Enabled"} 1"#,
+        r#"csp_operator_purchase_permissions{state="Blocked"} 3"#,
+        r#"csp_operator_reconciles_total{kind="purchasepermission",result="ok"}"#,
+        "csp_operator_reconcile_duration_seconds_bucket",
+        r#"csp_operator_api_writes_total{kind="purchasepermission",write="event"}"#,
+        "csp_operator_triggers_pending",
+        "csp_operator_leader 1",
+    ] {
+        assert!(body.contains(needle), "missing {needle} in\n{body}");
+    }
+    run.abort();
+}

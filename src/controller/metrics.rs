@@ -61,6 +61,7 @@ pub struct Metrics {
     pub api_writes: Family<WriteLabels, Counter>,
     pub permissions: Family<StateLabels, Gauge>,
     pub in_flight: Family<KindLabels, Gauge>,
+    pub triggers_pending: Family<KindLabels, Gauge>,
     pub leader: Gauge,
 }
 
@@ -99,6 +100,12 @@ impl Default for Metrics {
             "Reconciles running now, by kind (the work queue's depth as far as it is visible)",
             in_flight.clone(),
         );
+        let triggers_pending = Family::<KindLabels, Gauge>::default();
+        registry.register(
+            "triggers_pending",
+            "Reconcile requests from related objects' changes waiting to enter a controller's queue",
+            triggers_pending.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -112,6 +119,7 @@ impl Default for Metrics {
             api_writes,
             permissions,
             in_flight,
+            triggers_pending,
             leader,
         }
     }

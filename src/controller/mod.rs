@@ -605,7 +605,33 @@ fn trigger_of<K: Clone>(
     }
 }
 
-type RefTx<K> = mpsc::UnboundedSender<ObjectRef<K>>;
+/// Triggers for one kind's controller from the other kinds' feeds, counted while they wait.
+struct RefTx<K: Resource<DynamicType = ()>> {
+    tx: mpsc::UnboundedSender<ObjectRef<K>>,
+    pending: prometheus_client::metrics::gauge::Gauge,
+}
+
+/// A trigger channel whose receiver counts down the pending gauge as the controller takes them.
+fn trigger_channel<K: Resource<DynamicType = ()>>(
+    metrics: &Metrics,
+    kind: metrics::Kind,
+) -> (RefTx<K>, impl Stream<Item = ObjectRef<K>> + Send + use<K>)
+where
+    K: 'static,
+{
+    let pending = metrics
+        .triggers_pending
+        .get_or_create(&metrics::KindLabels { kind })
+        .clone();
+    let (tx, rx) = mpsc::unbounded();
+    let taken = pending.clone();
+    (
+        RefTx { tx, pending },
+        rx.inspect(move |_| {
+            taken.dec();
+        }),
+    )
+}
 
 struct Triggers {
     customers: RefTx<Customer>,
@@ -626,7 +652,13 @@ fn trigger_own<K: Clone>(
 
 fn send_all<K: Resource<DynamicType = ()>>(tx: &RefTx<K>, objs: impl IntoIterator<Item = Arc<K>>) {
     for o in objs {
-        let _ = tx.unbounded_send(ObjectRef::from_obj(o.as_ref()));
+        if tx
+            .tx
+            .unbounded_send(ObjectRef::from_obj(o.as_ref()))
+            .is_ok()
+        {
+            tx.pending.inc();
+        }
     }
 }
 
@@ -823,10 +855,11 @@ fn build(
         metrics,
         failures: Default::default(),
     });
-    let (ct, cr) = mpsc::unbounded();
-    let (st, sr) = mpsc::unbounded();
-    let (rt, rr) = mpsc::unbounded();
-    let (pt, pr) = mpsc::unbounded();
+    let m = &ctx.metrics;
+    let (ct, cr) = trigger_channel(m, metrics::Kind::customer);
+    let (st, sr) = trigger_channel(m, metrics::Kind::azuresubscription);
+    let (rt, rr) = trigger_channel(m, metrics::Kind::roleassignment);
+    let (pt, pr) = trigger_channel(m, metrics::Kind::purchasepermission);
     let triggers = Arc::new(Triggers {
         customers: ct,
         subscriptions: st,
