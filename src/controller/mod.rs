@@ -612,13 +612,10 @@ struct RefTx<K: Resource<DynamicType = ()>> {
 }
 
 /// A trigger channel whose receiver counts down the pending gauge as the controller takes them.
-fn trigger_channel<K: Resource<DynamicType = ()>>(
+fn trigger_channel<K: Resource<DynamicType = ()> + 'static>(
     metrics: &Metrics,
     kind: metrics::Kind,
-) -> (RefTx<K>, impl Stream<Item = ObjectRef<K>> + Send + use<K>)
-where
-    K: 'static,
-{
+) -> (RefTx<K>, impl Stream<Item = ObjectRef<K>> + Send + use<K>) {
     let pending = metrics
         .triggers_pending
         .get_or_create(&metrics::KindLabels { kind })
