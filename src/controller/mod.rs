@@ -348,17 +348,27 @@ async fn reconcile_permission_inner(
     let ns = obj.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<PurchasePermission> = Api::namespaced(ctx.client.clone(), &ns);
     let ctx2 = ctx.clone();
-    finalizer::finalizer(&api, FINALIZER, obj, |event| async move {
+    let result = finalizer::finalizer(&api, FINALIZER, obj, |event| async move {
         match event {
             finalizer::Event::Apply(p) => apply_permission(p, ctx2).await,
             finalizer::Event::Cleanup(p) => cleanup_permission(p, ctx2).await,
         }
     })
-    .await
-    .map_err(|e| match e {
-        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    })
+    .await;
+    match result {
+        Ok(action) => Ok(action),
+        // The finalizer patch tests the finalizers it read from the cache; 422 means the cache
+        // is behind our own previous write. Its watch event re-triggers this object.
+        Err(
+            finalizer::Error::AddFinalizer(kube::Error::Api(s))
+            | finalizer::Error::RemoveFinalizer(kube::Error::Api(s)),
+        ) if s.code == 422 => {
+            tracing::debug!(message = %s.message, "finalizer patch raced the cache; waiting for the watch");
+            Ok(Action::await_change())
+        }
+        Err(finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e)) => Err(e),
+        Err(other) => Err(Error::Finalizer(other.to_string())),
+    }
 }
 
 fn tenant_of(ctx: &Context, ns: &str, p: &PurchasePermission) -> String {
