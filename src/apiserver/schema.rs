@@ -420,7 +420,7 @@ fn prune_node(
 /// cause then says so.
 pub fn validate(schema: &Value, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
     let mut causes = Vec::new();
-    check_node(schema, obj, "", true, &mut causes);
+    check_node(schema, obj, old, "", true, &mut causes);
     if has_rules(schema) {
         if causes.iter().any(|c| BLOCKING.contains(&c.reason.as_str())) {
             causes.push(Cause::new(
@@ -499,7 +499,18 @@ fn type_mismatch(schema: &Value, value: &Value) -> Option<String> {
     (!ok).then(|| expected.to_owned())
 }
 
-fn check_node(schema: &Value, value: &Value, path: &str, root: bool, causes: &mut Vec<Cause>) {
+fn check_node(
+    schema: &Value,
+    value: &Value,
+    old: Option<&Value>,
+    path: &str,
+    root: bool,
+    causes: &mut Vec<Cause>,
+) {
+    // Ratcheting, as the real server does: a value an update leaves unchanged is not checked again.
+    if !root && old.is_some_and(|o| o == value) {
+        return;
+    }
     if value.is_null() {
         if !flag(schema, "nullable")
             && let Some(expected) = type_mismatch(schema, value)
@@ -536,12 +547,19 @@ fn check_node(schema: &Value, value: &Value, path: &str, root: bool, causes: &mu
         Value::String(s) => check_string(schema, s, path, causes),
         Value::Number(n) => check_number(schema, n, path, causes),
         Value::Array(items) => check_array(schema, items, path, causes),
-        Value::Object(map) => check_object(schema, map, path, root, causes),
+        Value::Object(map) => check_object(
+            schema,
+            map,
+            old.and_then(Value::as_object),
+            path,
+            root,
+            causes,
+        ),
         _ => {}
     }
     if let Some(branches) = schema.get("allOf").and_then(Value::as_array) {
         for branch in branches {
-            check_node(branch, value, path, root, causes);
+            check_node(branch, value, old, path, root, causes);
         }
     }
 }
@@ -661,7 +679,7 @@ fn check_array(schema: &Value, items: &[Value], path: &str, causes: &mut Vec<Cau
     let item_schema = schema.get("items");
     if let Some(item_schema) = item_schema {
         for (i, item) in items.iter().enumerate() {
-            check_node(item_schema, item, &index(path, i), false, causes);
+            check_node(item_schema, item, None, &index(path, i), false, causes);
         }
     }
     match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
@@ -736,6 +754,7 @@ fn map_key(keys: &[&str], item_schema: Option<&Value>, item: &Value) -> Vec<Valu
 fn check_object(
     schema: &Value,
     map: &Map<String, Value>,
+    old: Option<&Map<String, Value>>,
     path: &str,
     root: bool,
     causes: &mut Vec<Cause>,
@@ -793,10 +812,11 @@ fn check_object(
         if non_nullable_null(key, v) {
             continue;
         }
+        let old_v = old.and_then(|o| o.get(key));
         if let Some(prop) = props.and_then(|p| p.get(key)) {
-            check_node(prop, v, &child(path, key), false, causes);
+            check_node(prop, v, old_v, &child(path, key), false, causes);
         } else if let Some(add) = additional_schema(schema) {
-            check_node(add, v, &child(path, key), false, causes);
+            check_node(add, v, old_v, &child(path, key), false, causes);
         }
     }
 }
@@ -1103,5 +1123,43 @@ fn to_cel(value: &Value, schema: Option<&Value>, root: bool) -> CelValue {
             }
             CelValue::Map(CelMap { map: Arc::new(out) })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> Value {
+        json!({"type": "object", "properties": {
+            "spec": {"type": "object", "properties": {
+                "id": {"type": "string", "pattern": "^[0-9]+$",
+                       "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "id is immutable"}]},
+                "name": {"type": "string", "maxLength": 3}
+            }},
+            "status": {"type": "object", "properties": {"n": {"type": "integer"}}}
+        }})
+    }
+
+    #[test]
+    fn unchanged_values_are_not_checked_again_but_changed_ones_are() {
+        // Stored before a stricter schema: invalid today, but the update leaves it alone.
+        let old = json!({"spec": {"id": "abc", "name": "toolong"}, "status": {"n": 1}});
+        let status_only = json!({"spec": {"id": "abc", "name": "toolong"}, "status": {"n": 2}});
+        assert!(validate(&schema(), &status_only, Some(&old)).is_empty());
+        // A changed field is checked, and so are the rules on it.
+        let changed = json!({"spec": {"id": "123", "name": "toolong"}, "status": {"n": 2}});
+        let causes = validate(&schema(), &changed, Some(&old));
+        assert!(
+            causes
+                .iter()
+                .any(|c| c.field == "spec.id" && c.message.contains("immutable")),
+            "{causes:?}"
+        );
+        // On create nothing is ratcheted.
+        let causes = validate(&schema(), &old, None);
+        assert!(causes.iter().any(|c| c.field == "spec.id"), "{causes:?}");
+        assert!(causes.iter().any(|c| c.field == "spec.name"), "{causes:?}");
     }
 }
