@@ -588,10 +588,16 @@ async fn two_replicas_one_leader_and_handover() {
         "replica-a",
     )
     .await;
+    let b_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port");
     let b = tokio::spawn(csp_operator::controller::run(
         env.client.clone(),
         Arc::new(ClusterBackend),
-        replica("replica-b", mb.clone()),
+        RunOptions {
+            metrics_addr: Some(b_addr),
+            ..replica("replica-b", mb.clone())
+        },
         futures::future::pending(),
     ));
     env.ok(&["apply", "-f", &examples_dir()]).await;
@@ -614,6 +620,18 @@ async fn two_replicas_one_leader_and_handover() {
         "the follower does not"
     );
     assert_eq!(mb.leader.get(), 0);
+    // The standby is ready (its caches are warm) and queues no work while it waits.
+    let (ready, _) = tokio::task::spawn_blocking(move || http_get(b_addr, "/readyz"))
+        .await
+        .expect("join");
+    assert_eq!(ready, 200, "a standby with synced caches is ready");
+    for kind in [Kind::customer, Kind::purchasepermission] {
+        let pending = mb
+            .triggers_pending
+            .get_or_create(&csp_operator::controller::metrics::KindLabels { kind })
+            .get();
+        assert_eq!(pending, 0, "the standby queues nothing for {kind:?}");
+    }
 
     // SIGTERM on the leader: in-flight work finishes, the Lease is released, the other takes over.
     let _ = stop_a.send(());

@@ -13,8 +13,8 @@ pub mod metrics;
 pub use metrics::Metrics;
 
 use crate::api::{
-    AzureSubscription, Customer, FINALIZER, PermissionState, PurchasePermission, Role,
-    RoleAssignment,
+    AzureSubscription, Customer, FINALIZER, PermissionState, PurchasePermission,
+    PurchasePermissionStatus, Role, RoleAssignment,
 };
 use crate::backend::{Backend, Grant};
 use crate::policy::{self, Seniority};
@@ -100,6 +100,41 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Failed attempts per object since its last success, for exponential backoff.
     failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    /// The permission statuses this process wrote, by uid, with the resourceVersion they were
+    /// based on: until the cache shows a newer object, that written status is the current one
+    /// (so a reconcile racing the watch does not re-announce a transition it already made).
+    written:
+        std::sync::Mutex<std::collections::HashMap<String, (String, PurchasePermissionStatus)>>,
+}
+
+impl Context {
+    /// The permission's status as this process last knows it: the cached one, or the one it
+    /// wrote itself when the cache has not caught up with that write yet.
+    fn known_status(&self, obj: &PurchasePermission) -> Option<PurchasePermissionStatus> {
+        let uid = obj.metadata.uid.as_deref().unwrap_or("");
+        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        match written.get(uid) {
+            Some((base, status))
+                if obj.metadata.resource_version.as_deref() == Some(base.as_str()) =>
+            {
+                Some(status.clone())
+            }
+            Some(_) => {
+                written.remove(uid);
+                obj.status.clone()
+            }
+            None => obj.status.clone(),
+        }
+    }
+
+    fn remember_written(&self, obj: &PurchasePermission, status: &PurchasePermissionStatus) {
+        if let (Some(uid), Some(rv)) = (&obj.metadata.uid, &obj.metadata.resource_version) {
+            self.written
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(uid.clone(), (rv.clone(), status.clone()));
+        }
+    }
 }
 
 fn seniority<K: Resource>(o: &K) -> Seniority<'_> {
@@ -406,11 +441,12 @@ async fn apply_permission(
         seniority(obj.as_ref()),
         rivals.iter().map(|o| seniority(o.as_ref())),
     );
+    let known = ctx.known_status(&obj);
     let decision = policy::permission_decision(
         &policy::PermissionFacts {
             spec: &obj.spec,
             generation: obj.metadata.generation,
-            current: obj.status.as_ref(),
+            current: known.as_ref(),
             customer_exists: c.customer(&ns, customer).is_some(),
             subscriptions: facts_subs,
             duplicate_of,
@@ -433,14 +469,15 @@ async fn apply_permission(
         policy::GrantChange::Delete => ctx.backend.revoke(&tenant_of(&ctx, &ns, &obj)).await?,
         policy::GrantChange::None => {}
     }
-    if let Some(status) = policy::status_change(obj.status.as_ref(), decision.status) {
+    if let Some(status) = policy::status_change(known.as_ref(), decision.status) {
         write_status(
             &ctx,
             metrics::Kind::purchasepermission,
             obj.as_ref(),
-            status,
+            &status,
         )
         .await?;
+        ctx.remember_written(&obj, &status);
     }
     for e in &decision.events {
         events::publish(&ctx, obj.as_ref(), e).await;
@@ -452,7 +489,12 @@ async fn cleanup_permission(
     obj: Arc<PurchasePermission>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    if let Some(event) = policy::withdraw_on_delete(obj.status.as_ref()) {
+    let known = ctx.known_status(&obj);
+    ctx.written
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(obj.metadata.uid.as_deref().unwrap_or(""));
+    if let Some(event) = policy::withdraw_on_delete(known.as_ref()) {
         let ns = obj.namespace().ok_or(Error::NoNamespace)?;
         ctx.backend.revoke(&tenant_of(&ctx, &ns, &obj)).await?;
         events::publish(&ctx, obj.as_ref(), &event).await;
@@ -488,7 +530,7 @@ fn error_policy<K: Resource<DynamicType = ()>>(
         *n = n.saturating_add(1);
         *n
     };
-    let base_ms = 500u64.saturating_mul(1u64 << attempts.min(10).saturating_sub(1));
+    let base_ms = 500u64.saturating_mul(1u64 << attempts.min(11).saturating_sub(1));
     let delay = Duration::from_millis(base_ms.min(300_000));
     let jitter = Duration::from_millis(rand::random::<u64>() % (delay.as_millis() as u64 / 4 + 1));
     tracing::warn!(error = %error, category = error.metric_label(), object = %object_key(obj.as_ref()), attempts, "reconcile failed; retrying");
@@ -619,12 +661,21 @@ fn trigger_of<K: Clone>(
 struct RefTx<K: Resource<DynamicType = ()>> {
     tx: mpsc::UnboundedSender<ObjectRef<K>>,
     pending: prometheus_client::metrics::gauge::Gauge,
+    /// Off until this replica reconciles: a standby keeps its caches but queues nothing.
+    active: Arc<AtomicBool>,
+}
+
+/// The feed of one kind's own controller.
+struct MainTx<K> {
+    tx: mpsc::UnboundedSender<Result<K, watcher::Error>>,
+    active: Arc<AtomicBool>,
 }
 
 /// A trigger channel whose receiver counts down the pending gauge as the controller takes them.
 fn trigger_channel<K: Resource<DynamicType = ()> + 'static>(
     metrics: &Metrics,
     kind: metrics::Kind,
+    active: &Arc<AtomicBool>,
 ) -> (RefTx<K>, impl Stream<Item = ObjectRef<K>> + Send + use<K>) {
     let pending = metrics
         .triggers_pending
@@ -633,7 +684,11 @@ fn trigger_channel<K: Resource<DynamicType = ()> + 'static>(
     let (tx, rx) = mpsc::unbounded();
     let taken = pending.clone();
     (
-        RefTx { tx, pending },
+        RefTx {
+            tx,
+            pending,
+            active: active.clone(),
+        },
         rx.inspect(move |_| {
             taken.dec();
         }),
@@ -648,16 +703,21 @@ struct Triggers {
 }
 
 fn trigger_own<K: Clone>(
-    tx: &mpsc::UnboundedSender<Result<K, watcher::Error>>,
+    tx: &MainTx<K>,
     ev: Result<watcher::Event<K>, watcher::Error>,
 ) -> std::future::Ready<()> {
-    if let Some(trigger) = trigger_of(ev) {
-        let _ = tx.unbounded_send(trigger);
+    if tx.active.load(Ordering::Relaxed)
+        && let Some(trigger) = trigger_of(ev)
+    {
+        let _ = tx.tx.unbounded_send(trigger);
     }
     std::future::ready(())
 }
 
 fn send_all<K: Resource<DynamicType = ()>>(tx: &RefTx<K>, objs: impl IntoIterator<Item = Arc<K>>) {
+    if !tx.active.load(Ordering::Relaxed) {
+        return;
+    }
     for o in objs {
         if tx
             .tx
@@ -737,7 +797,8 @@ pub async fn run(
     } else {
         None
     };
-    // Caches fill whether or not this replica leads, so a new leader starts warm.
+    // Caches fill whether or not this replica leads, so a new leader starts warm; a replica is
+    // ready (for its probe) once they have, leader or standby.
     let _feeds = AbortOnDrop(tokio::spawn(feeds));
     let result = match lease {
         None => {
@@ -861,12 +922,14 @@ fn build(
         backend,
         metrics,
         failures: Default::default(),
+        written: Default::default(),
     });
     let m = &ctx.metrics;
-    let (ct, cr) = trigger_channel(m, metrics::Kind::customer);
-    let (st, sr) = trigger_channel(m, metrics::Kind::azuresubscription);
-    let (rt, rr) = trigger_channel(m, metrics::Kind::roleassignment);
-    let (pt, pr) = trigger_channel(m, metrics::Kind::purchasepermission);
+    let active = Arc::new(AtomicBool::new(false));
+    let (ct, cr) = trigger_channel(m, metrics::Kind::customer, &active);
+    let (st, sr) = trigger_channel(m, metrics::Kind::azuresubscription, &active);
+    let (rt, rr) = trigger_channel(m, metrics::Kind::roleassignment, &active);
+    let (pt, pr) = trigger_channel(m, metrics::Kind::purchasepermission, &active);
     let triggers = Arc::new(Triggers {
         customers: ct,
         subscriptions: st,
@@ -875,16 +938,30 @@ fn build(
     });
 
     // Fan-out: each kind's watch triggers the dependents of every object it sees.
-    let (c_main, c_main_rx) = mpsc::unbounded();
-    let (s_main, s_main_rx) = mpsc::unbounded();
-    let (r_main, r_main_rx) = mpsc::unbounded();
-    let (p_main, p_main_rx) = mpsc::unbounded();
+    let (c_all, c_main_rx) = mpsc::unbounded();
+    let (s_all, s_main_rx) = mpsc::unbounded();
+    let (r_all, r_main_rx) = mpsc::unbounded();
+    let (p_all, p_main_rx) = mpsc::unbounded();
+    fn main_tx<K>(
+        tx: &mpsc::UnboundedSender<Result<K, watcher::Error>>,
+        active: &Arc<AtomicBool>,
+    ) -> MainTx<K> {
+        MainTx {
+            tx: tx.clone(),
+            active: active.clone(),
+        }
+    }
+    let (c_main, s_main) = (main_tx(&c_all, &active), main_tx(&s_all, &active));
+    let (r_main, p_main) = (main_tx(&r_all, &active), main_tx(&p_all, &active));
 
     let c2 = caches.clone();
     let t = triggers.clone();
     let mut gens = SpecChanges::default();
     let customer_feed = cached_stream::<Customer>(&client, cw).for_each(move |ev| {
         if let Seen::Relisted = seen(&ev) {
+            // Deletions during the watch gap are not replayed: re-check every dependent,
+            // rivals of the same kind included.
+            send_all(&t.customers, c2.customers.state());
             send_all(&t.subscriptions, c2.subscriptions.state());
             send_all(&t.permissions, c2.permissions.state());
         }
@@ -913,6 +990,7 @@ fn build(
     let subscription_feed = cached_stream::<AzureSubscription>(&client, sw).for_each(move |ev| {
         if let Seen::Relisted = seen(&ev) {
             send_all(&t.customers, c2.customers.state());
+            send_all(&t.subscriptions, c2.subscriptions.state());
             send_all(&t.roles, c2.roles.state());
             send_all(&t.permissions, c2.permissions.state());
         }
@@ -983,6 +1061,7 @@ fn build(
     let permission_feed = cached_stream::<PurchasePermission>(&client, pw).for_each(move |ev| {
         if let Seen::Relisted = seen(&ev) {
             send_all(&t.customers, c2.customers.state());
+            send_all(&t.permissions, c2.permissions.state());
         }
         if let Seen::Object(obj, live) = seen(&ev) {
             let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
@@ -1014,12 +1093,34 @@ fn build(
             opts.concurrency
         })
         .debounce(opts.debounce);
-    let feeds =
-        futures::future::join4(customer_feed, subscription_feed, role_feed, permission_feed)
-            .map(|_| ())
-            .boxed();
-    let ready_caches = caches.clone();
+    // One waiter on the caches' readiness (kube's Store wakes only one), announced to the
+    // probe and to the controllers.
+    let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
+    let sync_caches = caches.clone();
+    let sync = async move {
+        let all = futures::future::join4(
+            sync_caches.customers.wait_until_ready(),
+            sync_caches.subscriptions.wait_until_ready(),
+            sync_caches.roles.wait_until_ready(),
+            sync_caches.permissions.wait_until_ready(),
+        )
+        .await;
+        if let (Ok(()), Ok(()), Ok(()), Ok(())) = all {
+            ready.store(true, Ordering::Relaxed);
+            let _ = synced_tx.send(true);
+        }
+        // Keep the sender alive so the receivers do not see a closed channel.
+        futures::future::pending::<()>().await;
+    };
+    let feeds = futures::future::join(
+        futures::future::join4(customer_feed, subscription_feed, role_feed, permission_feed),
+        sync,
+    )
+    .map(|_| ())
+    .boxed();
     let ctrl_caches = caches.clone();
+    let all_caches = caches.clone();
+    let activate = active.clone();
     let ctx_out = ctx.clone();
     let controllers = move |stop: Shutdown| -> futures::future::BoxFuture<'static, ()> {
         async move {
@@ -1053,18 +1154,26 @@ fn build(
                 .for_each(|_| std::future::ready(()));
 
             // Decisions read all four caches: reconcile nothing until every cache has its first
-            // list, or a restart would write half-informed statuses (triggers wait in channels).
-            let synced = futures::future::join4(
-                ready_caches.customers.wait_until_ready(),
-                ready_caches.subscriptions.wait_until_ready(),
-                ready_caches.roles.wait_until_ready(),
-                ready_caches.permissions.wait_until_ready(),
-            );
+            // list, or a restart would write half-informed statuses.
+            let mut synced = synced_rx;
             tokio::select! {
-                s = synced => {
-                    if let (Ok(()), Ok(()), Ok(()), Ok(())) = s {
+                s = synced.wait_for(|done| *done).map(|r| r.is_ok()) => {
+                    if s {
                         tracing::info!("caches synced; reconciling");
-                        ready.store(true, Ordering::Relaxed);
+                        // From now on changes trigger; everything already cached is checked once.
+                        activate.store(true, Ordering::Relaxed);
+                        for o in all_caches.customers.state() {
+                            let _ = c_all.unbounded_send(Ok((*o).clone()));
+                        }
+                        for o in all_caches.subscriptions.state() {
+                            let _ = s_all.unbounded_send(Ok((*o).clone()));
+                        }
+                        for o in all_caches.roles.state() {
+                            let _ = r_all.unbounded_send(Ok((*o).clone()));
+                        }
+                        for o in all_caches.permissions.state() {
+                            let _ = p_all.unbounded_send(Ok((*o).clone()));
+                        }
                         futures::future::join4(customer_ctrl, subscription_ctrl, role_ctrl, permission_ctrl).await;
                     }
                 }
