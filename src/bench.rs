@@ -177,6 +177,9 @@ pub async fn controllers(
     samples: usize,
     debounce: Duration,
 ) -> Result<String, AnyError> {
+    if customers == 0 {
+        return Err("--customers must be at least 1".into());
+    }
     let (server, client) = bench_server(20_000).await?;
     let metrics = Arc::new(Metrics::default());
     let opts = RunOptions {

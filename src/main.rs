@@ -259,11 +259,12 @@ async fn up(
         metrics_addr,
         state: state.clone(),
     };
-    let (server, client, controllers) = csp_operator::up::start(&opts).await?;
+    let running = csp_operator::up::start(&opts).await?;
+    let (server, client) = (&running.server, &running.client);
     println!("API server listening on {}", server.url());
     println!("CRDs installed; controllers running");
     if !apply.is_empty() {
-        for line in csp_operator::up::apply_paths(&client, &apply).await? {
+        for line in csp_operator::up::apply_paths(client, &apply).await? {
             println!("{line}");
         }
     }
@@ -278,12 +279,9 @@ async fn up(
     println!();
     println!("Press Ctrl-C to stop.");
     shutdown_signal().await;
-    controllers.abort();
-    if let Some(path) = &state {
-        server.save_state(path)?;
+    if let Some(path) = running.stop()? {
         println!("state saved to {}", path.display());
     }
-    server.shutdown();
     println!("stopped");
     Ok(())
 }

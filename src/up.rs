@@ -186,8 +186,30 @@ async fn apply_one(
     Ok(format!("{qualified}/{name} {verb}"))
 }
 
-/// The controllers' task.
-pub type Controllers = tokio::task::JoinHandle<Result<(), crate::controller::Error>>;
+/// What `start` leaves running.
+pub struct Running {
+    pub server: ApiServer,
+    pub client: Client,
+    pub controllers: tokio::task::JoinHandle<Result<(), crate::controller::Error>>,
+    saver: Option<tokio::task::JoinHandle<()>>,
+    state: Option<PathBuf>,
+}
+
+impl Running {
+    /// Stops the controllers and the periodic saver, saves the state one last time (when
+    /// `--state` is set) and stops the server. Returns where the state went.
+    pub fn stop(self) -> std::io::Result<Option<PathBuf>> {
+        self.controllers.abort();
+        if let Some(saver) = self.saver {
+            saver.abort();
+        }
+        if let Some(path) = &self.state {
+            self.server.save_state(path)?;
+        }
+        self.server.shutdown();
+        Ok(self.state)
+    }
+}
 
 /// Options of `up`.
 #[derive(Clone, Debug)]
@@ -201,7 +223,7 @@ pub struct UpOptions {
 }
 
 /// Starts everything; returns the server, the client and the controllers' task.
-pub async fn start(opts: &UpOptions) -> Result<(ApiServer, Client, Controllers), UpError> {
+pub async fn start(opts: &UpOptions) -> Result<Running, UpError> {
     let server = ApiServer::start(apiserver::Config {
         port: opts.port,
         ..Default::default()
@@ -216,9 +238,10 @@ pub async fn start(opts: &UpOptions) -> Result<(ApiServer, Client, Controllers),
     }
     let client = server.client()?;
     install_crds(&client).await?;
-    if let Some(path) = &opts.state {
-        spawn_state_saver(server.clone(), path.clone());
-    }
+    let saver = opts
+        .state
+        .as_ref()
+        .map(|path| spawn_state_saver(server.clone(), path.clone()));
     let run_opts = crate::controller::RunOptions {
         metrics_addr: opts.metrics_addr,
         ..Default::default()
@@ -230,12 +253,18 @@ pub async fn start(opts: &UpOptions) -> Result<(ApiServer, Client, Controllers),
         futures::future::pending(),
     ));
     server.write_kubeconfig(&opts.kubeconfig)?;
-    Ok((server, client, controllers))
+    Ok(Running {
+        server,
+        client,
+        controllers,
+        saver,
+        state: opts.state.clone(),
+    })
 }
 
 /// Saves the state every second while it changes (atomically; the last save on shutdown is the
 /// caller's).
-fn spawn_state_saver(server: ApiServer, path: PathBuf) {
+fn spawn_state_saver(server: ApiServer, path: PathBuf) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut saved = 0;
         loop {
@@ -250,5 +279,5 @@ fn spawn_state_saver(server: ApiServer, path: PathBuf) {
                 }
             }
         }
-    });
+    })
 }

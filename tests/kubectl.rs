@@ -67,6 +67,12 @@ async fn apply_get_describe_and_reapply() {
         .await;
     assert!(desc.contains("Tenant Id:"), "{desc}");
 
+    // --sort-by asks for whole objects in the Table rows.
+    let sorted = env
+        .ok(&["get", "cspcust", "--sort-by=.spec.companyName", "-o", "name"])
+        .await;
+    assert!(sorted.contains("contoso"), "{sorted}");
+
     // Label selectors.
     assert!(
         env.ok(&["get", "cspcust", "-l", "tier=gold", "-o", "name"])

@@ -267,7 +267,14 @@ async fn route(shared: &Arc<Shared>, r: Req) -> Result<Response<Body>, ApiError>
                     .to_string();
                 return Ok(json_response(
                     200,
-                    &table::table(&def.columns, &[obj], &rv, None, Timestamp::now()),
+                    &table::table_with(
+                        &def.columns,
+                        &[obj],
+                        &rv,
+                        None,
+                        Timestamp::now(),
+                        include_object(&r)?,
+                    ),
                     &[],
                 ));
             }
@@ -405,6 +412,11 @@ fn parse_request_body(r: &Req) -> Result<Value, ApiError> {
     }
 }
 
+/// `includeObject` of a Table request (`Object` for `kubectl get --sort-by`).
+fn include_object(r: &Req) -> Result<table::IncludeObject, ApiError> {
+    table::IncludeObject::parse(r.q("includeObject").unwrap_or("")).map_err(ApiError::bad_request)
+}
+
 fn write_opts(r: &Req, operation: &'static str) -> WriteOpts {
     WriteOpts {
         dry_run: r.q("dryRun") == Some("All"),
@@ -453,12 +465,13 @@ fn list(
     if r.wants_table() {
         return Ok(json_response(
             200,
-            &table::table(
+            &table::table_with(
                 &def.columns,
                 &items,
                 &rv.to_string(),
                 next.as_deref(),
                 Timestamp::now(),
+                include_object(r)?,
             ),
             &[],
         ));

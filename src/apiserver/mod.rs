@@ -273,8 +273,15 @@ impl ApiServer {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
         }
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, bytes)?;
+        // A unique temporary name, synced before the rename: a crash leaves the old or the new
+        // file, never a torn one.
+        let tmp = path.with_extension(format!("tmp.{}", uuid::Uuid::new_v4().simple()));
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+        }
         std::fs::rename(&tmp, path)
     }
 

@@ -210,18 +210,28 @@ impl Store {
 
     /// Every stored object with its store, as one JSON document (for `up --state`).
     pub fn snapshot(&self) -> Result<Vec<u8>, serde_json::Error> {
-        let st = self.lock();
-        let mut objects = Vec::new();
-        for ((group, plural), map) in &st.objects {
-            for ((ns, _), bytes) in map {
-                let object: Value = serde_json::from_slice(bytes)?;
-                objects.push(
-                    json!({"group": group, "resource": plural, "namespace": ns, "object": object}),
-                );
-            }
+        // Copy the (shared) bytes under the lock; serialise after releasing it.
+        let (rv, copied): (u64, Vec<(StoreKey, String, Bytes)>) = {
+            let st = self.lock();
+            let copied = st
+                .objects
+                .iter()
+                .flat_map(|(key, map)| {
+                    map.iter()
+                        .map(move |((ns, _), bytes)| (key.clone(), ns.clone(), bytes.clone()))
+                })
+                .collect();
+            (st.rv, copied)
+        };
+        let mut objects = Vec::with_capacity(copied.len());
+        for ((group, plural), ns, bytes) in copied {
+            let object: Value = serde_json::from_slice(&bytes)?;
+            objects.push(
+                json!({"group": group, "resource": plural, "namespace": ns, "object": object}),
+            );
         }
         serde_json::to_vec(
-            &json!({"kind": "CspOperatorState", "version": 1, "resourceVersion": st.rv, "objects": objects}),
+            &json!({"kind": "CspOperatorState", "version": 1, "resourceVersion": rv, "objects": objects}),
         )
     }
 
@@ -493,8 +503,8 @@ impl Store {
         let mut st = self.lock();
         let old = st.current(def, ns, name)?;
         let Some(old) = old else {
-            if part == Part::Main {
-                // PUT creates when absent, as the real server does for most resources.
+            // PUT creates when absent only for kinds that allow it (not custom resources).
+            if part == Part::Main && def.schema.is_none() {
                 drop(st);
                 return self.create(def, ns, obj, opts);
             }
@@ -1129,7 +1139,9 @@ fn update_managed_fields(
             entry["subresource"] = sub.into();
         }
         entries.push(entry);
-        entries.truncate(16);
+        // Bounded: the oldest entries go first.
+        let excess = entries.len().saturating_sub(16);
+        entries.drain(..excess);
     }
     if let Some(m) = obj["metadata"].as_object_mut() {
         if entries.is_empty() {

@@ -43,7 +43,7 @@ pub struct KindLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WriteLabels {
     pub kind: Kind,
-    /// `status`, `event` or `finalizer`.
+    /// `status` or `event`.
     pub write: &'static str,
 }
 
@@ -85,7 +85,7 @@ impl Default for Metrics {
         let api_writes = Family::<WriteLabels, Counter>::default();
         registry.register(
             "api_writes",
-            "Writes to the Kubernetes API (status patches, Events, finalizer patches)",
+            "Writes to the Kubernetes API (status patches, Events)",
             api_writes.clone(),
         );
         let permissions = Family::<StateLabels, Gauge>::default();

@@ -175,18 +175,6 @@ pub fn permission_decision(facts: &PermissionFacts<'_>, now: Timestamp) -> Permi
     let previous_state = facts.current.map(|s| s.state).unwrap_or_default();
     let was_granted = previous_state == PermissionState::Enabled;
     let (state, ready) = match (spec.enabled, &blocker) {
-        (false, _) if facts.duplicate_of.is_some() => (
-            PermissionState::Disabled,
-            DesiredCondition::new(
-                types::READY,
-                false,
-                reasons::DUPLICATE_PERMISSION,
-                format!(
-                    "PurchasePermission {:?} already holds the switch for customer {customer:?}; delete this one",
-                    facts.duplicate_of.unwrap_or_default()
-                ),
-            ),
-        ),
         (false, _) => (
             PermissionState::Disabled,
             DesiredCondition::new(
@@ -205,8 +193,9 @@ pub fn permission_decision(facts: &PermissionFacts<'_>, now: Timestamp) -> Permi
                 "customer may purchase its own Azure reservations",
             ),
         ),
-        // A grant in effect is never silently revoked: it stays until switched off.
-        (true, Some((reason, message))) if was_granted => (
+        // A grant in effect is never silently revoked: it stays until switched off. (A duplicate
+        // never holds one: the grant is the customer's, and the oldest permission manages it.)
+        (true, Some((reason, message))) if was_granted && facts.duplicate_of.is_none() => (
             PermissionState::Enabled,
             DesiredCondition::new(
                 types::READY,
@@ -229,6 +218,8 @@ pub fn permission_decision(facts: &PermissionFacts<'_>, now: Timestamp) -> Permi
     };
 
     let grant = match (was_granted, state == PermissionState::Enabled) {
+        // The grant is the customer's; only the oldest permission for it switches it.
+        _ if facts.duplicate_of.is_some() => GrantChange::None,
         (false, true) => GrantChange::Create,
         (true, false) => GrantChange::Delete,
         _ => GrantChange::None,
@@ -578,7 +569,7 @@ mod tests {
                 vec![f("plan", &plan, true)],
                 Some("older"),
                 PermissionState::Disabled,
-                ("False", reasons::DUPLICATE_PERMISSION),
+                ("True", reasons::PERMISSION_DISABLED),
                 reasons::ELIGIBLE,
                 reasons::OWNER_ASSIGNED,
             ),
@@ -964,6 +955,47 @@ mod tests {
                 .expect("cond")
                 .message
                 .contains("Contributor or Reader does not count")
+        );
+    }
+
+    #[test]
+    fn a_duplicate_never_holds_or_withdraws_the_grant() {
+        let spec = perm(true);
+        let plan = plan();
+        let subs = || {
+            vec![SubscriptionFact {
+                name: "plan",
+                spec: &plan,
+                has_owner: true,
+            }]
+        };
+        // Granted while it was the only one; then an older one shows up.
+        let granted = permission_decision(&facts(&spec, subs()), t(0));
+        let demoted = permission_decision(
+            &PermissionFacts {
+                current: Some(&granted.status),
+                duplicate_of: Some("older"),
+                ..facts(&spec, subs())
+            },
+            t(10),
+        );
+        assert_eq!(demoted.status.state, PermissionState::Blocked);
+        assert_eq!(ready(&demoted), ("False", reasons::DUPLICATE_PERMISSION));
+        assert_eq!(
+            demoted.grant,
+            GrantChange::None,
+            "the older permission manages the customer's grant"
+        );
+        assert!(
+            demoted
+                .events
+                .iter()
+                .all(|e| e.action == actions::CHECK_PREREQUISITES)
+        );
+        assert_eq!(
+            withdraw_on_delete(Some(&demoted.status)),
+            None,
+            "deleting it withdraws nothing"
         );
     }
 
