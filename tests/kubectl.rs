@@ -69,7 +69,7 @@ async fn apply_get_describe_and_reapply() {
 
     // --sort-by asks for whole objects in the Table rows.
     let sorted = env
-        .ok(&["get", "cspcust", "--sort-by=.spec.companyName", "-o", "name"])
+        .ok(&["get", "cspcust", "--sort-by=.spec.companyName"])
         .await;
     assert!(sorted.contains("contoso"), "{sorted}");
 
