@@ -274,3 +274,87 @@ async fn get_watch_streams_changes() {
         "the new object: {text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_namespace_honours_finalizers_of_its_contents() {
+    let env = Env::new().await;
+    let yaml = "apiVersion: v1\nkind: Namespace\nmetadata: {name: partner-x}\n---\n".to_string()
+        + &CUSTOMER.replace(
+            "metadata: {name: contoso,",
+            "metadata: {namespace: partner-x, name: contoso,",
+        )
+        + "---\n"
+        + &CUSTOMER.replace(
+            "metadata: {name: contoso,",
+            "metadata: {namespace: partner-x, name: plain,",
+        );
+    let f = env.manifest("ns.yaml", &yaml);
+    env.ok(&["apply", "-f", &f]).await;
+    env.ok(&[
+        "patch",
+        "cspcust",
+        "contoso",
+        "-n",
+        "partner-x",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
+    ])
+    .await;
+    env.ok(&["delete", "namespace", "partner-x", "--wait=false"])
+        .await;
+    let phase = env
+        .ok(&[
+            "get",
+            "namespace",
+            "partner-x",
+            "-o",
+            "jsonpath={.status.phase}",
+        ])
+        .await;
+    assert_eq!(phase, "Terminating");
+    // The object without a finalizer is gone; the one with it waits, marked for deletion.
+    env.fails(&["get", "cspcust", "plain", "-n", "partner-x"])
+        .await;
+    let ts = env
+        .ok(&[
+            "get",
+            "cspcust",
+            "contoso",
+            "-n",
+            "partner-x",
+            "-o",
+            "jsonpath={.metadata.deletionTimestamp}",
+        ])
+        .await;
+    assert!(!ts.is_empty());
+    // Nothing new may be created in it.
+    let again = env.manifest(
+        "again.yaml",
+        &CUSTOMER.replace(
+            "metadata: {name: contoso,",
+            "metadata: {namespace: partner-x, name: late,",
+        ),
+    );
+    let err = env.fails(&["apply", "-f", &again]).await;
+    assert!(err.contains("being terminated"), "{err}");
+    // Releasing the last finalizer lets the namespace go.
+    env.ok(&[
+        "patch",
+        "cspcust",
+        "contoso",
+        "-n",
+        "partner-x",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+    ])
+    .await;
+    env.ok(&[
+        "wait",
+        "--for=delete",
+        "namespace/partner-x",
+        "--timeout=10s",
+    ])
+    .await;
+}

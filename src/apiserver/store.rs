@@ -116,6 +116,8 @@ struct State {
     history_cap: usize,
     /// Watches may start from any resourceVersion >= this.
     horizon: u64,
+    /// A namespace whose contents are being deleted in bulk (checked for emptiness once, after).
+    draining: Option<String>,
     stats: Stats,
 }
 
@@ -138,6 +140,7 @@ impl Store {
                 history: VecDeque::new(),
                 history_cap,
                 horizon: 0,
+                draining: None,
                 stats: Stats::default(),
             }),
             tx,
@@ -590,10 +593,20 @@ impl Store {
             let written = st.commit(def, ns, name, new, false, None, &self.tx)?;
             return Ok(written);
         }
-        let deleted = st.remove(def, ns, name, &self.tx);
         if def.group.is_empty() && def.plural == "namespaces" {
-            st.remove_namespace_contents(name, &self.tx);
+            // As the namespace controller: Terminating until its contents are gone, finalizers
+            // of the contents honoured.
+            if old.pointer("/metadata/deletionTimestamp").is_some() {
+                return Ok(old);
+            }
+            let mut terminating = old.clone();
+            set_meta(&mut terminating, "deletionTimestamp", now_string().into());
+            terminating["status"] = json!({"phase": "Terminating"});
+            let written = st.commit(def, ns, name, terminating, false, None, &self.tx)?;
+            st.delete_namespace_contents(name, &self.tx);
+            return Ok(written);
         }
+        let deleted = st.remove(def, ns, name, &self.tx);
         if def.group == "apiextensions.k8s.io" && def.plural == "customresourcedefinitions" {
             st.unregister_crd(&old, &self.tx);
         }
@@ -641,6 +654,12 @@ impl State {
     ) -> Result<Written, ApiError> {
         if def.namespaced && old.is_none() && !self.namespace_exists(ns) {
             return Err(ApiError::not_found("namespaces", ns));
+        }
+        if def.namespaced && old.is_none() && self.namespace_terminating(ns) {
+            return Err(ApiError::forbidden(format!(
+                "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                def.qualified_resource()
+            )));
         }
         if !obj.is_object() {
             return Err(ApiError::bad_request("the body must be a JSON object"));
@@ -956,6 +975,9 @@ impl State {
         set_meta(&mut v, "resourceVersion", self.rv.to_string().into());
         let out = serde_json::to_vec(&v).map(Bytes::from).unwrap_or(bytes);
         self.record(def.store.clone(), ns, "DELETED", out, tx);
+        if def.namespaced {
+            self.finish_namespace_if_empty(ns, tx);
+        }
         if def.is_events_k8s_io() {
             Some(event_view::to_new(&v))
         } else {
@@ -963,14 +985,23 @@ impl State {
         }
     }
 
-    fn remove_namespace_contents(&mut self, ns: &str, tx: &broadcast::Sender<Arc<Change>>) {
+    /// Deletes everything in a terminating namespace: objects with finalizers are marked, the
+    /// rest go; the namespace itself goes with its last object.
+    fn delete_namespace_contents(&mut self, ns: &str, tx: &broadcast::Sender<Arc<Change>>) {
         let defs: Vec<Arc<ResourceDef>> = self
             .resources
             .iter()
             .filter(|r| r.namespaced)
             .cloned()
             .collect();
+        let mut seen_stores = Vec::new();
+        self.draining = Some(ns.to_string());
         for def in defs {
+            // Two resources can share a store (the two Event APIs): visit it once.
+            if seen_stores.contains(&def.store) {
+                continue;
+            }
+            seen_stores.push(def.store.clone());
             let names: Vec<String> = self
                 .objects
                 .get(&def.store)
@@ -982,8 +1013,52 @@ impl State {
                 })
                 .unwrap_or_default();
             for n in names {
-                self.remove(&def, ns, &n, tx);
+                let Ok(Some(obj)) = self.current(&def, ns, &n) else {
+                    continue;
+                };
+                if finalizers(&obj).is_empty() {
+                    self.remove(&def, ns, &n, tx);
+                } else if obj.pointer("/metadata/deletionTimestamp").is_none() {
+                    let mut marked = obj;
+                    set_meta(&mut marked, "deletionTimestamp", now_string().into());
+                    set_meta(&mut marked, "deletionGracePeriodSeconds", 0.into());
+                    let _ = self.commit(&def, ns, &n, marked, false, None, tx);
+                }
             }
+        }
+        self.draining = None;
+        self.finish_namespace_if_empty(ns, tx);
+    }
+
+    fn namespace_terminating(&self, ns: &str) -> bool {
+        self.objects
+            .get(&("".to_string(), "namespaces".to_string()))
+            .and_then(|m| m.get(&(String::new(), ns.to_string())))
+            .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+            .is_some_and(|v| v.pointer("/metadata/deletionTimestamp").is_some())
+    }
+
+    /// Removes a terminating namespace once nothing is left in it.
+    fn finish_namespace_if_empty(&mut self, ns: &str, tx: &broadcast::Sender<Arc<Change>>) {
+        if ns.is_empty() || self.draining.as_deref() == Some(ns) || !self.namespace_terminating(ns)
+        {
+            return;
+        }
+        let empty = self.resources.iter().filter(|r| r.namespaced).all(|r| {
+            self.objects
+                .get(&r.store)
+                .is_none_or(|m| !m.keys().any(|k| k.0 == ns))
+        });
+        if !empty {
+            return;
+        }
+        if let Some(def) = self
+            .resources
+            .iter()
+            .find(|r| r.group.is_empty() && r.plural == "namespaces")
+            .cloned()
+        {
+            self.remove(&def, "", ns, tx);
         }
     }
 
