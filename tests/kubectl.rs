@@ -358,3 +358,51 @@ async fn deleting_a_namespace_honours_finalizers_of_its_contents() {
     ])
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selector_watch_sees_objects_enter_and_leave() {
+    let env = Env::new().await;
+    let f = env.manifest("c.yaml", CUSTOMER);
+    env.ok(&["apply", "-f", &f]).await;
+    let watch = std::process::Command::new(support::kubectl_path())
+        .env("KUBECONFIG", &env.kubeconfig)
+        .args([
+            "get",
+            "cspcust",
+            "-l",
+            "tier=platinum",
+            "-w",
+            "--output-watch-events",
+            "--request-timeout=0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl get -w runs");
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    env.ok(&[
+        "label",
+        "cspcust",
+        "contoso",
+        "tier=platinum",
+        "--overwrite",
+    ])
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    env.ok(&["label", "cspcust", "contoso", "tier=gold", "--overwrite"])
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let pid = watch.id().to_string();
+    let _ = std::process::Command::new("kill").arg(&pid).status();
+    let out = watch.wait_with_output().expect("watch output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let events: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("contoso"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        events,
+        ["ADDED", "DELETED"],
+        "entering then leaving the selection:\n{text}"
+    );
+}

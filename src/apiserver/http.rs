@@ -632,14 +632,13 @@ fn watch(
             }
         };
         for c in &initial {
-            if tx
-                .send(line(c.type_, &change_bytes(&def, c)))
-                .await
-                .is_err()
-            {
+            last_rv = last_rv.max(c.rv);
+            let Some(type_) = sel.event_for(c, &def) else {
+                continue;
+            };
+            if tx.send(line(type_, &change_bytes(&def, c))).await.is_err() {
                 return;
             }
-            last_rv = last_rv.max(c.rv);
         }
         let bookmark = |rv: u64, initial_end: bool| {
             let mut meta = json!({"resourceVersion": rv.to_string()});
@@ -669,11 +668,12 @@ fn watch(
                 }
                 c = live.recv() => match c {
                     Ok(c) => {
-                        if c.rv <= last_rv || c.store != def.store || !sel_matches(&sel, &c, &def) {
+                        if c.rv <= last_rv || c.store != def.store {
                             continue;
                         }
+                        let Some(type_) = sel.event_for(&c, &def) else { continue };
                         last_rv = c.rv;
-                        if tx.send(line(c.type_, &change_bytes(&def, &c))).await.is_err() { break; }
+                        if tx.send(line(type_, &change_bytes(&def, &c))).await.is_err() { break; }
                     }
                     // A watcher too slow for the stream ends; the client re-watches from its version.
                     Err(_) => break,
@@ -691,10 +691,6 @@ fn watch(
         .header("Transfer-Encoding", "chunked")
         .body(StreamBody::new(stream).boxed_unsync())
         .map_err(|e| ApiError::internal(e.to_string()))
-}
-
-fn sel_matches(sel: &Selection, c: &super::store::Change, def: &ResourceDef) -> bool {
-    sel.matches(&c.namespace, &c.object, def)
 }
 
 impl Faults {

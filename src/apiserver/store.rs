@@ -24,6 +24,9 @@ pub struct Change {
     pub store: StoreKey,
     pub namespace: String,
     pub object: Bytes,
+    /// The version this change replaced (for MODIFIED), so selector watches can tell an object
+    /// entering or leaving their selection.
+    pub prev: Option<Bytes>,
 }
 
 /// Which part of an object a write addresses.
@@ -63,6 +66,25 @@ pub struct Selection {
 }
 
 impl Selection {
+    /// The event type a watch with this selection reports for a change, if any: an object that
+    /// enters the selection is ADDED, one that leaves it is DELETED, as the real server does.
+    pub fn event_for(&self, c: &Change, def: &ResourceDef) -> Option<&'static str> {
+        let now = self.matches(&c.namespace, &c.object, def);
+        if c.type_ != "MODIFIED" || (self.labels.is_none() && self.fields.is_none()) {
+            return now.then_some(c.type_);
+        }
+        let before = c
+            .prev
+            .as_ref()
+            .is_some_and(|p| self.matches(&c.namespace, p, def));
+        match (before, now) {
+            (true, true) => Some("MODIFIED"),
+            (false, true) => Some("ADDED"),
+            (true, false) => Some("DELETED"),
+            (false, false) => None,
+        }
+    }
+
     pub fn matches(&self, namespace: &str, object: &Bytes, def: &ResourceDef) -> bool {
         if let Some(ns) = &self.namespace
             && ns != namespace
@@ -407,6 +429,7 @@ impl Store {
                                 store: def.store.clone(),
                                 namespace: k.0.clone(),
                                 object: b.clone(),
+                                prev: None,
                             })
                         })
                         .collect()
@@ -422,7 +445,6 @@ impl Store {
                 st.history
                     .iter()
                     .filter(|c| c.rv > rv && c.store == def.store)
-                    .filter(|c| sel.matches(&c.namespace, &c.object, def))
                     .cloned()
                     .collect()
             }
@@ -924,12 +946,13 @@ impl State {
             serde_json::to_vec(&obj)
         };
         let bytes = Bytes::from(encoded.map_err(|e| ApiError::internal(e.to_string()))?);
-        self.objects
+        let prev = self
+            .objects
             .entry(def.store.clone())
             .or_default()
             .insert((ns.to_string(), name.to_string()), bytes.clone());
         let type_ = type_override.unwrap_or(if created { "ADDED" } else { "MODIFIED" });
-        self.record(def.store.clone(), ns, type_, bytes, tx);
+        self.record(def.store.clone(), ns, type_, bytes, prev, tx);
         Ok(obj)
     }
 
@@ -939,6 +962,7 @@ impl State {
         ns: &str,
         type_: &'static str,
         object: Bytes,
+        prev: Option<Bytes>,
         tx: &broadcast::Sender<Arc<Change>>,
     ) {
         let change = Arc::new(Change {
@@ -947,6 +971,7 @@ impl State {
             store,
             namespace: ns.to_string(),
             object,
+            prev,
         });
         self.history.push_back(change.clone());
         while self.history.len() > self.history_cap {
@@ -974,7 +999,7 @@ impl State {
         let mut v: Value = serde_json::from_slice(&bytes).ok()?;
         set_meta(&mut v, "resourceVersion", self.rv.to_string().into());
         let out = serde_json::to_vec(&v).map(Bytes::from).unwrap_or(bytes);
-        self.record(def.store.clone(), ns, "DELETED", out, tx);
+        self.record(def.store.clone(), ns, "DELETED", out, None, tx);
         if def.namespaced {
             self.finish_namespace_if_empty(ns, tx);
         }
