@@ -135,7 +135,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// A fresh embedded server with our CRDs and the bench namespace.
 async fn bench_server(history: usize) -> Result<(ApiServer, kube::Client), AnyError> {
-    let server = ApiServer::start(apiserver::Config { port: 0, history }).await?;
+    let server = ApiServer::start(apiserver::Config {
+        port: 0,
+        history,
+        ..Default::default()
+    })
+    .await?;
     let client = server.client()?;
     crate::up::install_crds(&client).await?;
     let ns_api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());

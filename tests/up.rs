@@ -71,7 +71,7 @@ fn up_applies_examples_and_keeps_state_across_restarts() {
         "-n",
         "partner-a",
         "-o",
-        "jsonpath={.metadata.uid}/{.status.state}",
+        "jsonpath={.metadata.uid}/{.status.state}/{.status.enabledSince}/{.status.conditions[?(@.type==\"Ready\")].lastTransitionTime}",
     ];
     let start = Instant::now();
     while !dir.path().join("kc").exists() && start.elapsed() < Duration::from_secs(30) {

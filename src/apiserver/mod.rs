@@ -34,6 +34,8 @@ pub struct Config {
     pub port: u16,
     /// Changes kept for watches that resume from a resourceVersion.
     pub history: usize,
+    /// How long Events are kept after they were last seen (the real server's default is 1 h).
+    pub event_ttl: Duration,
 }
 
 impl Default for Config {
@@ -41,6 +43,7 @@ impl Default for Config {
         Self {
             port: 0,
             history: 200_000,
+            event_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -124,6 +127,26 @@ impl ApiServer {
             addr: addr.to_string(),
         });
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        // Events expire, as on a real cluster, so a long-running server does not grow forever.
+        let expiring = shared.clone();
+        let ttl = config.event_ttl;
+        let mut stop_expiry = stopped.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(
+                (ttl / 2)
+                    .min(Duration::from_secs(60))
+                    .max(Duration::from_millis(100)),
+            );
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        let cutoff = k8s_openapi::jiff::Timestamp::now() - ttl;
+                        expiring.store.expire_events(cutoff);
+                    }
+                    _ = stop_expiry.changed() => break,
+                }
+            }
+        });
         let server = shared.clone();
         tokio::spawn(async move {
             loop {
