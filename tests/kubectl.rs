@@ -161,10 +161,16 @@ async fn paging_watch_wait_and_delete_with_finalizer() {
     }
     let f = env.manifest("many.yaml", &docs);
     env.ok(&["apply", "-f", &f]).await;
-    let names = env
-        .ok(&["get", "cspcust", "--chunk-size=2", "-o", "name"])
+    let out = env
+        .kubectl(&["get", "cspcust", "--chunk-size=2", "-o", "name", "-v=6"])
         .await;
+    let names = String::from_utf8_lossy(&out.stdout);
     assert_eq!(names.lines().count(), 7, "{names}");
+    // Four pages of at most two: three requests carry a continue token.
+    let log = String::from_utf8_lossy(&out.stderr);
+    let pages = log.lines().filter(|l| l.contains("limit=2")).count();
+    let continued = log.lines().filter(|l| l.contains("continue=")).count();
+    assert_eq!((pages, continued), (4, 3), "{log}");
 
     // wait --for=condition sees a status written later.
     let waiter = {

@@ -70,14 +70,11 @@ pub fn apply_patch(kind: PatchKind, current: &Value, patch: &Value) -> Result<Va
                 .collect();
             let ops: json_patch::Patch = serde_json::from_value(Value::Array(ops))
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
+            // Any failing operation (a `test` included) is 422, as the real server answers.
             json_patch::patch(&mut doc, &ops).map_err(|e| {
-                let code_reason = match e.kind {
-                    json_patch::PatchErrorKind::TestFailed => (422, "Invalid"),
-                    _ => (422, "Invalid"),
-                };
                 ApiError::new(
-                    code_reason.0,
-                    code_reason.1,
+                    422,
+                    "Invalid",
                     format!("the server rejected our request due to an error in our request: {e}"),
                 )
             })?;
@@ -242,7 +239,7 @@ fn collect_paths(
                     continue;
                 }
                 if prefix.is_empty() && k == "metadata" {
-                    // Only labels, annotations and finalizers of metadata are owned fields.
+                    // Of metadata, only labels and annotations are owned fields here.
                     if let Some(meta) = child.as_object() {
                         for key in ["labels", "annotations"] {
                             if let Some(Value::Object(items)) = meta.get(key) {
