@@ -958,29 +958,35 @@ fn build(
     let t = triggers.clone();
     let mut gens = SpecChanges::default();
     let customer_feed = cached_stream::<Customer>(&client, cw).for_each(move |ev| {
-        if let Seen::Relisted = seen(&ev) {
-            // Deletions during the watch gap are not replayed: re-check every dependent,
-            // rivals of the same kind included.
-            send_all(&t.customers, c2.customers.state());
-            send_all(&t.subscriptions, c2.subscriptions.state());
-            send_all(&t.permissions, c2.permissions.state());
-        }
-        if let Seen::Object(obj, live) = seen(&ev) {
-            let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
-            let idx = &c2.indexes;
-            idx.customers_by_tenant
-                .set(&ns, &name, live.then_some(obj.spec.tenant_id.as_str()));
-            if !gens.changed(&ns, &name, obj.metadata.generation, live) {
-                return trigger_own(&c_main, ev);
+        match seen(&ev) {
+            Seen::Relisted => {
+                // Deletions during the watch gap are not replayed: re-check every dependent,
+                // rivals of the same kind included.
+                send_all(&t.customers, c2.customers.state());
+                send_all(&t.subscriptions, c2.subscriptions.state());
+                send_all(&t.permissions, c2.permissions.state());
             }
-            send_all(&t.subscriptions, c2.subscriptions_of(&ns, &name));
-            send_all(&t.permissions, c2.permissions_of(&ns, &name));
-            send_all(
-                &t.customers,
-                c2.customers_with_tenant(&ns, &obj.spec.tenant_id)
-                    .into_iter()
-                    .filter(|o| o.name_any() != name),
-            );
+            Seen::Object(obj, live) => {
+                let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
+                let idx = &c2.indexes;
+                idx.customers_by_tenant.set(
+                    &ns,
+                    &name,
+                    live.then_some(obj.spec.tenant_id.as_str()),
+                );
+                if !gens.changed(&ns, &name, obj.metadata.generation, live) {
+                    return trigger_own(&c_main, ev);
+                }
+                send_all(&t.subscriptions, c2.subscriptions_of(&ns, &name));
+                send_all(&t.permissions, c2.permissions_of(&ns, &name));
+                send_all(
+                    &t.customers,
+                    c2.customers_with_tenant(&ns, &obj.spec.tenant_id)
+                        .into_iter()
+                        .filter(|o| o.name_any() != name),
+                );
+            }
+            Seen::Other => {}
         }
         trigger_own(&c_main, ev)
     });
@@ -988,40 +994,44 @@ fn build(
     let t = triggers.clone();
     let mut gens = SpecChanges::default();
     let subscription_feed = cached_stream::<AzureSubscription>(&client, sw).for_each(move |ev| {
-        if let Seen::Relisted = seen(&ev) {
-            send_all(&t.customers, c2.customers.state());
-            send_all(&t.subscriptions, c2.subscriptions.state());
-            send_all(&t.roles, c2.roles.state());
-            send_all(&t.permissions, c2.permissions.state());
-        }
-        if let Seen::Object(obj, live) = seen(&ev) {
-            let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
-            let idx = &c2.indexes;
-            let customer = obj.spec.customer_ref.name.as_str();
-            let moved_from =
-                idx.subscriptions_by_customer
-                    .set(&ns, &name, live.then_some(customer));
-            idx.subscriptions_by_id.set(
-                &ns,
-                &name,
-                live.then_some(obj.spec.subscription_id.as_str()),
-            );
-            if !gens.changed(&ns, &name, obj.metadata.generation, live) && moved_from.is_none() {
-                return trigger_own(&s_main, ev);
+        match seen(&ev) {
+            Seen::Relisted => {
+                send_all(&t.customers, c2.customers.state());
+                send_all(&t.subscriptions, c2.subscriptions.state());
+                send_all(&t.roles, c2.roles.state());
+                send_all(&t.permissions, c2.permissions.state());
             }
-            for c in std::iter::once(customer.to_string()).chain(moved_from) {
-                if let Some(cust) = c2.customer(&ns, &c) {
-                    send_all(&t.customers, [cust]);
+            Seen::Object(obj, live) => {
+                let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
+                let idx = &c2.indexes;
+                let customer = obj.spec.customer_ref.name.as_str();
+                let moved_from =
+                    idx.subscriptions_by_customer
+                        .set(&ns, &name, live.then_some(customer));
+                idx.subscriptions_by_id.set(
+                    &ns,
+                    &name,
+                    live.then_some(obj.spec.subscription_id.as_str()),
+                );
+                if !gens.changed(&ns, &name, obj.metadata.generation, live) && moved_from.is_none()
+                {
+                    return trigger_own(&s_main, ev);
                 }
-                send_all(&t.permissions, c2.permissions_of(&ns, &c));
+                for c in std::iter::once(customer.to_string()).chain(moved_from) {
+                    if let Some(cust) = c2.customer(&ns, &c) {
+                        send_all(&t.customers, [cust]);
+                    }
+                    send_all(&t.permissions, c2.permissions_of(&ns, &c));
+                }
+                send_all(&t.roles, c2.roles_on(&ns, &name));
+                send_all(
+                    &t.subscriptions,
+                    c2.subscriptions_with_id(&ns, &obj.spec.subscription_id)
+                        .into_iter()
+                        .filter(|o| o.name_any() != name),
+                );
             }
-            send_all(&t.roles, c2.roles_on(&ns, &name));
-            send_all(
-                &t.subscriptions,
-                c2.subscriptions_with_id(&ns, &obj.spec.subscription_id)
-                    .into_iter()
-                    .filter(|o| o.name_any() != name),
-            );
+            Seen::Other => {}
         }
         trigger_own(&s_main, ev)
     });
@@ -1029,29 +1039,33 @@ fn build(
     let t = triggers.clone();
     let mut gens = SpecChanges::default();
     let role_feed = cached_stream::<RoleAssignment>(&client, rw).for_each(move |ev| {
-        if let Seen::Relisted = seen(&ev) {
-            send_all(&t.subscriptions, c2.subscriptions.state());
-            send_all(&t.permissions, c2.permissions.state());
-        }
-        if let Seen::Object(obj, live) = seen(&ev) {
-            let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
-            let sub = obj.spec.subscription_ref.name.as_str();
-            let moved_from = c2
-                .indexes
-                .roles_by_subscription
-                .set(&ns, &name, live.then_some(sub));
-            if !gens.changed(&ns, &name, obj.metadata.generation, live) && moved_from.is_none() {
-                return trigger_own(&r_main, ev);
+        match seen(&ev) {
+            Seen::Relisted => {
+                send_all(&t.subscriptions, c2.subscriptions.state());
+                send_all(&t.permissions, c2.permissions.state());
             }
-            for s in std::iter::once(sub.to_string()).chain(moved_from) {
-                if let Some(s) = c2.subscription(&ns, &s) {
-                    send_all(
-                        &t.permissions,
-                        c2.permissions_of(&ns, &s.spec.customer_ref.name),
-                    );
-                    send_all(&t.subscriptions, [s]);
+            Seen::Object(obj, live) => {
+                let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
+                let sub = obj.spec.subscription_ref.name.as_str();
+                let moved_from =
+                    c2.indexes
+                        .roles_by_subscription
+                        .set(&ns, &name, live.then_some(sub));
+                if !gens.changed(&ns, &name, obj.metadata.generation, live) && moved_from.is_none()
+                {
+                    return trigger_own(&r_main, ev);
+                }
+                for s in std::iter::once(sub.to_string()).chain(moved_from) {
+                    if let Some(s) = c2.subscription(&ns, &s) {
+                        send_all(
+                            &t.permissions,
+                            c2.permissions_of(&ns, &s.spec.customer_ref.name),
+                        );
+                        send_all(&t.subscriptions, [s]);
+                    }
                 }
             }
+            Seen::Other => {}
         }
         trigger_own(&r_main, ev)
     });
@@ -1059,29 +1073,32 @@ fn build(
     let t = triggers.clone();
     let mut gens = SpecChanges::default();
     let permission_feed = cached_stream::<PurchasePermission>(&client, pw).for_each(move |ev| {
-        if let Seen::Relisted = seen(&ev) {
-            send_all(&t.customers, c2.customers.state());
-            send_all(&t.permissions, c2.permissions.state());
-        }
-        if let Seen::Object(obj, live) = seen(&ev) {
-            let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
-            let customer = obj.spec.customer_ref.name.as_str();
-            c2.indexes
-                .permissions_by_customer
-                .set(&ns, &name, live.then_some(customer));
-            // The Customer summary shows the grant, which lives in this object's status.
-            if let Some(c) = c2.customer(&ns, customer) {
-                send_all(&t.customers, [c]);
+        match seen(&ev) {
+            Seen::Relisted => {
+                send_all(&t.customers, c2.customers.state());
+                send_all(&t.permissions, c2.permissions.state());
             }
-            if !gens.changed(&ns, &name, obj.metadata.generation, live) {
-                return trigger_own(&p_main, ev);
+            Seen::Object(obj, live) => {
+                let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
+                let customer = obj.spec.customer_ref.name.as_str();
+                c2.indexes
+                    .permissions_by_customer
+                    .set(&ns, &name, live.then_some(customer));
+                // The Customer summary shows the grant, which lives in this object's status.
+                if let Some(c) = c2.customer(&ns, customer) {
+                    send_all(&t.customers, [c]);
+                }
+                if !gens.changed(&ns, &name, obj.metadata.generation, live) {
+                    return trigger_own(&p_main, ev);
+                }
+                send_all(
+                    &t.permissions,
+                    c2.permissions_of(&ns, customer)
+                        .into_iter()
+                        .filter(|o| o.name_any() != name),
+                );
             }
-            send_all(
-                &t.permissions,
-                c2.permissions_of(&ns, customer)
-                    .into_iter()
-                    .filter(|o| o.name_any() != name),
-            );
+            Seen::Other => {}
         }
         trigger_own(&p_main, ev)
     });
