@@ -102,6 +102,11 @@ pub struct PurchasePermissionStatus {
     /// When the grant became effective.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled_since: Option<Time>,
+    /// The customer tenant the grant was made for: what is withdrawn when it is switched off or
+    /// deleted, even if the Customer object is gone by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 36))]
+    pub granted_tenant_id: Option<String>,
     /// Standard conditions, keyed by type.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]

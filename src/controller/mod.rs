@@ -406,10 +406,10 @@ async fn reconcile_permission_inner(
     }
 }
 
-fn tenant_of(ctx: &Context, ns: &str, p: &PurchasePermission) -> String {
-    ctx.caches
-        .customer(ns, &p.spec.customer_ref.name)
-        .map(|c| c.spec.tenant_id.clone())
+/// The tenant an in-effect grant was made for (recorded in the status when it was granted).
+fn granted_tenant(status: Option<&PurchasePermissionStatus>) -> String {
+    status
+        .and_then(|s| s.granted_tenant_id.clone())
         .unwrap_or_default()
 }
 
@@ -442,12 +442,14 @@ async fn apply_permission(
         rivals.iter().map(|o| seniority(o.as_ref())),
     );
     let known = ctx.known_status(&obj);
+    let customer_obj = c.customer(&ns, customer);
     let decision = policy::permission_decision(
         &policy::PermissionFacts {
             spec: &obj.spec,
             generation: obj.metadata.generation,
             current: known.as_ref(),
-            customer_exists: c.customer(&ns, customer).is_some(),
+            customer_exists: customer_obj.is_some(),
+            customer_tenant: customer_obj.as_ref().map(|c| c.spec.tenant_id.as_str()),
             subscriptions: facts_subs,
             duplicate_of,
         },
@@ -456,7 +458,11 @@ async fn apply_permission(
     match decision.grant {
         policy::GrantChange::Create => {
             let grant = Grant {
-                customer_tenant_id: tenant_of(&ctx, &ns, &obj),
+                customer_tenant_id: decision
+                    .status
+                    .granted_tenant_id
+                    .clone()
+                    .unwrap_or_default(),
                 resources: obj
                     .spec
                     .resources
@@ -466,7 +472,7 @@ async fn apply_permission(
             };
             ctx.backend.grant(&grant).await?;
         }
-        policy::GrantChange::Delete => ctx.backend.revoke(&tenant_of(&ctx, &ns, &obj)).await?,
+        policy::GrantChange::Delete => ctx.backend.revoke(&granted_tenant(known.as_ref())).await?,
         policy::GrantChange::None => {}
     }
     if let Some(status) = policy::status_change(known.as_ref(), decision.status) {
@@ -495,8 +501,7 @@ async fn cleanup_permission(
         .unwrap_or_else(|p| p.into_inner())
         .remove(obj.metadata.uid.as_deref().unwrap_or(""));
     if let Some(event) = policy::withdraw_on_delete(known.as_ref()) {
-        let ns = obj.namespace().ok_or(Error::NoNamespace)?;
-        ctx.backend.revoke(&tenant_of(&ctx, &ns, &obj)).await?;
+        ctx.backend.revoke(&granted_tenant(known.as_ref())).await?;
         events::publish(&ctx, obj.as_ref(), &event).await;
     }
     Ok(Action::await_change())

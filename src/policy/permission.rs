@@ -27,6 +27,8 @@ pub struct PermissionFacts<'a> {
     pub generation: Option<i64>,
     pub current: Option<&'a PurchasePermissionStatus>,
     pub customer_exists: bool,
+    /// The customer's tenant id, when the Customer exists.
+    pub customer_tenant: Option<&'a str>,
     /// The AzureSubscriptions whose customerRef names this permission's customer.
     pub subscriptions: Vec<SubscriptionFact<'a>>,
     /// Name of an older PurchasePermission for the same customer (the one that wins).
@@ -260,11 +262,21 @@ pub fn permission_decision(facts: &PermissionFacts<'_>, now: Timestamp) -> Permi
             .or(Some(Time(now))),
         _ => None,
     };
+    // The tenant a grant was made for stays with it until it is withdrawn.
+    let granted_tenant_id = match state {
+        PermissionState::Enabled => facts
+            .current
+            .and_then(|s| s.granted_tenant_id.clone())
+            .filter(|_| was_granted)
+            .or_else(|| facts.customer_tenant.map(String::from)),
+        _ => None,
+    };
     let existing: &[Condition] = facts
         .current
         .map(|s| s.conditions.as_slice())
         .unwrap_or(&[]);
     let status = PurchasePermissionStatus {
+        granted_tenant_id,
         observed_generation: facts.generation,
         state,
         eligible_subscriptions,
@@ -315,6 +327,7 @@ mod tests {
     use crate::policy::testing::t;
 
     const PLAN_ID: &str = "0b9e3c1d-5a2f-4c8e-b7d6-1e2f3a4b5c6d";
+    const TENANT: &str = "6f1c2a44-3b7e-4d1a-9f0e-2b8c7d6e5f40";
     const GLOBAL_ID: &str = "1b9e3c1d-5a2f-4c8e-b7d6-1e2f3a4b5c6d";
 
     fn sub(
@@ -359,6 +372,7 @@ mod tests {
             generation: Some(1),
             current: None,
             customer_exists: true,
+            customer_tenant: Some(TENANT),
             subscriptions: subs,
             duplicate_of: None,
         }
@@ -818,6 +832,7 @@ mod tests {
             &PermissionFacts {
                 current: Some(&granted.status),
                 customer_exists: false,
+                customer_tenant: None,
                 ..facts(&spec, vec![])
             },
             t(30),
@@ -825,6 +840,9 @@ mod tests {
         assert_eq!(lost.status.state, PermissionState::Enabled);
         assert_eq!(ready(&lost), ("False", reasons::CUSTOMER_NOT_FOUND));
         assert_eq!(lost.events[0].type_, EventType::Warning);
+        // What to withdraw later is still known without the Customer.
+        assert_eq!(granted.status.granted_tenant_id.as_deref(), Some(TENANT));
+        assert_eq!(lost.status.granted_tenant_id.as_deref(), Some(TENANT));
     }
 
     #[test]
