@@ -252,6 +252,14 @@ async fn lost_owner_keeps_grant_then_disabling_withdraws_it() {
         "Enabled",
     )
     .await;
+    // The grant remembers the tenant it was made for.
+    env.wait_for(
+        "cspperm/contoso",
+        NS,
+        "{.status.grantedTenantId}",
+        "1a2b3c4d-0000-4000-8000-000000000004",
+    )
+    .await;
 
     env.ok(&[
         "patch",
