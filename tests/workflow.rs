@@ -747,3 +747,41 @@ async fn metrics_and_health_endpoints() {
     }
     run.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_failures_are_retried_and_shown_as_a_warning_once() {
+    let env = Env::with_controllers().await;
+    // The API server fails the next status writes of permissions (500 is not retried by the client).
+    env.server
+        .fail_next("patch", "purchasepermissions", 3, 500, None);
+    env.ok(&["apply", "-f", &examples_dir()]).await;
+    env.wait_for(
+        "cspperm/contoso",
+        NS,
+        ready_reason(),
+        "Enabled/True/PermissionEnabled",
+    )
+    .await;
+    let failures: Vec<String> = activity_log(&env)
+        .await
+        .into_iter()
+        .filter(|l| {
+            l.starts_with("KubernetesApiError/Reconcile/")
+                || l.starts_with("FinalizerError/Reconcile/")
+        })
+        .collect();
+    assert!(
+        !failures.is_empty(),
+        "the failure is visible on the object: {:?}",
+        activity_log(&env).await
+    );
+    // One Warning per object and run of failures, not one per retry.
+    let mut objects: Vec<&str> = failures
+        .iter()
+        .filter_map(|l| l.rsplit('/').next())
+        .collect();
+    let n = objects.len();
+    objects.sort();
+    objects.dedup();
+    assert_eq!(n, objects.len(), "{failures:?}");
+}

@@ -12,6 +12,39 @@ const NOTE_LIMIT: usize = 1024;
 /// Publishes one activity-log entry regarding the permission. A failure is logged, not fatal:
 /// the status already records the transition.
 pub async fn publish(ctx: &Context, obj: &PurchasePermission, e: &ActivityEvent) {
+    publish_on(
+        ctx,
+        obj.object_ref(&()),
+        e,
+        super::metrics::Kind::purchasepermission,
+    )
+    .await;
+}
+
+/// A Warning Event for a reconcile that failed: reason = the error's category, note = the
+/// readable chain. Sent on the first failure of a run of them, not on every retry.
+pub async fn publish_failure(
+    ctx: &Context,
+    reference: k8s_openapi::api::core::v1::ObjectReference,
+    kind: super::metrics::Kind,
+    reason: &'static str,
+    note: String,
+) {
+    let e = ActivityEvent {
+        type_: EventType::Warning,
+        reason,
+        action: "Reconcile",
+        note,
+    };
+    publish_on(ctx, reference, &e, kind).await;
+}
+
+async fn publish_on(
+    ctx: &Context,
+    reference: k8s_openapi::api::core::v1::ObjectReference,
+    e: &ActivityEvent,
+    kind: super::metrics::Kind,
+) {
     let mut note = e.note.clone();
     if note.len() > NOTE_LIMIT {
         let mut cut = NOTE_LIMIT - 3;
@@ -31,7 +64,6 @@ pub async fn publish(ctx: &Context, obj: &PurchasePermission, e: &ActivityEvent)
         action: e.action.to_string(),
         secondary: None,
     };
-    let reference = obj.object_ref(&());
     let shard = {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -43,8 +75,7 @@ pub async fn publish(ctx: &Context, obj: &PurchasePermission, e: &ActivityEvent)
     };
     match recorder.publish(&event, &reference).await {
         Ok(()) => {
-            ctx.metrics
-                .write(super::metrics::Kind::purchasepermission, "event");
+            ctx.metrics.write(kind, "event");
         }
         Err(err) => {
             tracing::warn!(error = %err, reason = e.reason, "could not record activity-log event")

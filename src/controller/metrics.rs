@@ -28,6 +28,16 @@ pub enum Kind {
     purchasepermission,
 }
 
+/// The metric label of a kind by its Kubernetes kind name.
+pub fn kind_of(kind: &str) -> Kind {
+    match kind {
+        "Customer" => Kind::customer,
+        "AzureSubscription" => Kind::azuresubscription,
+        "RoleAssignment" => Kind::roleassignment,
+        _ => Kind::purchasepermission,
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReconcileLabels {
     pub kind: Kind,

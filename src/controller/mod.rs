@@ -58,6 +58,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// The reason of the Warning Event a failed reconcile records (a short PascalCase category).
+    pub fn event_reason(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "KubernetesApiError",
+            Error::Backend(_) => "BackendError",
+            Error::Finalizer(_) => "FinalizerError",
+            Error::NoNamespace => "InvalidObject",
+            Error::Leader(_) => "LeaderElectionError",
+        }
+    }
+
     /// A short label for metrics.
     pub fn metric_label(&self) -> &'static str {
         match self {
@@ -523,18 +534,37 @@ fn error_policy<K: Resource<DynamicType = ()>>(
     ctx: Arc<Context>,
 ) -> Action {
     // Refused as invalid: retrying the same write cannot help; wait for the object to change.
-    if let Error::Kube(kube::Error::Api(status)) = error
-        && status.code == 422
-    {
-        tracing::error!(error = %error, object = %object_key(obj.as_ref()), "write refused as invalid; waiting for a change");
-        return Action::await_change();
-    }
-    let attempts = {
+    let invalid = matches!(error, Error::Kube(kube::Error::Api(status)) if status.code == 422);
+    let attempts = if invalid {
+        1
+    } else {
         let mut failures = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
         let n = failures.entry(object_key(obj.as_ref())).or_insert(0);
         *n = n.saturating_add(1);
         *n
     };
+    if attempts == 1 {
+        // Tell the people looking at the object (kubectl describe), once per run of failures.
+        let reference = obj.object_ref(&());
+        let verb = if invalid {
+            "refused as invalid; waiting for a change"
+        } else {
+            "retrying"
+        };
+        let (reason, note) = (
+            error.event_reason(),
+            format!("reconcile failed, {verb}: {error}"),
+        );
+        let kind = metrics::kind_of(K::kind(&()).as_ref());
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            events::publish_failure(&ctx, reference, kind, reason, note).await;
+        });
+    }
+    if invalid {
+        tracing::error!(error = %error, object = %object_key(obj.as_ref()), "write refused as invalid; waiting for a change");
+        return Action::await_change();
+    }
     let base_ms = 500u64.saturating_mul(1u64 << attempts.min(11).saturating_sub(1));
     let delay = Duration::from_millis(base_ms.min(300_000));
     let jitter = Duration::from_millis(rand::random::<u64>() % (delay.as_millis() as u64 / 4 + 1));
