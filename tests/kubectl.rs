@@ -236,19 +236,70 @@ async fn paging_watch_wait_and_delete_with_finalizer() {
         .await;
 }
 
+/// A running `kubectl get -w`, its output read line by line as it comes.
+struct Watch {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Watch {
+    fn start(env: &Env, args: &[&str]) -> Watch {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(support::kubectl_path())
+            .env("KUBECONFIG", &env.kubeconfig)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("kubectl get -w runs");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Watch {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (up to 20 s) for `n` lines that satisfy `pred` in all output so far.
+    fn wait_for(&mut self, n: usize, pred: impl Fn(&str) -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while self.seen.iter().filter(|l| pred(l)).count() < n {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => self.seen.push(l),
+                Err(_) => panic!("watch output so far: {:?}", self.seen),
+            }
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_watch_streams_changes() {
     let env = Env::new().await;
     let f = env.manifest("c.yaml", CUSTOMER);
     env.ok(&["apply", "-f", &f]).await;
     // `kubectl get -w` prints the table, then a row per change, until it is stopped.
-    let mut watch = std::process::Command::new(support::kubectl_path())
-        .env("KUBECONFIG", &env.kubeconfig)
-        .args(["get", "cspcust", "-w", "--request-timeout=0"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("kubectl get -w runs");
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let mut watch = Watch::start(&env, &["get", "cspcust", "-w", "--request-timeout=0"]);
+    watch.wait_for(1, |l| l.starts_with("contoso"));
+    assert!(watch.seen[0].starts_with("NAME"), "{:?}", watch.seen);
     env.ok(&[
         "label",
         "cspcust",
@@ -262,23 +313,9 @@ async fn get_watch_streams_changes() {
         &CUSTOMER.replace("name: contoso,", "name: dunder,"),
     );
     env.ok(&["apply", "-f", &second]).await;
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-    let _ = watch.kill();
-    let out = watch.wait_with_output().expect("watch output");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<&str> = text.lines().collect();
-    assert!(
-        lines.first().is_some_and(|h| h.starts_with("NAME")),
-        "{text}"
-    );
-    assert!(
-        lines.iter().filter(|l| l.starts_with("contoso")).count() >= 2,
-        "initial row and the label change: {text}"
-    );
-    assert!(
-        lines.iter().any(|l| l.starts_with("dunder")),
-        "the new object: {text}"
-    );
+    // The label change and the new object both arrive.
+    watch.wait_for(2, |l| l.starts_with("contoso"));
+    watch.wait_for(1, |l| l.starts_with("dunder"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -368,11 +405,11 @@ async fn deleting_a_namespace_honours_finalizers_of_its_contents() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn selector_watch_sees_objects_enter_and_leave() {
     let env = Env::new().await;
-    let f = env.manifest("c.yaml", CUSTOMER);
+    let f = env.manifest("c.yaml", &CUSTOMER.replace("tier: gold", "tier: platinum"));
     env.ok(&["apply", "-f", &f]).await;
-    let watch = std::process::Command::new(support::kubectl_path())
-        .env("KUBECONFIG", &env.kubeconfig)
-        .args([
+    let mut watch = Watch::start(
+        &env,
+        &[
             "get",
             "cspcust",
             "-l",
@@ -380,11 +417,14 @@ async fn selector_watch_sees_objects_enter_and_leave() {
             "-w",
             "--output-watch-events",
             "--request-timeout=0",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("kubectl get -w runs");
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        ],
+    );
+    let event = |kind: &'static str| move |l: &str| l.starts_with(kind) && l.contains("contoso");
+    watch.wait_for(1, event("ADDED"));
+    // Leaving the selection is a DELETED, entering it again an ADDED.
+    env.ok(&["label", "cspcust", "contoso", "tier=gold", "--overwrite"])
+        .await;
+    watch.wait_for(1, event("DELETED"));
     env.ok(&[
         "label",
         "cspcust",
@@ -393,22 +433,11 @@ async fn selector_watch_sees_objects_enter_and_leave() {
         "--overwrite",
     ])
     .await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    env.ok(&["label", "cspcust", "contoso", "tier=gold", "--overwrite"])
-        .await;
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-    let pid = watch.id().to_string();
-    let _ = std::process::Command::new("kill").arg(&pid).status();
-    let out = watch.wait_with_output().expect("watch output");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let events: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains("contoso"))
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
-    assert_eq!(
-        events,
-        ["ADDED", "DELETED"],
-        "entering then leaving the selection:\n{text}"
-    );
+    watch.wait_for(2, event("ADDED"));
+    let modified = watch
+        .seen
+        .iter()
+        .filter(|l| l.starts_with("MODIFIED"))
+        .count();
+    assert_eq!(modified, 0, "{:?}", watch.seen);
 }
