@@ -613,7 +613,8 @@ where
     result
 }
 
-/// A watch of one kind that keeps its cache, stripped of managedFields.
+/// A watch of one kind that keeps its cache, stripped of managedFields and kubectl's
+/// last-applied copy.
 fn cached_stream<K>(
     client: &Client,
     writer: reflector::store::Writer<K>,
@@ -624,7 +625,12 @@ where
     let api: Api<K> = Api::all(client.clone());
     watcher::watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
-        .modify(|o| o.managed_fields_mut().clear())
+        .modify(|o| {
+            // Neither is read by a reconcile; both can be larger than the rest of the object.
+            o.managed_fields_mut().clear();
+            o.annotations_mut()
+                .remove("kubectl.kubernetes.io/last-applied-configuration");
+        })
         .reflect(writer)
 }
 
