@@ -533,7 +533,8 @@ fn patch_object(
         let schema = def.schema.clone();
         let force = r.flag("force");
         let mut opts = write_opts(r, "Apply");
-        opts.applied_fields = Some(patch::applied_fields(&body, schema.as_ref()));
+        let config = patch::ApplyConfig::new(&body, schema.as_ref());
+        opts.applied_fields = Some(config.fields_v1());
         let w = shared
             .store
             .modify(def, ns, name, part, true, &opts, |live| {
@@ -550,10 +551,10 @@ fn patch_object(
                     .and_then(|e| e.get("fieldsV1"))
                     .cloned();
                 if !force && let Some(live) = live {
-                    patch::check_conflicts(live, &body, &manager, sub, schema.as_ref())?;
+                    patch::check_conflicts(live, &config, &manager, sub)?;
                 }
                 let mut merged =
-                    patch::server_side_apply(live, &body, owned.as_ref(), schema.as_ref())?;
+                    patch::server_side_apply(live, &config, owned.as_ref(), schema.as_ref())?;
                 // Apply never conflicts on resourceVersion unless the configuration names one.
                 if body.pointer("/metadata/resourceVersion").is_none()
                     && let Some(rv) = live.and_then(|l| l.pointer("/metadata/resourceVersion"))

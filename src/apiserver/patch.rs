@@ -91,31 +91,40 @@ enum Seg {
     Key(Map<String, Value>),
 }
 
-/// The fieldsV1 an apply configuration owns.
-pub fn applied_fields(applied: &Value, schema: Option<&Value>) -> Value {
-    let mut paths = Vec::new();
-    collect_paths(applied, schema, &mut Vec::new(), &mut paths);
-    to_fields_v1(&paths)
+/// An apply configuration and the fields it sets, worked out once per request.
+pub struct ApplyConfig<'a> {
+    pub body: &'a Value,
+    paths: Vec<Vec<Seg>>,
+}
+
+impl<'a> ApplyConfig<'a> {
+    pub fn new(body: &'a Value, schema: Option<&Value>) -> Self {
+        let mut paths = Vec::new();
+        collect_paths(body, schema, &mut Vec::new(), &mut paths);
+        Self { body, paths }
+    }
+
+    /// The fieldsV1 the configuration owns (its managedFields entry).
+    pub fn fields_v1(&self) -> Value {
+        to_fields_v1(&self.paths)
+    }
 }
 
 /// Server-side apply conflicts: fields the configuration sets to a new value that another
 /// applier owns. Without `force` these refuse the apply with 409, as the real server does.
 pub fn check_conflicts(
     live: &Value,
-    applied: &Value,
+    applied: &ApplyConfig<'_>,
     manager: &str,
     subresource: &str,
-    schema: Option<&Value>,
 ) -> Result<(), ApiError> {
-    let mut wanted = Vec::new();
-    collect_paths(applied, schema, &mut Vec::new(), &mut wanted);
     let mut conflicts = Vec::new();
     let entries = live
         .pointer("/metadata/managedFields")
         .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    for e in &entries {
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    for e in entries {
         let other = e.get("manager").and_then(Value::as_str).unwrap_or("");
         if other == manager
             || e.get("operation").and_then(Value::as_str) != Some("Apply")
@@ -127,10 +136,10 @@ pub fn check_conflicts(
         if let Some(f) = e.get("fieldsV1") {
             fields_v1_paths(f, &mut Vec::new(), &mut owned);
         }
-        for p in wanted.iter().filter(|p| owned.contains(p)) {
+        for p in applied.paths.iter().filter(|p| owned.contains(p)) {
             // A field some later update removed is owned by no one any more.
             let current = value_at(live, p);
-            if current.is_some() && current != value_at(applied, p) {
+            if current.is_some() && current != value_at(applied.body, p) {
                 conflicts.push((other.to_string(), display_path(p)));
             }
         }
@@ -198,17 +207,16 @@ fn display_path(path: &[Seg]) -> String {
 /// (`owned`, its previous fieldsV1) that the new configuration no longer has.
 pub fn server_side_apply(
     live: Option<&Value>,
-    applied: &Value,
+    applied: &ApplyConfig<'_>,
     owned: Option<&Value>,
     schema: Option<&Value>,
 ) -> Result<Value, ApiError> {
-    if !applied.is_object() {
+    if !applied.body.is_object() {
         return Err(ApiError::bad_request(
             "an apply configuration must be an object",
         ));
     }
-    let mut new_paths = Vec::new();
-    collect_paths(applied, schema, &mut Vec::new(), &mut new_paths);
+    let new_paths = &applied.paths;
     let mut out = live.cloned().unwrap_or_else(|| json!({}));
     if let Some(owned) = owned {
         let mut old_paths = Vec::new();
@@ -222,7 +230,7 @@ pub fn server_side_apply(
             }
         }
     }
-    merge_applied(&mut out, applied, schema);
+    merge_applied(&mut out, applied.body, schema);
     Ok(out)
 }
 
@@ -434,7 +442,13 @@ mod tests {
         let live = json!({"status": {"conditions": [{"type": "A", "status": "True"}, {"type": "B", "status": "True"}]}});
         let applied = json!({"status": {"conditions": [{"type": "B", "status": "False"}]}});
         let schema = conditions_schema();
-        let out = server_side_apply(Some(&live), &applied, None, Some(&schema)).expect("apply");
+        let out = server_side_apply(
+            Some(&live),
+            &ApplyConfig::new(&applied, Some(&schema)),
+            None,
+            Some(&schema),
+        )
+        .expect("apply");
         assert_eq!(
             out["status"]["conditions"],
             json!([{"type": "A", "status": "True"}, {"type": "B", "status": "False"}])
@@ -445,11 +459,22 @@ mod tests {
     fn apply_removes_fields_the_manager_no_longer_applies() {
         let schema = conditions_schema();
         let first = json!({"spec": {"a": 1, "b": 2}, "status": {"conditions": [{"type": "A", "status": "True"}]}});
-        let out = server_side_apply(None, &first, None, Some(&schema)).expect("apply");
-        let owned = applied_fields(&first, Some(&schema));
+        let out = server_side_apply(
+            None,
+            &ApplyConfig::new(&first, Some(&schema)),
+            None,
+            Some(&schema),
+        )
+        .expect("apply");
+        let owned = ApplyConfig::new(&first, Some(&schema)).fields_v1();
         let second = json!({"spec": {"a": 1}, "status": {"conditions": []}});
-        let out2 =
-            server_side_apply(Some(&out), &second, Some(&owned), Some(&schema)).expect("apply");
+        let out2 = server_side_apply(
+            Some(&out),
+            &ApplyConfig::new(&second, Some(&schema)),
+            Some(&owned),
+            Some(&schema),
+        )
+        .expect("apply");
         assert_eq!(out2["spec"], json!({"a": 1}));
         assert_eq!(out2["status"]["conditions"], json!([]));
     }
@@ -457,24 +482,44 @@ mod tests {
     #[test]
     fn apply_keeps_fields_of_other_managers() {
         let live = json!({"spec": {"a": 1, "other": true}});
-        let out =
-            server_side_apply(Some(&live), &json!({"spec": {"a": 2}}), None, None).expect("apply");
+        let out = server_side_apply(
+            Some(&live),
+            &ApplyConfig::new(&json!({"spec": {"a": 2}}), None),
+            None,
+            None,
+        )
+        .expect("apply");
         assert_eq!(out["spec"], json!({"a": 2, "other": true}));
     }
 
     #[test]
     fn apply_conflicts_with_another_appliers_field_unless_equal() {
         let live = json!({"spec": {"holder": "a"}, "metadata": {"managedFields": [
-            {"manager": "a", "operation": "Apply", "fieldsV1": applied_fields(&json!({"spec": {"holder": "a"}}), None)}
+            {"manager": "a", "operation": "Apply", "fieldsV1": ApplyConfig::new(&json!({"spec": {"holder": "a"}}), None).fields_v1()}
         ]}});
-        let err = check_conflicts(&live, &json!({"spec": {"holder": "b"}}), "b", "", None)
-            .expect_err("conflict");
+        let err = check_conflicts(
+            &live,
+            &ApplyConfig::new(&json!({"spec": {"holder": "b"}}), None),
+            "b",
+            "",
+        )
+        .expect_err("conflict");
         assert_eq!(err.code, 409);
         assert!(err.message.contains(".spec.holder"), "{}", err.message);
-        check_conflicts(&live, &json!({"spec": {"holder": "a"}}), "b", "", None)
-            .expect("same value is shared");
-        check_conflicts(&live, &json!({"spec": {"holder": "b"}}), "a", "", None)
-            .expect("own field");
+        check_conflicts(
+            &live,
+            &ApplyConfig::new(&json!({"spec": {"holder": "a"}}), None),
+            "b",
+            "",
+        )
+        .expect("same value is shared");
+        check_conflicts(
+            &live,
+            &ApplyConfig::new(&json!({"spec": {"holder": "b"}}), None),
+            "a",
+            "",
+        )
+        .expect("own field");
     }
 
     #[test]

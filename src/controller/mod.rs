@@ -257,16 +257,6 @@ where
 }
 
 async fn reconcile_customer(obj: Arc<Customer>, ctx: Arc<Context>) -> Result<Action, Error> {
-    instrumented(
-        metrics::Kind::customer,
-        obj.clone(),
-        ctx.clone(),
-        reconcile_customer_inner(obj, ctx),
-    )
-    .await
-}
-
-async fn reconcile_customer_inner(obj: Arc<Customer>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = obj.namespace().ok_or(Error::NoNamespace)?;
     let name = obj.name_any();
     let c = &ctx.caches;
@@ -305,19 +295,6 @@ async fn reconcile_subscription(
     obj: Arc<AzureSubscription>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    instrumented(
-        metrics::Kind::azuresubscription,
-        obj.clone(),
-        ctx.clone(),
-        reconcile_subscription_inner(obj, ctx),
-    )
-    .await
-}
-
-async fn reconcile_subscription_inner(
-    obj: Arc<AzureSubscription>,
-    ctx: Arc<Context>,
-) -> Result<Action, Error> {
     let ns = obj.namespace().ok_or(Error::NoNamespace)?;
     let name = obj.name_any();
     let c = &ctx.caches;
@@ -342,19 +319,6 @@ async fn reconcile_subscription_inner(
 }
 
 async fn reconcile_role(obj: Arc<RoleAssignment>, ctx: Arc<Context>) -> Result<Action, Error> {
-    instrumented(
-        metrics::Kind::roleassignment,
-        obj.clone(),
-        ctx.clone(),
-        reconcile_role_inner(obj, ctx),
-    )
-    .await
-}
-
-async fn reconcile_role_inner(
-    obj: Arc<RoleAssignment>,
-    ctx: Arc<Context>,
-) -> Result<Action, Error> {
     let ns = obj.namespace().ok_or(Error::NoNamespace)?;
     let status = policy::role_assignment_status(
         &policy::RoleAssignmentFacts {
@@ -375,19 +339,6 @@ async fn reconcile_role_inner(
 }
 
 async fn reconcile_permission(
-    obj: Arc<PurchasePermission>,
-    ctx: Arc<Context>,
-) -> Result<Action, Error> {
-    instrumented(
-        metrics::Kind::purchasepermission,
-        obj.clone(),
-        ctx.clone(),
-        reconcile_permission_inner(obj, ctx),
-    )
-    .await
-}
-
-async fn reconcile_permission_inner(
     obj: Arc<PurchasePermission>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
@@ -573,21 +524,22 @@ fn error_policy<K: Resource<DynamicType = ()>>(
 }
 
 /// Runs a reconcile with metrics, and forgets the object's failures on success.
-async fn instrumented<K, F>(
-    kind: metrics::Kind,
+async fn instrumented<K, F, Fut>(
     obj: Arc<K>,
     ctx: Arc<Context>,
-    f: F,
+    reconcile: F,
 ) -> Result<Action, Error>
 where
     K: Resource<DynamicType = ()>,
-    F: std::future::Future<Output = Result<Action, Error>>,
+    F: FnOnce(Arc<K>, Arc<Context>) -> Fut,
+    Fut: std::future::Future<Output = Result<Action, Error>>,
 {
+    let kind = metrics::kind_of(K::kind(&()).as_ref());
     let labels = metrics::KindLabels { kind };
     let in_flight = ctx.metrics.in_flight.get_or_create(&labels).clone();
     in_flight.inc();
     let started = std::time::Instant::now();
-    let result = f.await;
+    let result = reconcile(obj.clone(), ctx.clone()).await;
     in_flight.dec();
     ctx.metrics
         .reconcile_duration
@@ -1187,28 +1139,28 @@ fn build(
                 .graceful_shutdown_on(stop.clone())
                 .with_config(cfg.clone())
                 .reconcile_on(cr)
-                .run(reconcile_customer, error_policy, ctx.clone())
+                .run(|o, c| instrumented(o, c, reconcile_customer), error_policy, ctx.clone())
                 .for_each(|_| std::future::ready(()));
             let subscription_ctrl = Controller::for_stream(
                 s_main_rx.predicate_filter(own_trigger_key, Default::default()), ctrl_caches.subscriptions.clone())
                 .graceful_shutdown_on(stop.clone())
                 .with_config(cfg.clone())
                 .reconcile_on(sr)
-                .run(reconcile_subscription, error_policy, ctx.clone())
+                .run(|o, c| instrumented(o, c, reconcile_subscription), error_policy, ctx.clone())
                 .for_each(|_| std::future::ready(()));
             let role_ctrl = Controller::for_stream(
                 r_main_rx.predicate_filter(own_trigger_key, Default::default()), ctrl_caches.roles.clone())
                 .graceful_shutdown_on(stop.clone())
                 .with_config(cfg.clone())
                 .reconcile_on(rr)
-                .run(reconcile_role, error_policy, ctx.clone())
+                .run(|o, c| instrumented(o, c, reconcile_role), error_policy, ctx.clone())
                 .for_each(|_| std::future::ready(()));
             let permission_ctrl = Controller::for_stream(
                 p_main_rx.predicate_filter(own_trigger_key, Default::default()), ctrl_caches.permissions.clone())
                 .graceful_shutdown_on(stop.clone())
                 .with_config(cfg)
                 .reconcile_on(pr)
-                .run(reconcile_permission, error_policy, ctx.clone())
+                .run(|o, c| instrumented(o, c, reconcile_permission), error_policy, ctx.clone())
                 .for_each(|_| std::future::ready(()));
 
             // Decisions read all four caches: reconcile nothing until every cache has its first
