@@ -233,7 +233,6 @@ async fn shutdown_signal() {
 
 async fn run(args: RunArgs) -> Result<(), AnyError> {
     let client = kube::Client::try_default().await?;
-    tracing::info!("controllers starting");
     csp_operator::controller::run(
         client,
         Arc::new(ClusterBackend),

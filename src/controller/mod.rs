@@ -754,6 +754,7 @@ pub async fn run(
     opts: RunOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    tracing::info!(backend = backend.name(), "controllers starting");
     let metrics = opts.metrics.clone().unwrap_or_default();
     let ready = Arc::new(AtomicBool::new(false));
     let shutdown = shutdown.boxed().shared();
