@@ -85,6 +85,12 @@ struct BenchArgs {
     /// The controllers' --debounce-ms.
     #[arg(long, default_value_t = 0)]
     debounce_ms: u64,
+    /// Runtime worker threads for the controllers and the load generator.
+    #[arg(long, default_value_t = 1)]
+    worker_threads: usize,
+    /// Run the embedded server on the controllers' runtime instead of a thread of its own.
+    #[arg(long)]
+    shared_runtime: bool,
 }
 
 #[derive(clap::Args)]
@@ -158,21 +164,40 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Command::Bench { args } = &cli.command {
+        // The embedded server has a thread of its own (unless --shared-runtime), as a real API
+        // server is a process of its own; the controllers get the workers asked for.
+        builder.worker_threads(args.worker_threads.max(1));
+    }
+    let runtime = match builder.enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(main_async(cli))
+}
+
+async fn main_async(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Crd { dir } => crd(dir),
         Command::Run { run: args } => run(args).await,
-        Command::Bench { args } => csp_operator::bench::controllers(
-            args.customers,
-            args.clients,
-            args.samples,
-            std::time::Duration::from_millis(args.debounce_ms),
-        )
-        .await
-        .map(|line| println!("{line}")),
+        Command::Bench { args } => {
+            csp_operator::bench::controllers(csp_operator::bench::BenchOptions {
+                customers: args.customers,
+                clients: args.clients,
+                samples: args.samples,
+                debounce: std::time::Duration::from_millis(args.debounce_ms),
+                server_thread: !args.shared_runtime,
+            })
+            .await
+            .map(|line| println!("{line}"))
+        }
         Command::BenchApiserver { args } => {
             csp_operator::bench::api_server(args.objects, args.clients, args.watchers)
                 .await

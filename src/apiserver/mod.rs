@@ -175,6 +175,41 @@ impl ApiServer {
         Ok(Self { shared, addr, stop })
     }
 
+    /// Like [`ApiServer::start`], but the server runs on its own thread with its own
+    /// single-threaded runtime, apart from its clients, as a real API server is its own process.
+    /// The thread ends at [`ApiServer::shutdown`].
+    pub fn start_on_own_thread(config: Config) -> std::io::Result<Self> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("apiserver".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    match Self::start(config).await {
+                        Ok(server) => {
+                            let mut stopped = server.stop.subscribe();
+                            let _ = tx.send(Ok(server));
+                            let _ = stopped.wait_for(|s| *s).await;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                        }
+                    }
+                });
+            })?;
+        rx.recv()
+            .map_err(|e| std::io::Error::other(e.to_string()))?
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -225,6 +260,11 @@ impl ApiServer {
 
     pub fn stored_bytes(&self) -> usize {
         self.shared.store.stored_bytes()
+    }
+
+    /// The stored JSON of every object of (group, plural) (for tests and benchmarks).
+    pub fn stored_objects(&self, group: &str, plural: &str) -> Vec<bytes::Bytes> {
+        self.shared.store.objects_of(group, plural)
     }
 
     /// How many stored objects of (group, plural) satisfy `pred` (parsing each; for tests and

@@ -126,6 +126,8 @@ pub struct Stats {
     pub writes: u64,
     /// Writes by field manager.
     pub writes_by_manager: HashMap<String, u64>,
+    /// Writes by resource (plural name).
+    pub writes_by_resource: HashMap<String, u64>,
     /// Write requests answered without a change (no-ops).
     pub noop_writes: u64,
 }
@@ -971,6 +973,11 @@ impl State {
     ) -> Result<Value, ApiError> {
         self.rv += 1;
         self.stats.writes += 1;
+        *self
+            .stats
+            .writes_by_resource
+            .entry(def.store.1.clone())
+            .or_default() += 1;
         set_meta(&mut obj, "resourceVersion", self.rv.to_string().into());
         let encoded = if def.is_events_k8s_io() {
             serde_json::to_vec(&event_view::from_new(&obj))

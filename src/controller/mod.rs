@@ -246,12 +246,17 @@ where
         "kind": K::kind(&()),
         "status": status,
     });
-    api.patch_status(
-        &obj.name_any(),
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await?;
+    // The answer (the whole object, managedFields and all) is not read: the watch brings the
+    // object to the cache anyway, so parsing it into `K` here would be wasted work.
+    let request = kube::core::Request::new(api.resource_url())
+        .patch_subresource(
+            "status",
+            &obj.name_any(),
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .map_err(kube::Error::BuildRequest)?;
+    ctx.client.request_text(request).await?;
     ctx.metrics.write(kind, "status");
     Ok(())
 }
