@@ -4,7 +4,7 @@ use super::Context;
 use crate::api::PurchasePermission;
 use crate::policy::{ActivityEvent, EventType};
 use kube::Resource;
-use kube::runtime::events::{Event, EventType as KubeEventType};
+use kube::runtime::events::{Event, EventType as KubeEventType, Recorder};
 
 /// Event notes are limited to 1 KiB by the API.
 const NOTE_LIMIT: usize = 1024;
@@ -64,15 +64,11 @@ async fn publish_on(
         action: e.action.to_string(),
         secondary: None,
     };
-    let shard = {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (&reference.namespace, &reference.name).hash(&mut h);
-        (h.finish() as usize) % ctx.recorders.len().max(1)
-    };
-    let Some(recorder) = ctx.recorders.get(shard) else {
-        return;
-    };
+    // A Recorder per entry: every switch is an Event of its own. A long-lived Recorder would
+    // fold a repeat within six minutes into the first Event's series count (not what an audit
+    // trail wants) and keeps every Event it sent for those six minutes (100k customers switched
+    // on at once would hold ~280 MB).
+    let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
     match recorder.publish(&event, &reference).await {
         Ok(()) => {
             ctx.metrics.write(kind, "event");

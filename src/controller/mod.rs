@@ -23,7 +23,7 @@ use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::runtime::{WatchStreamExt, finalizer};
@@ -35,9 +35,6 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-
-/// Event recorder shards (one object always uses the same one, so its series stay whole).
-const RECORDER_SHARDS: usize = 64;
 
 /// Name under which the operator writes (field manager, Event reporter).
 pub const MANAGER: &str = "csp-operator";
@@ -103,9 +100,8 @@ struct Indexes {
 /// Shared by every reconcile.
 pub struct Context {
     pub client: Client,
-    /// Event recorders, sharded by object: kube's Recorder scans its whole series cache on every
-    /// publish, which is quadratic with one recorder for 100k objects.
-    pub recorders: Vec<Recorder>,
+    /// Who the activity-log Events are reported by.
+    pub reporter: Reporter,
     pub caches: Caches,
     pub backend: Arc<dyn Backend>,
     pub metrics: Arc<Metrics>,
@@ -140,10 +136,26 @@ impl Context {
 
     fn remember_written(&self, obj: &PurchasePermission, status: &PurchasePermissionStatus) {
         if let (Some(uid), Some(rv)) = (&obj.metadata.uid, &obj.metadata.resource_version) {
-            self.written
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(uid.clone(), (rv.clone(), status.clone()));
+            let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+            written.insert(uid.clone(), (rv.clone(), status.clone()));
+            // The watch may have brought the written object before this write returned.
+            if let Some(cached) = self.caches.permissions.get(&ObjectRef::from_obj(obj))
+                && cached.metadata.resource_version.as_ref() != Some(rv)
+            {
+                written.remove(uid);
+            }
+        }
+    }
+
+    /// Drops the remembered write once the cache holds a newer object than it was based on
+    /// (called by the watch feed, so entries do not outlive their use).
+    fn forget_superseded(&self, obj: &PurchasePermission) {
+        let uid = obj.metadata.uid.as_deref().unwrap_or("");
+        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((base, _)) = written.get(uid)
+            && obj.metadata.resource_version.as_deref() != Some(base.as_str())
+        {
+            written.remove(uid);
         }
     }
 }
@@ -570,8 +582,7 @@ where
     result
 }
 
-/// A watch of one kind that keeps its cache, stripped of managedFields and kubectl's
-/// last-applied copy.
+/// A watch of one kind that keeps its cache, stripped of the metadata no reconcile reads.
 fn cached_stream<K>(
     client: &Client,
     writer: reflector::store::Writer<K>,
@@ -583,10 +594,14 @@ where
     watcher::watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .modify(|o| {
-            // Neither is read by a reconcile; both can be larger than the rest of the object.
-            o.managed_fields_mut().clear();
-            o.annotations_mut()
-                .remove("kubectl.kubernetes.io/last-applied-configuration");
+            // No reconcile reads these, and the cache holds every object of the kind: keep
+            // only what the decisions and the writes use (managedFields and kubectl's
+            // last-applied copy are often larger than the rest of the object).
+            let m = o.meta_mut();
+            m.managed_fields = None;
+            m.annotations = None;
+            m.labels = None;
+            m.owner_references = None;
         })
         .reflect(writer)
 }
@@ -914,9 +929,7 @@ fn build(
     };
     let ctx = Arc::new(Context {
         client: client.clone(),
-        recorders: (0..RECORDER_SHARDS)
-            .map(|_| Recorder::new(client.clone(), reporter.clone()))
-            .collect(),
+        reporter,
         caches: caches.clone(),
         backend,
         metrics,
@@ -1071,6 +1084,7 @@ fn build(
     let c2 = caches.clone();
     let t = triggers.clone();
     let mut gens = SpecChanges::default();
+    let feed_ctx = ctx.clone();
     let permission_feed = cached_stream::<PurchasePermission>(&client, pw).for_each(move |ev| {
         match seen(&ev) {
             Seen::Relisted => {
@@ -1078,6 +1092,7 @@ fn build(
                 send_all(&t.permissions, c2.permissions.state());
             }
             Seen::Object(obj, live) => {
+                feed_ctx.forget_superseded(&obj);
                 let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
                 let customer = obj.spec.customer_ref.name.as_str();
                 c2.indexes
