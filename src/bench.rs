@@ -381,7 +381,7 @@ pub async fn controllers(opts: BenchOptions) -> Result<String, AnyError> {
     );
     eprintln!("idle writes in 2 s after settling: {idle_writes}; reconciles: {reconciles}");
     eprintln!(
-        "server: {} objects, {:.1} MiB of stored JSON",
+        "server: {} objects, {:.1} MiB stored (LZ4-compressed JSON)",
         server.object_count(),
         server.stored_bytes() as f64 / 1048576.0
     );

@@ -5,6 +5,7 @@
 mod discovery;
 mod error;
 mod http;
+mod packed;
 mod patch;
 mod protobuf;
 mod rbac;

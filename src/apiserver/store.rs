@@ -2,6 +2,7 @@
 //! history for watches, and the write pipeline (admission, generation, no-op detection).
 
 use super::error::ApiError;
+use super::packed::Packed;
 use super::patch;
 use super::resources::{self, ResourceDef, StoreKey, event_view};
 use super::schema;
@@ -135,7 +136,7 @@ pub struct Stats {
 struct State {
     rv: u64,
     resources: Vec<Arc<ResourceDef>>,
-    objects: HashMap<StoreKey, BTreeMap<(String, String), Bytes>>,
+    objects: HashMap<StoreKey, BTreeMap<(String, String), Packed>>,
     history: VecDeque<Arc<Change>>,
     history_cap: usize,
     /// Watches may start from any resourceVersion >= this.
@@ -212,7 +213,7 @@ impl Store {
             "clusterrolebindings",
         ];
         let st = self.lock();
-        let bytes: Vec<Vec<Bytes>> = kinds
+        let bytes = kinds
             .iter()
             .map(|plural| {
                 st.objects
@@ -220,11 +221,11 @@ impl Store {
                     .map(|m| m.values().cloned().collect())
                     .unwrap_or_default()
             })
-            .collect();
+            .collect::<Vec<Vec<Packed>>>();
         drop(st);
         let mut parsed = bytes.into_iter().map(|objs| {
             objs.iter()
-                .filter_map(|b| serde_json::from_slice(b).ok())
+                .filter_map(|b| serde_json::from_slice(&b.unpack()).ok())
                 .collect::<Vec<Value>>()
         });
         super::rbac::RbacObjects {
@@ -238,7 +239,7 @@ impl Store {
     /// Every stored object with its store, as one JSON document (for `up --state`).
     pub fn snapshot(&self) -> Result<Vec<u8>, serde_json::Error> {
         // Copy the (shared) bytes under the lock; serialise after releasing it.
-        let (rv, copied): (u64, Vec<(StoreKey, String, Bytes)>) = {
+        let (rv, copied): (u64, Vec<(StoreKey, String, Packed)>) = {
             let st = self.lock();
             let copied = st
                 .objects
@@ -252,7 +253,7 @@ impl Store {
         };
         let mut objects = Vec::with_capacity(copied.len());
         for ((group, plural), ns, bytes) in copied {
-            let object: Value = serde_json::from_slice(&bytes)?;
+            let object: Value = serde_json::from_slice(&bytes.unpack())?;
             objects.push(
                 json!({"group": group, "resource": plural, "namespace": ns, "object": object}),
             );
@@ -299,7 +300,7 @@ impl Store {
                     .ok_or_else(|| format!("objects[{i}].object missing"))?;
                 let name =
                     meta_str(object, "name").ok_or_else(|| format!("objects[{i}] has no name"))?;
-                let bytes = Bytes::from(serde_json::to_vec(object).map_err(|e| e.to_string())?);
+                let bytes = Packed::pack(&serde_json::to_vec(object).map_err(|e| e.to_string())?);
                 st.objects
                     .entry((group, resource))
                     .or_default()
@@ -333,7 +334,7 @@ impl Store {
             .map(|m| {
                 m.iter()
                     .filter(|(_, b)| {
-                        serde_json::from_slice::<Value>(b)
+                        serde_json::from_slice::<Value>(&b.unpack())
                             .map(|v| last_seen(&v).is_some_and(|t| t < cutoff))
                             .unwrap_or(false)
                     })
@@ -363,7 +364,7 @@ impl Store {
         self.lock()
             .objects
             .get(&(group.to_string(), plural.to_string()))
-            .map(|m| m.values().cloned().collect())
+            .map(|m| m.values().map(Packed::unpack).collect())
             .unwrap_or_default()
     }
 
@@ -372,13 +373,13 @@ impl Store {
         self.tx.subscribe()
     }
 
-    /// Total bytes of stored object JSON.
+    /// Total bytes of stored objects (compressed JSON).
     pub fn stored_bytes(&self) -> usize {
         self.lock()
             .objects
             .values()
             .flat_map(|m| m.values())
-            .map(Bytes::len)
+            .map(Packed::len)
             .sum()
     }
 
@@ -391,7 +392,7 @@ impl Store {
             .cloned()
             .ok_or_else(|| ApiError::not_found(&def.qualified_resource(), name))?;
         drop(st);
-        view(def, &bytes)
+        view(def, &bytes.unpack())
     }
 
     /// A page of objects (in the resource's view), the list resourceVersion, and the continue key.
@@ -407,7 +408,7 @@ impl Store {
         let mut next = None;
         let mut selected: Vec<Bytes> = Vec::new();
         if let Some(map) = st.objects.get(&def.store) {
-            let iter: Box<dyn Iterator<Item = (&(String, String), &Bytes)>> = match &continue_after
+            let iter: Box<dyn Iterator<Item = (&(String, String), &Packed)>> = match &continue_after
             {
                 Some(k) => Box::new(map.range::<(String, String), _>((
                     std::ops::Bound::Excluded(k.clone()),
@@ -416,8 +417,9 @@ impl Store {
                 None => Box::new(map.iter()),
             };
             let mut last: Option<&(String, String)> = None;
-            for (k, b) in iter {
-                if !sel.matches(&k.0, b, def) {
+            for (k, packed) in iter {
+                let b = packed.unpack();
+                if !sel.matches(&k.0, &b, def) {
                     continue;
                 }
                 if let Some(l) = limit
@@ -455,6 +457,7 @@ impl Store {
                 .get(&def.store)
                 .map(|m| {
                     m.iter()
+                        .map(|(k, b)| (k, b.unpack()))
                         .filter(|(k, b)| sel.matches(&k.0, b, def))
                         .map(|(k, b)| {
                             Arc::new(Change {
@@ -462,7 +465,7 @@ impl Store {
                                 type_: "ADDED",
                                 store: def.store.clone(),
                                 namespace: k.0.clone(),
-                                object: b.clone(),
+                                object: b,
                                 prev: None,
                             })
                         })
@@ -684,7 +687,7 @@ impl State {
             .get(&def.store)
             .and_then(|m| m.get(&(ns.to_string(), name.to_string())))
         {
-            Some(b) => view(def, b).map(Some),
+            Some(b) => view(def, &b.unpack()).map(Some),
             None => Ok(None),
         }
     }
@@ -992,7 +995,8 @@ impl State {
             .objects
             .entry(def.store.clone())
             .or_default()
-            .insert((ns.to_string(), name.to_string()), bytes.clone());
+            .insert((ns.to_string(), name.to_string()), Packed::pack(&bytes))
+            .map(|p| p.unpack());
         let type_ = type_override.unwrap_or(if created { "ADDED" } else { "MODIFIED" });
         self.record(def.store.clone(), ns, type_, bytes, prev, tx);
         Ok(obj)
@@ -1038,6 +1042,7 @@ impl State {
             .remove(&(ns.to_string(), name.to_string()))?;
         self.rv += 1;
         self.stats.writes += 1;
+        let bytes = bytes.unpack();
         let mut v: Value = serde_json::from_slice(&bytes).ok()?;
         set_meta(&mut v, "resourceVersion", self.rv.to_string().into());
         let out = serde_json::to_vec(&v).map(Bytes::from).unwrap_or(bytes);
@@ -1101,7 +1106,7 @@ impl State {
         self.objects
             .get(&("".to_string(), "namespaces".to_string()))
             .and_then(|m| m.get(&(String::new(), ns.to_string())))
-            .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+            .and_then(|b| serde_json::from_slice::<Value>(&b.unpack()).ok())
             .is_some_and(|v| v.pointer("/metadata/deletionTimestamp").is_some())
     }
 
