@@ -321,6 +321,7 @@ pub async fn controllers(opts: BenchOptions) -> Result<String, AnyError> {
 
     // Steady state: a no-op period must write nothing.
     let settled = server.stats().writes;
+    let settled_rss = current_rss_mib();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle_writes = server.stats().writes - settled;
 
@@ -380,6 +381,10 @@ pub async fn controllers(opts: BenchOptions) -> Result<String, AnyError> {
         p99.as_secs_f64() * 1000.0
     );
     eprintln!("idle writes in 2 s after settling: {idle_writes}; reconciles: {reconciles}");
+    eprintln!(
+        "memory: peak RSS {:.0} MiB, {settled_rss:.0} MiB once settled",
+        peak_rss_mib()
+    );
     eprintln!(
         "server: {} objects, {:.1} MiB stored (LZ4-compressed JSON)",
         server.object_count(),
