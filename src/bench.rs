@@ -118,17 +118,16 @@ impl ProbeStatus<'_> {
 
 /// How many stored objects of `plural` have a current status satisfying `pred`.
 fn count_correct(server: &ApiServer, plural: &str, pred: impl Fn(&ProbeStatus) -> bool) -> usize {
-    server
-        .stored_objects(GROUP, plural)
-        .iter()
-        .filter(|b| {
-            serde_json::from_slice::<Probe>(b).is_ok_and(|p| {
-                p.status
-                    .as_ref()
-                    .is_some_and(|s| s.observed_generation == p.metadata.generation && pred(s))
-            })
-        })
-        .count()
+    let mut n = 0;
+    server.for_each_stored(GROUP, plural, |b| {
+        let ok = serde_json::from_slice::<Probe>(b).is_ok_and(|p| {
+            p.status
+                .as_ref()
+                .is_some_and(|s| s.observed_generation == p.metadata.generation && pred(s))
+        });
+        n += usize::from(ok);
+    });
+    n
 }
 
 /// How many objects have the status the bench expects.

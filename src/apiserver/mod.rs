@@ -263,9 +263,10 @@ impl ApiServer {
         self.shared.store.stored_bytes()
     }
 
-    /// The stored JSON of every object of (group, plural) (for tests and benchmarks).
-    pub fn stored_objects(&self, group: &str, plural: &str) -> Vec<bytes::Bytes> {
-        self.shared.store.objects_of(group, plural)
+    /// Calls `f` with the stored JSON of every object of (group, plural), one at a time (for
+    /// tests and benchmarks, not for hot paths).
+    pub fn for_each_stored(&self, group: &str, plural: &str, f: impl FnMut(&[u8])) {
+        self.shared.store.for_each_object(group, plural, f)
     }
 
     /// How many stored objects of (group, plural) satisfy `pred` (parsing each; for tests and
@@ -276,13 +277,13 @@ impl ApiServer {
         plural: &str,
         pred: impl Fn(&serde_json::Value) -> bool,
     ) -> usize {
-        self.shared
-            .store
-            .objects_of(group, plural)
-            .iter()
-            .filter_map(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
-            .filter(|v| pred(v))
-            .count()
+        let mut n = 0;
+        self.for_each_stored(group, plural, |b| {
+            if serde_json::from_slice::<serde_json::Value>(b).is_ok_and(|v| pred(&v)) {
+                n += 1;
+            }
+        });
+        n
     }
 
     /// A future that resolves when the object `namespace/name` of (group, plural) is next

@@ -27,7 +27,7 @@ pub struct Change {
     pub object: Bytes,
     /// The version this change replaced (for MODIFIED), so selector watches can tell an object
     /// entering or leaving their selection.
-    pub prev: Option<Bytes>,
+    pub prev: Option<Packed>,
 }
 
 /// Which part of an object a write addresses.
@@ -77,7 +77,7 @@ impl Selection {
         let before = c
             .prev
             .as_ref()
-            .is_some_and(|p| self.matches(&c.namespace, p, def));
+            .is_some_and(|p| self.matches(&c.namespace, &p.unpack(), def));
         match (before, now) {
             (true, true) => Some("MODIFIED"),
             (false, true) => Some("ADDED"),
@@ -359,13 +359,18 @@ impl Store {
         self.lock().objects.values().map(BTreeMap::len).sum()
     }
 
-    /// The stored objects of a resource (group, plural), for in-process checks.
-    pub fn objects_of(&self, group: &str, plural: &str) -> Vec<Bytes> {
-        self.lock()
+    /// Calls `f` with the JSON of every stored object of a resource (group, plural), for
+    /// in-process checks: one object is unpacked at a time, outside the lock.
+    pub fn for_each_object(&self, group: &str, plural: &str, mut f: impl FnMut(&[u8])) {
+        let packed: Vec<Packed> = self
+            .lock()
             .objects
             .get(&(group.to_string(), plural.to_string()))
-            .map(|m| m.values().map(Packed::unpack).collect())
-            .unwrap_or_default()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        for p in packed {
+            f(&p.unpack());
+        }
     }
 
     /// A receiver of every change from now on.
@@ -995,8 +1000,7 @@ impl State {
             .objects
             .entry(def.store.clone())
             .or_default()
-            .insert((ns.to_string(), name.to_string()), Packed::pack(&bytes))
-            .map(|p| p.unpack());
+            .insert((ns.to_string(), name.to_string()), Packed::pack(&bytes));
         let type_ = type_override.unwrap_or(if created { "ADDED" } else { "MODIFIED" });
         self.record(def.store.clone(), ns, type_, bytes, prev, tx);
         Ok(obj)
@@ -1008,7 +1012,7 @@ impl State {
         ns: &str,
         type_: &'static str,
         object: Bytes,
-        prev: Option<Bytes>,
+        prev: Option<Packed>,
         tx: &broadcast::Sender<Arc<Change>>,
     ) {
         let change = Arc::new(Change {
