@@ -2,7 +2,7 @@
 //! history for watches, and the write pipeline (admission, generation, no-op detection).
 
 use super::error::ApiError;
-use super::packed::Packed;
+use super::packed::{Packed, Packer};
 use super::patch;
 use super::resources::{self, ResourceDef, StoreKey, event_view};
 use super::schema;
@@ -137,6 +137,8 @@ struct State {
     rv: u64,
     resources: Vec<Arc<ResourceDef>>,
     objects: HashMap<StoreKey, BTreeMap<(String, String), Packed>>,
+    /// Compression of each store's objects (a dictionary per store).
+    packers: HashMap<StoreKey, Packer>,
     history: VecDeque<Arc<Change>>,
     history_cap: usize,
     /// Watches may start from any resourceVersion >= this.
@@ -162,6 +164,7 @@ impl Store {
                 rv: 100,
                 resources: resources::builtins().into_iter().map(Arc::new).collect(),
                 objects: HashMap::new(),
+                packers: HashMap::new(),
                 history: VecDeque::new(),
                 history_cap,
                 horizon: 0,
@@ -300,11 +303,10 @@ impl Store {
                     .ok_or_else(|| format!("objects[{i}].object missing"))?;
                 let name =
                     meta_str(object, "name").ok_or_else(|| format!("objects[{i}] has no name"))?;
-                let bytes = Packed::pack(&serde_json::to_vec(object).map_err(|e| e.to_string())?);
-                st.objects
-                    .entry((group, resource))
-                    .or_default()
-                    .insert((ns, name), bytes);
+                let json = serde_json::to_vec(object).map_err(|e| e.to_string())?;
+                let key = (group, resource);
+                let bytes = st.packers.entry(key.clone()).or_default().pack(&json);
+                st.objects.entry(key).or_default().insert((ns, name), bytes);
                 if is_crd {
                     st.register_crd(object);
                 }
@@ -996,11 +998,13 @@ impl State {
         // Held for the object's life: without this, up to half of it would be growth slack.
         encoded.shrink_to_fit();
         let bytes = Bytes::from(encoded);
-        let prev = self
-            .objects
-            .entry(def.store.clone())
-            .or_default()
-            .insert((ns.to_string(), name.to_string()), Packed::pack(&bytes));
+        let prev = self.objects.entry(def.store.clone()).or_default().insert(
+            (ns.to_string(), name.to_string()),
+            self.packers
+                .entry(def.store.clone())
+                .or_default()
+                .pack(&bytes),
+        );
         let type_ = type_override.unwrap_or(if created { "ADDED" } else { "MODIFIED" });
         self.record(def.store.clone(), ns, type_, bytes, prev, tx);
         Ok(obj)
@@ -1164,6 +1168,7 @@ impl State {
                 self.remove(first, &ns, &name, tx);
             }
             self.objects.remove(&first.store);
+            self.packers.remove(&first.store);
         }
         self.resources.retain(|r| {
             !defs
