@@ -305,7 +305,8 @@ impl ApiServer {
             loop {
                 match rx.recv().await {
                     Ok(c) if c.store == store && c.namespace == namespace => {
-                        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&c.object) else {
+                        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&c.object.unpack())
+                        else {
                             continue;
                         };
                         if v.pointer("/metadata/name").and_then(|n| n.as_str())

@@ -42,14 +42,28 @@ impl Packed {
 pub struct Packer {
     dict: Option<Arc<[u8]>>,
     since_refresh: u32,
+    /// Reused output buffer: each object then costs one exact-size allocation.
+    scratch: Vec<u8>,
 }
 
 impl Packer {
     pub fn pack(&mut self, json: &[u8]) -> Packed {
         let dict = self.dict.clone().unwrap_or_else(|| Arc::from(&[][..]));
-        let mut data = lz4_flex::block::compress_prepend_size_with_dict(json, &dict);
-        // The buffer was sized for the worst case; it is held for the object's life.
-        data.shrink_to_fit();
+        let bound = lz4_flex::block::get_maximum_output_size(json.len());
+        if self.scratch.len() < bound {
+            self.scratch.resize(bound, 0);
+        }
+        let data = match lz4_flex::block::compress_into_with_dict(json, &mut self.scratch, &dict) {
+            Ok(n) => {
+                // The uncompressed size first, as `decompress_size_prepended_with_dict` reads it.
+                let mut data = Vec::with_capacity(4 + n);
+                data.extend_from_slice(&(json.len() as u32).to_le_bytes());
+                data.extend_from_slice(&self.scratch[..n]);
+                data
+            }
+            // Cannot happen (the buffer has the bound's size); fall back to the allocating call.
+            Err(_) => lz4_flex::block::compress_prepend_size_with_dict(json, &dict),
+        };
         self.since_refresh += 1;
         if self.dict.is_none() || self.since_refresh >= REFRESH_EVERY {
             self.dict = Some(Arc::from(json));

@@ -24,7 +24,8 @@ pub struct Change {
     pub type_: &'static str,
     pub store: StoreKey,
     pub namespace: String,
-    pub object: Bytes,
+    /// The object as stored (compressed: the history holds thousands of changes).
+    pub object: Packed,
     /// The version this change replaced (for MODIFIED), so selector watches can tell an object
     /// entering or leaving their selection.
     pub prev: Option<Packed>,
@@ -77,7 +78,7 @@ impl Selection {
         let before = c
             .prev
             .as_ref()
-            .is_some_and(|p| self.matches(&c.namespace, &p.unpack(), def));
+            .is_some_and(|p| self.matches(&c.namespace, p, def));
         match (before, now) {
             (true, true) => Some("MODIFIED"),
             (false, true) => Some("ADDED"),
@@ -86,7 +87,21 @@ impl Selection {
         }
     }
 
-    pub fn matches(&self, namespace: &str, object: &Bytes, def: &ResourceDef) -> bool {
+    /// Whether a stored object is selected (unpacked only when a selector needs its fields).
+    pub fn matches(&self, namespace: &str, object: &Packed, def: &ResourceDef) -> bool {
+        if let Some(ns) = &self.namespace
+            && ns != namespace
+        {
+            return false;
+        }
+        if self.labels.is_none() && self.fields.is_none() {
+            return true;
+        }
+        self.matches_json(namespace, &object.unpack(), def)
+    }
+
+    /// Whether an object, given as JSON, is selected.
+    pub fn matches_json(&self, namespace: &str, object: &[u8], def: &ResourceDef) -> bool {
         if let Some(ns) = &self.namespace
             && ns != namespace
         {
@@ -426,7 +441,7 @@ impl Store {
             let mut last: Option<&(String, String)> = None;
             for (k, packed) in iter {
                 let b = packed.unpack();
-                if !sel.matches(&k.0, &b, def) {
+                if !sel.matches_json(&k.0, &b, def) {
                     continue;
                 }
                 if let Some(l) = limit
@@ -464,7 +479,6 @@ impl Store {
                 .get(&def.store)
                 .map(|m| {
                     m.iter()
-                        .map(|(k, b)| (k, b.unpack()))
                         .filter(|(k, b)| sel.matches(&k.0, b, def))
                         .map(|(k, b)| {
                             Arc::new(Change {
@@ -472,7 +486,7 @@ impl Store {
                                 type_: "ADDED",
                                 store: def.store.clone(),
                                 namespace: k.0.clone(),
-                                object: b,
+                                object: b.clone(),
                                 prev: None,
                             })
                         })
@@ -994,19 +1008,19 @@ impl State {
         } else {
             serde_json::to_vec(&obj)
         };
-        let mut encoded = encoded.map_err(|e| ApiError::internal(e.to_string()))?;
-        // Held for the object's life: without this, up to half of it would be growth slack.
-        encoded.shrink_to_fit();
-        let bytes = Bytes::from(encoded);
-        let prev = self.objects.entry(def.store.clone()).or_default().insert(
-            (ns.to_string(), name.to_string()),
-            self.packers
-                .entry(def.store.clone())
-                .or_default()
-                .pack(&bytes),
-        );
+        let encoded = encoded.map_err(|e| ApiError::internal(e.to_string()))?;
+        let packed = self
+            .packers
+            .entry(def.store.clone())
+            .or_default()
+            .pack(&encoded);
+        let prev = self
+            .objects
+            .entry(def.store.clone())
+            .or_default()
+            .insert((ns.to_string(), name.to_string()), packed.clone());
         let type_ = type_override.unwrap_or(if created { "ADDED" } else { "MODIFIED" });
-        self.record(def.store.clone(), ns, type_, bytes, prev, tx);
+        self.record(def.store.clone(), ns, type_, packed, prev, tx);
         Ok(obj)
     }
 
@@ -1015,7 +1029,7 @@ impl State {
         store: StoreKey,
         ns: &str,
         type_: &'static str,
-        object: Bytes,
+        object: Packed,
         prev: Option<Packed>,
         tx: &broadcast::Sender<Arc<Change>>,
     ) {
@@ -1053,7 +1067,11 @@ impl State {
         let bytes = bytes.unpack();
         let mut v: Value = serde_json::from_slice(&bytes).ok()?;
         set_meta(&mut v, "resourceVersion", self.rv.to_string().into());
-        let out = serde_json::to_vec(&v).map(Bytes::from).unwrap_or(bytes);
+        let out = self
+            .packers
+            .entry(def.store.clone())
+            .or_default()
+            .pack(&serde_json::to_vec(&v).map(Bytes::from).unwrap_or(bytes));
         self.record(def.store.clone(), ns, "DELETED", out, None, tx);
         if def.namespaced {
             self.finish_namespace_if_empty(ns, tx);
@@ -1190,14 +1208,15 @@ fn view(def: &ResourceDef, bytes: &Bytes) -> Result<Value, ApiError> {
 
 /// The change's object in the watching resource's view, as JSON bytes.
 pub fn change_bytes(def: &ResourceDef, change: &Change) -> Bytes {
+    let object = change.object.unpack();
     if def.is_events_k8s_io() {
-        serde_json::from_slice::<Value>(&change.object)
+        serde_json::from_slice::<Value>(&object)
             .ok()
             .and_then(|v| serde_json::to_vec(&event_view::to_new(&v)).ok())
             .map(Bytes::from)
-            .unwrap_or_else(|| change.object.clone())
+            .unwrap_or(object)
     } else {
-        change.object.clone()
+        object
     }
 }
 
