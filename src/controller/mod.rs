@@ -628,25 +628,38 @@ where
     }
 }
 
-/// Remembers each object's generation, to tell spec and existence changes (which other
-/// objects depend on) from status-only writes (which they do not).
+/// What a feed last saw of each object of its kind: the generation (a change of spec or of
+/// existence is what other objects depend on; status-only writes are not) and the own-trigger
+/// key (what makes the object's own reconcile necessary). One compact entry per object.
 #[derive(Default)]
-struct SpecChanges(std::collections::HashMap<(String, String), Option<i64>>);
+struct LastSeen(std::collections::HashMap<Box<str>, (Option<i64>, u64)>);
 
-impl SpecChanges {
-    fn changed(&mut self, ns: &str, name: &str, generation: Option<i64>, live: bool) -> bool {
-        let key = (ns.to_string(), name.to_string());
+impl LastSeen {
+    /// Records the object as seen now; returns whether its spec or existence changed, and
+    /// whether its own reconcile is needed.
+    fn observe<K: Resource>(&mut self, obj: &K, live: bool) -> (bool, bool) {
+        let m = obj.meta();
+        let key: Box<str> = format!(
+            "{}/{}",
+            m.namespace.as_deref().unwrap_or(""),
+            m.name.as_deref().unwrap_or("")
+        )
+        .into();
         if !live {
             self.0.remove(&key);
-            return true;
+            return (true, true);
         }
-        self.0.insert(key, generation) != Some(generation)
+        let own = own_trigger_key(obj);
+        match self.0.insert(key, (m.generation, own)) {
+            None => (true, true),
+            Some((generation, before)) => (generation != m.generation, before != own),
+        }
     }
 }
 
 /// What makes an object's own reconcile necessary: its spec (generation), its deletion, its
 /// finalizers. Status-only writes (most of them our own) do not re-trigger it.
-fn own_trigger_key<K: Resource>(obj: &K) -> Option<u64> {
+fn own_trigger_key<K: Resource>(obj: &K) -> u64 {
     use std::hash::{Hash, Hasher};
     let m = obj.meta();
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -654,7 +667,7 @@ fn own_trigger_key<K: Resource>(obj: &K) -> Option<u64> {
     m.generation.hash(&mut h);
     m.deletion_timestamp.is_some().hash(&mut h);
     m.finalizers.hash(&mut h);
-    Some(h.finish())
+    h.finish()
 }
 
 /// The controller's own trigger: the object of an event (or the watch error).
@@ -715,11 +728,14 @@ struct Triggers {
     permissions: RefTx<PurchasePermission>,
 }
 
+/// Passes an event to the kind's own controller when `needed` (watch errors always go).
 fn trigger_own<K: Clone>(
     tx: &MainTx<K>,
     ev: Result<watcher::Event<K>, watcher::Error>,
+    needed: bool,
 ) -> std::future::Ready<()> {
     if tx.active.load(Ordering::Relaxed)
+        && (needed || ev.is_err())
         && let Some(trigger) = trigger_of(ev)
     {
         let _ = tx.tx.unbounded_send(trigger);
@@ -968,8 +984,9 @@ fn build(
 
     let c2 = caches.clone();
     let t = triggers.clone();
-    let mut gens = SpecChanges::default();
+    let mut seen_last = LastSeen::default();
     let customer_feed = cached_stream::<Customer>(&client, cw).for_each(move |ev| {
+        let mut own = true;
         match seen(&ev) {
             Seen::Relisted => {
                 // Deletions during the watch gap are not replayed: re-check every dependent,
@@ -986,8 +1003,10 @@ fn build(
                     &name,
                     live.then_some(obj.spec.tenant_id.as_str()),
                 );
-                if !gens.changed(&ns, &name, obj.metadata.generation, live) {
-                    return trigger_own(&c_main, ev);
+                let (spec, needed) = seen_last.observe(&obj, live);
+                own = needed;
+                if !spec {
+                    return trigger_own(&c_main, ev, own);
                 }
                 send_all(&t.subscriptions, c2.subscriptions_of(&ns, &name));
                 send_all(&t.permissions, c2.permissions_of(&ns, &name));
@@ -1000,12 +1019,13 @@ fn build(
             }
             Seen::Other => {}
         }
-        trigger_own(&c_main, ev)
+        trigger_own(&c_main, ev, own)
     });
     let c2 = caches.clone();
     let t = triggers.clone();
-    let mut gens = SpecChanges::default();
+    let mut seen_last = LastSeen::default();
     let subscription_feed = cached_stream::<AzureSubscription>(&client, sw).for_each(move |ev| {
+        let mut own = true;
         match seen(&ev) {
             Seen::Relisted => {
                 send_all(&t.customers, c2.customers.state());
@@ -1025,9 +1045,10 @@ fn build(
                     &name,
                     live.then_some(obj.spec.subscription_id.as_str()),
                 );
-                if !gens.changed(&ns, &name, obj.metadata.generation, live) && moved_from.is_none()
-                {
-                    return trigger_own(&s_main, ev);
+                let (spec, needed) = seen_last.observe(&obj, live);
+                own = needed;
+                if !spec && moved_from.is_none() {
+                    return trigger_own(&s_main, ev, own);
                 }
                 for c in std::iter::once(customer.to_string()).chain(moved_from) {
                     if let Some(cust) = c2.customer(&ns, &c) {
@@ -1045,12 +1066,13 @@ fn build(
             }
             Seen::Other => {}
         }
-        trigger_own(&s_main, ev)
+        trigger_own(&s_main, ev, own)
     });
     let c2 = caches.clone();
     let t = triggers.clone();
-    let mut gens = SpecChanges::default();
+    let mut seen_last = LastSeen::default();
     let role_feed = cached_stream::<RoleAssignment>(&client, rw).for_each(move |ev| {
+        let mut own = true;
         match seen(&ev) {
             Seen::Relisted => {
                 send_all(&t.subscriptions, c2.subscriptions.state());
@@ -1063,9 +1085,10 @@ fn build(
                     c2.indexes
                         .roles_by_subscription
                         .set(&ns, &name, live.then_some(sub));
-                if !gens.changed(&ns, &name, obj.metadata.generation, live) && moved_from.is_none()
-                {
-                    return trigger_own(&r_main, ev);
+                let (spec, needed) = seen_last.observe(&obj, live);
+                own = needed;
+                if !spec && moved_from.is_none() {
+                    return trigger_own(&r_main, ev, own);
                 }
                 for s in std::iter::once(sub.to_string()).chain(moved_from) {
                     if let Some(s) = c2.subscription(&ns, &s) {
@@ -1079,13 +1102,14 @@ fn build(
             }
             Seen::Other => {}
         }
-        trigger_own(&r_main, ev)
+        trigger_own(&r_main, ev, own)
     });
     let c2 = caches.clone();
     let t = triggers.clone();
-    let mut gens = SpecChanges::default();
+    let mut seen_last = LastSeen::default();
     let feed_ctx = ctx.clone();
     let permission_feed = cached_stream::<PurchasePermission>(&client, pw).for_each(move |ev| {
+        let mut own = true;
         match seen(&ev) {
             Seen::Relisted => {
                 send_all(&t.customers, c2.customers.state());
@@ -1102,8 +1126,10 @@ fn build(
                 if let Some(c) = c2.customer(&ns, customer) {
                     send_all(&t.customers, [c]);
                 }
-                if !gens.changed(&ns, &name, obj.metadata.generation, live) {
-                    return trigger_own(&p_main, ev);
+                let (spec, needed) = seen_last.observe(&obj, live);
+                own = needed;
+                if !spec {
+                    return trigger_own(&p_main, ev, own);
                 }
                 send_all(
                     &t.permissions,
@@ -1114,7 +1140,7 @@ fn build(
             }
             Seen::Other => {}
         }
-        trigger_own(&p_main, ev)
+        trigger_own(&p_main, ev, own)
     });
 
     let cfg = kube::runtime::controller::Config::default()
@@ -1156,28 +1182,28 @@ fn build(
     let controllers = move |stop: Shutdown| -> futures::future::BoxFuture<'static, ()> {
         async move {
             let customer_ctrl = Controller::for_stream(
-                c_main_rx.predicate_filter(own_trigger_key, Default::default()), ctrl_caches.customers.clone())
+                c_main_rx, ctrl_caches.customers.clone())
                 .graceful_shutdown_on(stop.clone())
                 .with_config(cfg.clone())
                 .reconcile_on(cr)
                 .run(|o, c| instrumented(o, c, reconcile_customer), error_policy, ctx.clone())
                 .for_each(|_| std::future::ready(()));
             let subscription_ctrl = Controller::for_stream(
-                s_main_rx.predicate_filter(own_trigger_key, Default::default()), ctrl_caches.subscriptions.clone())
+                s_main_rx, ctrl_caches.subscriptions.clone())
                 .graceful_shutdown_on(stop.clone())
                 .with_config(cfg.clone())
                 .reconcile_on(sr)
                 .run(|o, c| instrumented(o, c, reconcile_subscription), error_policy, ctx.clone())
                 .for_each(|_| std::future::ready(()));
             let role_ctrl = Controller::for_stream(
-                r_main_rx.predicate_filter(own_trigger_key, Default::default()), ctrl_caches.roles.clone())
+                r_main_rx, ctrl_caches.roles.clone())
                 .graceful_shutdown_on(stop.clone())
                 .with_config(cfg.clone())
                 .reconcile_on(rr)
                 .run(|o, c| instrumented(o, c, reconcile_role), error_policy, ctx.clone())
                 .for_each(|_| std::future::ready(()));
             let permission_ctrl = Controller::for_stream(
-                p_main_rx.predicate_filter(own_trigger_key, Default::default()), ctrl_caches.permissions.clone())
+                p_main_rx, ctrl_caches.permissions.clone())
                 .graceful_shutdown_on(stop.clone())
                 .with_config(cfg)
                 .reconcile_on(pr)
@@ -1214,4 +1240,40 @@ fn build(
         .boxed()
     };
     (caches, feeds, controllers, ctx_out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LastSeen;
+    use crate::api::Customer;
+
+    fn customer(generation: i64, finalizers: &[&str], status_note: &str) -> Customer {
+        let mut c: Customer = serde_json::from_value(serde_json::json!({
+            "apiVersion": "csp.operator.dev/v1alpha1", "kind": "Customer",
+            "metadata": {"name": "c", "namespace": "ns", "uid": "u1", "generation": generation,
+                         "annotations": {"note": status_note}},
+            "spec": {"tenantId": "00000000-0000-4000-8000-000000000001", "companyName": "C"}}))
+        .unwrap();
+        c.metadata.finalizers = Some(finalizers.iter().map(|f| f.to_string()).collect());
+        c
+    }
+
+    #[test]
+    fn last_seen_tells_spec_changes_from_own_triggers() {
+        let mut seen = LastSeen::default();
+        assert_eq!(
+            seen.observe(&customer(1, &[], "a"), true),
+            (true, true),
+            "first sight"
+        );
+        // A write that changes neither generation nor finalizers (a status write, say).
+        assert_eq!(seen.observe(&customer(1, &[], "b"), true), (false, false));
+        // A finalizer added: the object's own reconcile, not its dependents.
+        assert_eq!(seen.observe(&customer(1, &["f"], "b"), true), (false, true));
+        // A spec change: both.
+        assert_eq!(seen.observe(&customer(2, &["f"], "b"), true), (true, true));
+        // Gone: both, and a later object of that name is new again.
+        assert_eq!(seen.observe(&customer(2, &["f"], "b"), false), (true, true));
+        assert_eq!(seen.observe(&customer(2, &["f"], "b"), true), (true, true));
+    }
 }
