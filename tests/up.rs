@@ -61,8 +61,7 @@ fn interrupt(child: Child) -> String {
 #[test]
 fn up_applies_examples_and_keeps_state_across_restarts() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let examples = examples.to_string_lossy();
+    let examples = support::examples_dir();
     let up = start_up(dir.path(), &["--apply", &examples, "--state", "state.json"]);
     let uid_path = [
         "get",

@@ -740,7 +740,8 @@ async fn metrics_and_health_endpoints() {
         r#"csp_operator_reconciles_total{kind="purchasepermission",result="ok"}"#,
         "csp_operator_reconcile_duration_seconds_bucket",
         r#"csp_operator_api_writes_total{kind="purchasepermission",write="event"}"#,
-        "csp_operator_triggers_pending",
+        // A sample, not just the family's HELP/TYPE lines.
+        r#"csp_operator_triggers_pending{kind="purchasepermission"}"#,
         "csp_operator_leader 1",
     ] {
         assert!(body.contains(needle), "missing {needle} in\n{body}");

@@ -269,23 +269,6 @@ impl ApiServer {
         self.shared.store.for_each_object(group, plural, f)
     }
 
-    /// How many stored objects of (group, plural) satisfy `pred` (parsing each; for tests and
-    /// benchmarks, not for hot paths).
-    pub fn count_where(
-        &self,
-        group: &str,
-        plural: &str,
-        pred: impl Fn(&serde_json::Value) -> bool,
-    ) -> usize {
-        let mut n = 0;
-        self.for_each_stored(group, plural, |b| {
-            if serde_json::from_slice::<serde_json::Value>(b).is_ok_and(|v| pred(&v)) {
-                n += 1;
-            }
-        });
-        n
-    }
-
     /// A future that resolves when the object `namespace/name` of (group, plural) is next
     /// written in a state that satisfies `pred`, with the time of that write (None after
     /// `timeout`). It listens from the moment this is called.

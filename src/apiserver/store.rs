@@ -1,5 +1,5 @@
-//! The object store: every object as JSON bytes, one resourceVersion counter, a bounded change
-//! history for watches, and the write pipeline (admission, generation, no-op detection).
+//! The object store: every object as compressed JSON ([`Packed`]), one resourceVersion
+//! counter, a bounded change history for watches, and the write pipeline (admission, generation, no-op detection).
 
 use super::error::ApiError;
 use super::packed::{Packed, Packer};
@@ -97,20 +97,7 @@ impl Selection {
         if self.labels.is_none() && self.fields.is_none() {
             return true;
         }
-        self.matches_json(namespace, &object.unpack(), def)
-    }
-
-    /// Whether an object, given as JSON, is selected.
-    pub fn matches_json(&self, namespace: &str, object: &[u8], def: &ResourceDef) -> bool {
-        if let Some(ns) = &self.namespace
-            && ns != namespace
-        {
-            return false;
-        }
-        if self.labels.is_none() && self.fields.is_none() {
-            return true;
-        }
-        let Ok(mut v) = serde_json::from_slice::<Value>(object) else {
+        let Ok(mut v) = serde_json::from_slice::<Value>(&object.unpack()) else {
             return false;
         };
         if def.is_events_k8s_io() {
@@ -428,7 +415,7 @@ impl Store {
         let st = self.lock();
         let rv = st.rv;
         let mut next = None;
-        let mut selected: Vec<Bytes> = Vec::new();
+        let mut selected: Vec<Packed> = Vec::new();
         if let Some(map) = st.objects.get(&def.store) {
             let iter: Box<dyn Iterator<Item = (&(String, String), &Packed)>> = match &continue_after
             {
@@ -440,8 +427,7 @@ impl Store {
             };
             let mut last: Option<&(String, String)> = None;
             for (k, packed) in iter {
-                let b = packed.unpack();
-                if !sel.matches_json(&k.0, &b, def) {
+                if !sel.matches(&k.0, packed, def) {
                     continue;
                 }
                 if let Some(l) = limit
@@ -450,14 +436,14 @@ impl Store {
                     next = last.cloned();
                     break;
                 }
-                selected.push(b.clone());
+                selected.push(packed.clone());
                 last = Some(k);
             }
         }
         drop(st);
         let items = selected
             .iter()
-            .map(|b| view(def, b))
+            .map(|b| view(def, &b.unpack()))
             .collect::<Result<Vec<_>, _>>()?;
         Ok((items, rv, next))
     }
@@ -995,13 +981,7 @@ impl State {
         type_override: Option<&'static str>,
         tx: &broadcast::Sender<Arc<Change>>,
     ) -> Result<Value, ApiError> {
-        self.rv += 1;
-        self.stats.writes += 1;
-        *self
-            .stats
-            .writes_by_resource
-            .entry(def.store.1.clone())
-            .or_default() += 1;
+        self.count_write(def);
         set_meta(&mut obj, "resourceVersion", self.rv.to_string().into());
         let encoded = if def.is_events_k8s_io() {
             serde_json::to_vec(&event_view::from_new(&obj))
@@ -1022,6 +1002,17 @@ impl State {
         let type_ = type_override.unwrap_or(if created { "ADDED" } else { "MODIFIED" });
         self.record(def.store.clone(), ns, type_, packed, prev, tx);
         Ok(obj)
+    }
+
+    /// A new resourceVersion for a write to `def`, counted.
+    fn count_write(&mut self, def: &ResourceDef) {
+        self.rv += 1;
+        self.stats.writes += 1;
+        *self
+            .stats
+            .writes_by_resource
+            .entry(def.store.1.clone())
+            .or_default() += 1;
     }
 
     fn record(
@@ -1062,8 +1053,7 @@ impl State {
             .objects
             .get_mut(&def.store)?
             .remove(&(ns.to_string(), name.to_string()))?;
-        self.rv += 1;
-        self.stats.writes += 1;
+        self.count_write(def);
         let bytes = bytes.unpack();
         let mut v: Value = serde_json::from_slice(&bytes).ok()?;
         set_meta(&mut v, "resourceVersion", self.rv.to_string().into());
@@ -1071,7 +1061,7 @@ impl State {
             .packers
             .entry(def.store.clone())
             .or_default()
-            .pack(&serde_json::to_vec(&v).map(Bytes::from).unwrap_or(bytes));
+            .pack(&serde_json::to_vec(&v).unwrap_or_else(|_| bytes.to_vec()));
         self.record(def.store.clone(), ns, "DELETED", out, None, tx);
         if def.namespaced {
             self.finish_namespace_if_empty(ns, tx);

@@ -22,7 +22,8 @@ pub async fn publish(ctx: &Context, obj: &PurchasePermission, e: &ActivityEvent)
 }
 
 /// A Warning Event for a reconcile that failed: reason = the error's category, note = the
-/// readable chain. Sent on the first failure of a run of them, not on every retry.
+/// readable chain. Sent on the first failure of a run of retries, not on every retry (a write
+/// refused as invalid is not retried: one per change it waits for).
 pub async fn publish_failure(
     ctx: &Context,
     reference: k8s_openapi::api::core::v1::ObjectReference,

@@ -1,8 +1,9 @@
 //! The four reconcilers. Each gathers facts from shared reflector caches, calls the pure
 //! `policy` decision, then applies it: backend grant, status (only when changed), Events.
 //!
-//! One watch per kind feeds its cache; a fan-out task then triggers the kind's own controller and,
-//! through mappers that read the caches, exactly the objects of other kinds that depend on it.
+//! One watch per kind feeds its cache; a fan-out task then triggers the kind's own controller
+//! (when the object's spec, deletion or finalizers changed) and, through the relation indexes,
+//! exactly the objects of other kinds that depend on it.
 //! Because the cache is updated before the trigger goes out, a reconcile always sees the change
 //! that triggered it.
 
@@ -503,11 +504,12 @@ fn error_policy<K: Resource<DynamicType = ()>>(
 ) -> Action {
     // Refused as invalid: retrying the same write cannot help; wait for the object to change.
     let invalid = matches!(error, Error::Kube(kube::Error::Api(status)) if status.code == 422);
+    let key = object_key(obj.as_ref());
     let attempts = if invalid {
         1
     } else {
         let mut failures = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let n = failures.entry(object_key(obj.as_ref())).or_insert(0);
+        let n = failures.entry(key.clone()).or_insert(0);
         *n = n.saturating_add(1);
         *n
     };
@@ -530,13 +532,13 @@ fn error_policy<K: Resource<DynamicType = ()>>(
         });
     }
     if invalid {
-        tracing::error!(error = %error, object = %object_key(obj.as_ref()), "write refused as invalid; waiting for a change");
+        tracing::error!(error = %error, object = %key, "write refused as invalid; waiting for a change");
         return Action::await_change();
     }
     let base_ms = 500u64.saturating_mul(1u64 << attempts.min(11).saturating_sub(1));
     let delay = Duration::from_millis(base_ms.min(300_000));
     let jitter = Duration::from_millis(rand::random::<u64>() % (delay.as_millis() as u64 / 4 + 1));
-    tracing::warn!(error = %error, category = error.metric_label(), object = %object_key(obj.as_ref()), attempts, "reconcile failed; retrying");
+    tracing::warn!(error = %error, category = error.metric_label(), object = %key, attempts, "reconcile failed; retrying");
     Action::requeue(delay + jitter)
 }
 
@@ -606,23 +608,18 @@ where
         .reflect(writer)
 }
 
-/// What a feed does with one watch event: the object and whether it still exists, or `None`
-/// for list boundaries (after a relist, `relisted` is true and every dependent is re-checked).
-enum Seen<K> {
-    Object(K, bool),
+/// What a feed does with one watch event: the object (borrowed from the event) and whether it
+/// still exists; the end of a (re)list, after which every dependent is re-checked; or nothing.
+enum Seen<'a, K> {
+    Object(&'a K, bool),
     Relisted,
     Other,
 }
 
-fn seen<K>(ev: &Result<watcher::Event<K>, watcher::Error>) -> Seen<K>
-where
-    K: Clone,
-{
+fn seen<K>(ev: &Result<watcher::Event<K>, watcher::Error>) -> Seen<'_, K> {
     match ev {
-        Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
-            Seen::Object(o.clone(), true)
-        }
-        Ok(watcher::Event::Delete(o)) => Seen::Object(o.clone(), false),
+        Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => Seen::Object(o, true),
+        Ok(watcher::Event::Delete(o)) => Seen::Object(o, false),
         Ok(watcher::Event::InitDone) => Seen::Relisted,
         _ => Seen::Other,
     }
@@ -812,7 +809,7 @@ pub async fn run(
         }
         None => None,
     };
-    let (caches, feeds, controllers, ctx) =
+    let (caches, feeds, controllers) =
         build(client, backend, metrics.clone(), ready.clone(), &opts);
     let _metrics_endpoint = if let Some(addr) = opts.metrics_addr {
         let m = metrics.clone();
@@ -830,7 +827,7 @@ pub async fn run(
     // Caches fill whether or not this replica leads, so a new leader starts warm; a replica is
     // ready (for its probe) once they have, leader or standby.
     let _feeds = AbortOnDrop(tokio::spawn(feeds));
-    let result = match lease {
+    match lease {
         None => {
             metrics.leader.set(1);
             controllers(shutdown.clone()).await;
@@ -881,9 +878,7 @@ pub async fn run(
             }
             outcome
         }
-    };
-    drop(ctx);
-    result
+    }
 }
 
 /// Stops a spawned task when `run` ends, however it ends (also when its own task is aborted).
@@ -915,7 +910,6 @@ fn refresh_gauges(metrics: &Metrics, caches: &Caches) {
 
 type Shutdown = futures::future::Shared<futures::future::BoxFuture<'static, ()>>;
 
-#[allow(clippy::type_complexity)]
 fn build(
     client: Client,
     backend: Arc<dyn Backend>,
@@ -926,7 +920,6 @@ fn build(
     Caches,
     futures::future::BoxFuture<'static, ()>,
     impl FnOnce(Shutdown) -> futures::future::BoxFuture<'static, ()>,
-    Arc<Context>,
 ) {
     let (customers, cw) = reflector::store();
     let (subscriptions, sw) = reflector::store();
@@ -1003,7 +996,7 @@ fn build(
                     &name,
                     live.then_some(obj.spec.tenant_id.as_str()),
                 );
-                let (spec, needed) = seen_last.observe(&obj, live);
+                let (spec, needed) = seen_last.observe(obj, live);
                 own = needed;
                 if !spec {
                     return trigger_own(&c_main, ev, own);
@@ -1045,7 +1038,7 @@ fn build(
                     &name,
                     live.then_some(obj.spec.subscription_id.as_str()),
                 );
-                let (spec, needed) = seen_last.observe(&obj, live);
+                let (spec, needed) = seen_last.observe(obj, live);
                 own = needed;
                 if !spec && moved_from.is_none() {
                     return trigger_own(&s_main, ev, own);
@@ -1085,7 +1078,7 @@ fn build(
                     c2.indexes
                         .roles_by_subscription
                         .set(&ns, &name, live.then_some(sub));
-                let (spec, needed) = seen_last.observe(&obj, live);
+                let (spec, needed) = seen_last.observe(obj, live);
                 own = needed;
                 if !spec && moved_from.is_none() {
                     return trigger_own(&r_main, ev, own);
@@ -1116,7 +1109,7 @@ fn build(
                 send_all(&t.permissions, c2.permissions.state());
             }
             Seen::Object(obj, live) => {
-                feed_ctx.forget_superseded(&obj);
+                feed_ctx.forget_superseded(obj);
                 let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
                 let customer = obj.spec.customer_ref.name.as_str();
                 c2.indexes
@@ -1126,7 +1119,7 @@ fn build(
                 if let Some(c) = c2.customer(&ns, customer) {
                     send_all(&t.customers, [c]);
                 }
-                let (spec, needed) = seen_last.observe(&obj, live);
+                let (spec, needed) = seen_last.observe(obj, live);
                 own = needed;
                 if !spec {
                     return trigger_own(&p_main, ev, own);
@@ -1176,9 +1169,7 @@ fn build(
     .map(|_| ())
     .boxed();
     let ctrl_caches = caches.clone();
-    let all_caches = caches.clone();
     let activate = active.clone();
-    let ctx_out = ctx.clone();
     let controllers = move |stop: Shutdown| -> futures::future::BoxFuture<'static, ()> {
         async move {
             let customer_ctrl = Controller::for_stream(
@@ -1219,16 +1210,16 @@ fn build(
                         tracing::info!("caches synced; reconciling");
                         // From now on changes trigger; everything already cached is checked once.
                         activate.store(true, Ordering::Relaxed);
-                        for o in all_caches.customers.state() {
+                        for o in ctrl_caches.customers.state() {
                             let _ = c_all.unbounded_send(Ok((*o).clone()));
                         }
-                        for o in all_caches.subscriptions.state() {
+                        for o in ctrl_caches.subscriptions.state() {
                             let _ = s_all.unbounded_send(Ok((*o).clone()));
                         }
-                        for o in all_caches.roles.state() {
+                        for o in ctrl_caches.roles.state() {
                             let _ = r_all.unbounded_send(Ok((*o).clone()));
                         }
-                        for o in all_caches.permissions.state() {
+                        for o in ctrl_caches.permissions.state() {
                             let _ = p_all.unbounded_send(Ok((*o).clone()));
                         }
                         futures::future::join4(customer_ctrl, subscription_ctrl, role_ctrl, permission_ctrl).await;
@@ -1239,7 +1230,7 @@ fn build(
         }
         .boxed()
     };
-    (caches, feeds, controllers, ctx_out)
+    (caches, feeds, controllers)
 }
 
 #[cfg(test)]
@@ -1247,11 +1238,11 @@ mod tests {
     use super::LastSeen;
     use crate::api::Customer;
 
-    fn customer(generation: i64, finalizers: &[&str], status_note: &str) -> Customer {
+    fn customer(generation: i64, finalizers: &[&str], annotation: &str) -> Customer {
         let mut c: Customer = serde_json::from_value(serde_json::json!({
             "apiVersion": "csp.operator.dev/v1alpha1", "kind": "Customer",
             "metadata": {"name": "c", "namespace": "ns", "uid": "u1", "generation": generation,
-                         "annotations": {"note": status_note}},
+                         "annotations": {"note": annotation}},
             "spec": {"tenantId": "00000000-0000-4000-8000-000000000001", "companyName": "C"}}))
         .unwrap();
         c.metadata.finalizers = Some(finalizers.iter().map(|f| f.to_string()).collect());
@@ -1266,7 +1257,7 @@ mod tests {
             (true, true),
             "first sight"
         );
-        // A write that changes neither generation nor finalizers (a status write, say).
+        // A write that changes neither generation nor finalizers (here an annotation).
         assert_eq!(seen.observe(&customer(1, &[], "b"), true), (false, false));
         // A finalizer added: the object's own reconcile, not its dependents.
         assert_eq!(seen.observe(&customer(1, &["f"], "b"), true), (false, true));
