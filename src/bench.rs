@@ -441,7 +441,10 @@ pub async fn api_server(
         let api = api.clone();
         let s = api
             .watch(
-                &kube::api::WatchParams::default().fields("metadata.name=c0"),
+                // No bookmarks: each stream then carries only c0's own events.
+                &kube::api::WatchParams::default()
+                    .fields("metadata.name=c0")
+                    .disable_bookmarks(),
                 "0",
             )
             .await?
@@ -461,11 +464,29 @@ pub async fn api_server(
             &Patch::Merge(json!({"metadata": {"labels": {"round": round.to_string()}}})),
         )
         .await?;
-        let waits = streams.iter_mut().map(|s| async move {
-            let _ = tokio::time::timeout(Duration::from_secs(5), s.next()).await;
-            t0.elapsed()
+        let want = round.to_string();
+        let waits = streams.iter_mut().map(|s| {
+            let want = want.clone();
+            async move {
+                // This round's change, not an earlier event still queued.
+                let seen = tokio::time::timeout(Duration::from_secs(5), async {
+                    while let Some(ev) = s.next().await {
+                        if let Ok(kube::api::WatchEvent::Modified(o)) = ev
+                            && o.metadata.labels.as_ref().and_then(|l| l.get("round"))
+                                == Some(&want)
+                        {
+                            return true;
+                        }
+                    }
+                    false
+                })
+                .await;
+                matches!(seen, Ok(true)).then(|| t0.elapsed())
+            }
         });
-        fanout.extend(futures::future::join_all(waits).await);
+        for waited in futures::future::join_all(waits).await {
+            fanout.push(waited.ok_or("a watcher did not see the change within 5 s")?);
+        }
     }
     fanout.sort();
     server.shutdown();
