@@ -119,19 +119,16 @@ impl Context {
     /// The permission's status as this process last knows it: the cached one, or the one it
     /// wrote itself when the cache has not caught up with that write yet.
     fn known_status(&self, obj: &PurchasePermission) -> Option<PurchasePermissionStatus> {
+        // Entries the cache has moved past are dropped by the watch feed (`forget_superseded`).
         let uid = obj.metadata.uid.as_deref().unwrap_or("");
-        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        let written = self.written.lock().unwrap_or_else(|p| p.into_inner());
         match written.get(uid) {
             Some((base, status))
                 if obj.metadata.resource_version.as_deref() == Some(base.as_str()) =>
             {
                 Some(status.clone())
             }
-            Some(_) => {
-                written.remove(uid);
-                obj.status.clone()
-            }
-            None => obj.status.clone(),
+            _ => obj.status.clone(),
         }
     }
 
@@ -428,7 +425,6 @@ async fn apply_permission(
             spec: &obj.spec,
             generation: obj.metadata.generation,
             current: known.as_ref(),
-            customer_exists: customer_obj.is_some(),
             customer_tenant: customer_obj.as_ref().map(|c| c.spec.tenant_id.as_str()),
             subscriptions: facts_subs,
             duplicate_of,

@@ -26,8 +26,7 @@ pub struct PermissionFacts<'a> {
     pub spec: &'a PurchasePermissionSpec,
     pub generation: Option<i64>,
     pub current: Option<&'a PurchasePermissionStatus>,
-    pub customer_exists: bool,
-    /// The customer's tenant id, when the Customer exists.
+    /// The customer's tenant id; `None` when the Customer does not exist.
     pub customer_tenant: Option<&'a str>,
     /// The AzureSubscriptions whose customerRef names this permission's customer.
     pub subscriptions: Vec<SubscriptionFact<'a>>,
@@ -73,7 +72,7 @@ pub fn permission_decision(facts: &PermissionFacts<'_>, now: Timestamp) -> Permi
     let eligible: Vec<&SubscriptionFact<'_>> = candidates
         .iter()
         .copied()
-        .filter(|s| subscription_eligibility(s.spec, facts.customer_exists).is_ok())
+        .filter(|s| subscription_eligibility(s.spec, facts.customer_tenant.is_some()).is_ok())
         .collect();
     let mut eligible_subscriptions: Vec<String> = eligible
         .iter()
@@ -88,7 +87,7 @@ pub fn permission_decision(facts: &PermissionFacts<'_>, now: Timestamp) -> Permi
         None => "any of the customer's subscriptions".to_string(),
     };
     let customer = &spec.customer_ref.name;
-    let subscription_eligible = if !facts.customer_exists {
+    let subscription_eligible = if facts.customer_tenant.is_none() {
         DesiredCondition::new(
             types::SUBSCRIPTION_ELIGIBLE,
             false,
@@ -151,7 +150,7 @@ pub fn permission_decision(facts: &PermissionFacts<'_>, now: Timestamp) -> Permi
     };
 
     // The first blocking reason, in the contract's order.
-    let blocker: Option<(&'static str, String)> = if !facts.customer_exists {
+    let blocker: Option<(&'static str, String)> = if facts.customer_tenant.is_none() {
         Some((
             reasons::CUSTOMER_NOT_FOUND,
             format!(
@@ -371,7 +370,6 @@ mod tests {
             spec,
             generation: Some(1),
             current: None,
-            customer_exists: true,
             customer_tenant: Some(TENANT),
             subscriptions: subs,
             duplicate_of: None,
@@ -603,7 +601,7 @@ mod tests {
             let spec = perm(enabled);
             let d = permission_decision(
                 &PermissionFacts {
-                    customer_exists,
+                    customer_tenant: customer_exists.then_some(TENANT),
                     duplicate_of,
                     ..facts(&spec, subs)
                 },
@@ -831,7 +829,6 @@ mod tests {
         let lost = permission_decision(
             &PermissionFacts {
                 current: Some(&granted.status),
-                customer_exists: false,
                 customer_tenant: None,
                 ..facts(&spec, vec![])
             },
