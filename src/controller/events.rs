@@ -1,6 +1,6 @@
 //! The activity log: policy events published through kube's events Recorder.
 
-use super::Context;
+use super::context::Context;
 use crate::api::PurchasePermission;
 use crate::policy::{ActivityEvent, EventType};
 use kube::Resource;

@@ -164,11 +164,56 @@ impl Metrics {
         .sum()
     }
 
+    /// Starts measuring one reconcile of a kind: counted in flight until the measure is dropped,
+    /// which also records its duration.
+    pub fn reconcile_started(&self, kind: Kind) -> ReconcileTimer<'_> {
+        let labels = KindLabels { kind };
+        let in_flight = self.in_flight.get_or_create(&labels).clone();
+        in_flight.inc();
+        ReconcileTimer {
+            metrics: self,
+            kind,
+            in_flight,
+            started: std::time::Instant::now(),
+        }
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Encoding into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// One reconcile being measured (see [`Metrics::reconcile_started`]).
+pub struct ReconcileTimer<'a> {
+    metrics: &'a Metrics,
+    kind: Kind,
+    in_flight: Gauge,
+    started: std::time::Instant,
+}
+
+impl ReconcileTimer<'_> {
+    /// Counts the reconcile under its result: `ok` or the error's metric label.
+    pub fn finish(self, result: &str) {
+        let labels = ReconcileLabels {
+            kind: self.kind,
+            result: result.to_string(),
+        };
+        self.metrics.reconciles.get_or_create(&labels).inc();
+    }
+}
+
+impl Drop for ReconcileTimer<'_> {
+    fn drop(&mut self) {
+        self.in_flight.dec();
+        let labels = KindLabels { kind: self.kind };
+        let elapsed = self.started.elapsed().as_secs_f64();
+        self.metrics
+            .reconcile_duration
+            .get_or_create(&labels)
+            .observe(elapsed);
     }
 }
 

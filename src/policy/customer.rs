@@ -1,6 +1,6 @@
 //! Customer: the summary a dashboard shows, and duplicate tenants.
 
-use super::{DesiredCondition, merge_conditions};
+use super::{Claimants, DesiredCondition, merge_conditions, status_change};
 use crate::api::conditions::{reasons, types};
 use crate::api::{Condition, CustomerPermission, CustomerSpec, CustomerStatus};
 use k8s_openapi::jiff::Timestamp;
@@ -11,8 +11,8 @@ pub struct CustomerFacts<'a> {
     pub spec: &'a CustomerSpec,
     pub generation: Option<i64>,
     pub current: Option<&'a CustomerStatus>,
-    /// Name of an older Customer in the namespace with the same tenantId.
-    pub duplicate_of: Option<&'a str>,
+    /// The Customers in the namespace with the same tenantId (the oldest one holds it).
+    pub claimants: Claimants<'a>,
     /// AzureSubscriptions that reference this customer.
     pub subscriptions: i32,
     /// Of those, the eligible ones.
@@ -21,9 +21,14 @@ pub struct CustomerFacts<'a> {
     pub permission_granted: bool,
 }
 
+/// The status to write for a Customer: `None` when its current one is already right.
+pub fn decide_customer(facts: &CustomerFacts<'_>, now: Timestamp) -> Option<CustomerStatus> {
+    status_change(facts.current, customer_status(facts, now))
+}
+
 /// The status a Customer should have.
 pub fn customer_status(facts: &CustomerFacts<'_>, now: Timestamp) -> CustomerStatus {
-    let ready = match facts.duplicate_of {
+    let ready = match facts.claimants.older() {
         Some(older) => DesiredCondition::new(
             types::READY,
             false,
@@ -76,7 +81,7 @@ mod tests {
             spec,
             generation: Some(1),
             current: None,
-            duplicate_of: None,
+            claimants: Claimants::default(),
             subscriptions: 0,
             eligible_subscriptions: 0,
             permission_granted: false,
@@ -118,7 +123,7 @@ mod tests {
         let s = spec();
         let st = customer_status(
             &CustomerFacts {
-                duplicate_of: Some("contoso-old"),
+                claimants: crate::policy::testing::lost_to("contoso-old"),
                 ..facts(&s)
             },
             t(0),

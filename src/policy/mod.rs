@@ -9,20 +9,22 @@ mod role_assignment;
 mod subscription;
 
 pub use conditions::{DesiredCondition, merge_conditions};
-pub use customer::{CustomerFacts, customer_status};
+pub use customer::{CustomerFacts, customer_status, decide_customer};
 pub use events::{ActivityEvent, EventType, actions};
 pub use permission::{
     GrantChange, PermissionDecision, PermissionFacts, SubscriptionFact, permission_decision,
     withdraw_on_delete,
 };
-pub use role_assignment::{RoleAssignmentFacts, role_assignment_status};
-pub use subscription::{SubscriptionFacts, subscription_eligibility, subscription_status};
+pub use role_assignment::{RoleAssignmentFacts, decide_role_assignment, role_assignment_status};
+pub use subscription::{
+    SubscriptionFacts, decide_subscription, subscription_eligibility, subscription_status,
+};
 
 use k8s_openapi::jiff::Timestamp;
 
 /// What "oldest" means when two objects claim the same thing: earlier creation first, then the
 /// name, so the order is total and every reconciler agrees on the winner.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Seniority<'a> {
     pub created: Option<Timestamp>,
     pub name: &'a str,
@@ -46,6 +48,21 @@ pub fn older_claimant<'a>(
         .map(|o| o.name)
 }
 
+/// The objects of one kind that claim the same thing (a tenant, an Azure subscription id, a
+/// customer's switch): this one, and all of them (this one may be among them).
+#[derive(Clone, Debug, Default)]
+pub struct Claimants<'a> {
+    pub me: Seniority<'a>,
+    pub all: Vec<Seniority<'a>>,
+}
+
+impl<'a> Claimants<'a> {
+    /// The claimant this one loses to: the oldest other one, when it is older.
+    pub fn older(&self) -> Option<&'a str> {
+        older_claimant(self.me, self.all.iter().copied())
+    }
+}
+
 /// `Some(desired)` when it differs from `current`, `None` when writing it would change nothing.
 pub fn status_change<S: PartialEq>(current: Option<&S>, desired: S) -> Option<S> {
     match current {
@@ -61,6 +78,14 @@ pub(crate) mod testing {
     /// The fixed clock of every policy test.
     pub fn t(secs: i64) -> Timestamp {
         Timestamp::from_second(1_790_000_000 + secs).expect("valid timestamp")
+    }
+
+    /// Claimants in which this object (created at t(10)) loses to an older one named `older`.
+    pub fn lost_to(older: &str) -> super::Claimants<'_> {
+        super::Claimants {
+            me: super::Seniority::new(Some(t(10)), "me"),
+            all: vec![super::Seniority::new(Some(t(0)), older)],
+        }
     }
 }
 
@@ -78,6 +103,16 @@ mod tests {
         assert_eq!(older_claimant(b, [a, b, c]), Some("a"));
         assert_eq!(older_claimant(c, [b, c]), Some("b"));
         assert_eq!(older_claimant(b, [b, c]), None);
+    }
+
+    #[test]
+    fn claimants_lose_to_the_oldest_other() {
+        assert_eq!(Claimants::default().older(), None);
+        assert_eq!(testing::lost_to("old").older(), Some("old"));
+        let me = Seniority::new(Some(t(0)), "me");
+        let younger = Seniority::new(Some(t(5)), "young");
+        let all = vec![me, younger];
+        assert_eq!(Claimants { me, all }.older(), None);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use super::conditions::find;
 use super::events::{ActivityEvent, EventType, actions};
-use super::{DesiredCondition, merge_conditions, subscription_eligibility};
+use super::{Claimants, DesiredCondition, merge_conditions, subscription_eligibility};
 use crate::api::conditions::{reasons, types};
 use crate::api::{
     AzureSubscriptionSpec, Condition, PermissionState, PurchasePermissionSpec,
@@ -30,8 +30,8 @@ pub struct PermissionFacts<'a> {
     pub customer_tenant: Option<&'a str>,
     /// The AzureSubscriptions whose customerRef names this permission's customer.
     pub subscriptions: Vec<SubscriptionFact<'a>>,
-    /// Name of an older PurchasePermission for the same customer (the one that wins).
-    pub duplicate_of: Option<&'a str>,
+    /// The PurchasePermissions for the same customer (the oldest one holds the switch).
+    pub claimants: Claimants<'a>,
 }
 
 /// What the backend must do with the grant.
@@ -49,6 +49,8 @@ pub enum GrantChange {
 #[derive(Clone, Debug, PartialEq)]
 pub struct PermissionDecision {
     pub status: PurchasePermissionStatus,
+    /// Whether `status` differs from the current one (an unchanged status is not written).
+    pub status_changed: bool,
     pub grant: GrantChange,
     pub events: Vec<ActivityEvent>,
 }
@@ -56,126 +58,196 @@ pub struct PermissionDecision {
 const ENABLED_NOTE: &str = "Customer may now purchase its own Azure reservations. The partner pays for \
 every purchase and is not notified of them; exchange, cancel, renew and scope changes still go through the partner.";
 
-/// Decides a PurchasePermission's status from the facts.
+/// Decides a PurchasePermission's status from the facts: check the prerequisites, find what
+/// blocks the switch, settle its state, then the grant change and the activity log it makes.
 pub fn permission_decision(facts: &PermissionFacts<'_>, now: Timestamp) -> PermissionDecision {
-    let spec = facts.spec;
-    // subscriptionRef narrows the check to one subscription of this customer.
-    let candidates: Vec<&SubscriptionFact<'_>> = facts
-        .subscriptions
-        .iter()
-        .filter(|s| {
-            spec.subscription_ref
-                .as_ref()
-                .is_none_or(|r| r.name == s.name)
-        })
-        .collect();
-    let eligible: Vec<&SubscriptionFact<'_>> = candidates
-        .iter()
-        .copied()
-        .filter(|s| subscription_eligibility(s.spec, facts.customer_tenant.is_some()).is_ok())
-        .collect();
-    let mut eligible_subscriptions: Vec<String> = eligible
-        .iter()
-        .filter(|s| s.has_owner)
-        .map(|s| s.spec.subscription_id.clone())
-        .collect();
-    eligible_subscriptions.sort();
-    eligible_subscriptions.dedup();
-
-    let scope = match &spec.subscription_ref {
-        Some(r) => format!("subscription {:?}", r.name),
-        None => "any of the customer's subscriptions".to_string(),
+    let duplicate_of = facts.claimants.older();
+    let checks = Prerequisites::check(facts);
+    let blocker = first_blocker(facts, &checks, duplicate_of);
+    let was_granted =
+        facts.current.map(|s| s.state).unwrap_or_default() == PermissionState::Enabled;
+    let (state, ready) = switch_state(facts.spec.enabled, blocker, was_granted, duplicate_of);
+    let grant = match (was_granted, state == PermissionState::Enabled) {
+        // The grant is the customer's; only the oldest permission for it switches it.
+        _ if duplicate_of.is_some() => GrantChange::None,
+        (false, true) => GrantChange::Create,
+        (true, false) => GrantChange::Delete,
+        _ => GrantChange::None,
     };
+    let events = activity_log(facts, grant, &ready);
+    let status = next_status(facts, state, was_granted, checks, ready, now);
+    PermissionDecision {
+        status_changed: facts.current != Some(&status),
+        status,
+        grant,
+        events,
+    }
+}
+
+/// The two prerequisite conditions and the subscriptions that meet both.
+struct Prerequisites {
+    subscription_eligible: DesiredCondition,
+    owner_role: DesiredCondition,
+    /// Ids of the eligible subscriptions on which a customer user holds Owner.
+    eligible_subscriptions: Vec<String>,
+}
+
+impl Prerequisites {
+    fn check(facts: &PermissionFacts<'_>) -> Prerequisites {
+        let spec = facts.spec;
+        // subscriptionRef narrows the check to one subscription of this customer.
+        let candidates: Vec<&SubscriptionFact<'_>> = facts
+            .subscriptions
+            .iter()
+            .filter(|s| {
+                spec.subscription_ref
+                    .as_ref()
+                    .is_none_or(|r| r.name == s.name)
+            })
+            .collect();
+        let eligible: Vec<&SubscriptionFact<'_>> = candidates
+            .iter()
+            .copied()
+            .filter(|s| subscription_eligibility(s.spec, facts.customer_tenant.is_some()).is_ok())
+            .collect();
+        let mut eligible_subscriptions: Vec<String> = eligible
+            .iter()
+            .filter(|s| s.has_owner)
+            .map(|s| s.spec.subscription_id.clone())
+            .collect();
+        eligible_subscriptions.sort();
+        eligible_subscriptions.dedup();
+        Prerequisites {
+            subscription_eligible: subscription_condition(facts, &candidates, &eligible),
+            owner_role: owner_condition(spec, &eligible_subscriptions),
+            eligible_subscriptions,
+        }
+    }
+}
+
+/// SubscriptionEligible: which of the checked subscriptions qualify, or why none does.
+fn subscription_condition(
+    facts: &PermissionFacts<'_>,
+    candidates: &[&SubscriptionFact<'_>],
+    eligible: &[&SubscriptionFact<'_>],
+) -> DesiredCondition {
+    let spec = facts.spec;
     let customer = &spec.customer_ref.name;
-    let subscription_eligible = if facts.customer_tenant.is_none() {
-        DesiredCondition::new(
+    if facts.customer_tenant.is_none() {
+        return DesiredCondition::new(
             types::SUBSCRIPTION_ELIGIBLE,
             false,
             reasons::NO_ELIGIBLE_SUBSCRIPTION,
             format!("Customer {customer:?} does not exist in this namespace"),
-        )
-    } else if eligible.is_empty() {
-        let why = if candidates.is_empty() {
-            match &spec.subscription_ref {
-                Some(r) => format!(
-                    "AzureSubscription {:?} does not exist or belongs to another customer",
-                    r.name
-                ),
-                None => format!("customer {customer:?} has no AzureSubscription"),
-            }
-        } else {
-            let reasons: Vec<String> = candidates
-                .iter()
-                .filter_map(|s| {
-                    subscription_eligibility(s.spec, true)
-                        .err()
-                        .map(|(r, _)| format!("{}: {r}", s.name))
-                })
-                .collect();
-            format!("no eligible subscription ({})", reasons.join(", "))
-        };
-        DesiredCondition::new(
-            types::SUBSCRIPTION_ELIGIBLE,
-            false,
-            reasons::NO_ELIGIBLE_SUBSCRIPTION,
-            format!(
-                "{why}; buy an active, usage-based Azure Plan or Azure Global subscription for the customer"
-            ),
-        )
-    } else {
+        );
+    }
+    if !eligible.is_empty() {
         let names: Vec<&str> = eligible.iter().map(|s| s.name).collect();
-        DesiredCondition::new(
+        return DesiredCondition::new(
             types::SUBSCRIPTION_ELIGIBLE,
             true,
             reasons::ELIGIBLE,
             format!("eligible subscriptions: {}", names.join(", ")),
-        )
-    };
-    let owner_role = if eligible_subscriptions.is_empty() {
-        DesiredCondition::new(
-            types::OWNER_ROLE_ASSIGNED,
-            false,
-            reasons::OWNER_ROLE_MISSING,
-            format!(
-                "no customer user holds the Owner role on an eligible subscription (checked: {scope}); assign Owner (Contributor or Reader does not count), or the customer gets an error in the Azure portal"
+        );
+    }
+    let why = if candidates.is_empty() {
+        match &spec.subscription_ref {
+            Some(r) => format!(
+                "AzureSubscription {:?} does not exist or belongs to another customer",
+                r.name
             ),
-        )
+            None => format!("customer {customer:?} has no AzureSubscription"),
+        }
     } else {
-        DesiredCondition::new(
+        let reasons: Vec<String> = candidates
+            .iter()
+            .filter_map(|s| {
+                subscription_eligibility(s.spec, true)
+                    .err()
+                    .map(|(r, _)| format!("{}: {r}", s.name))
+            })
+            .collect();
+        format!("no eligible subscription ({})", reasons.join(", "))
+    };
+    DesiredCondition::new(
+        types::SUBSCRIPTION_ELIGIBLE,
+        false,
+        reasons::NO_ELIGIBLE_SUBSCRIPTION,
+        format!(
+            "{why}; buy an active, usage-based Azure Plan or Azure Global subscription for the customer"
+        ),
+    )
+}
+
+/// OwnerRoleAssigned: whether a customer user holds Owner on an eligible subscription.
+fn owner_condition(
+    spec: &PurchasePermissionSpec,
+    eligible_subscriptions: &[String],
+) -> DesiredCondition {
+    if !eligible_subscriptions.is_empty() {
+        return DesiredCondition::new(
             types::OWNER_ROLE_ASSIGNED,
             true,
             reasons::OWNER_ASSIGNED,
             format!("Owner assigned on {}", eligible_subscriptions.join(", ")),
-        )
+        );
+    }
+    let scope = match &spec.subscription_ref {
+        Some(r) => format!("subscription {:?}", r.name),
+        None => "any of the customer's subscriptions".to_string(),
     };
+    DesiredCondition::new(
+        types::OWNER_ROLE_ASSIGNED,
+        false,
+        reasons::OWNER_ROLE_MISSING,
+        format!(
+            "no customer user holds the Owner role on an eligible subscription (checked: {scope}); assign Owner (Contributor or Reader does not count), or the customer gets an error in the Azure portal"
+        ),
+    )
+}
 
-    // The first blocking reason, in the contract's order.
-    let blocker: Option<(&'static str, String)> = if facts.customer_tenant.is_none() {
+/// The first reason the switch cannot be on, in the contract's order.
+fn first_blocker(
+    facts: &PermissionFacts<'_>,
+    checks: &Prerequisites,
+    duplicate_of: Option<&str>,
+) -> Option<(&'static str, String)> {
+    let customer = &facts.spec.customer_ref.name;
+    if facts.customer_tenant.is_none() {
         Some((
             reasons::CUSTOMER_NOT_FOUND,
             format!(
                 "Customer {customer:?} does not exist in this namespace; create it or fix spec.customerRef"
             ),
         ))
-    } else if !subscription_eligible.status {
+    } else if !checks.subscription_eligible.status {
         Some((
             reasons::NO_ELIGIBLE_SUBSCRIPTION,
-            subscription_eligible.message.clone(),
+            checks.subscription_eligible.message.clone(),
         ))
-    } else if !owner_role.status {
-        Some((reasons::OWNER_ROLE_MISSING, owner_role.message.clone()))
+    } else if !checks.owner_role.status {
+        Some((
+            reasons::OWNER_ROLE_MISSING,
+            checks.owner_role.message.clone(),
+        ))
     } else {
-        facts.duplicate_of.map(|older| {
+        duplicate_of.map(|older| {
             (
                 reasons::DUPLICATE_PERMISSION,
                 format!("PurchasePermission {older:?} already holds the switch for customer {customer:?}; delete this one"),
             )
         })
-    };
+    }
+}
 
-    let previous_state = facts.current.map(|s| s.state).unwrap_or_default();
-    let was_granted = previous_state == PermissionState::Enabled;
-    let (state, ready) = match (spec.enabled, &blocker) {
+/// The switch's state and its Ready condition, from what is asked and what blocks it.
+fn switch_state(
+    enabled: bool,
+    blocker: Option<(&'static str, String)>,
+    was_granted: bool,
+    duplicate_of: Option<&str>,
+) -> (PermissionState, DesiredCondition) {
+    match (enabled, blocker) {
         (false, _) => (
             PermissionState::Disabled,
             DesiredCondition::new(
@@ -196,7 +268,7 @@ pub fn permission_decision(facts: &PermissionFacts<'_>, now: Timestamp) -> Permi
         ),
         // A grant in effect is never silently revoked: it stays until switched off. (A duplicate
         // never holds one: the grant is the customer's, and the oldest permission manages it.)
-        (true, Some((reason, message))) if was_granted && facts.duplicate_of.is_none() => (
+        (true, Some((reason, message))) if was_granted && duplicate_of.is_none() => (
             PermissionState::Enabled,
             DesiredCondition::new(
                 types::READY,
@@ -216,23 +288,23 @@ pub fn permission_decision(facts: &PermissionFacts<'_>, now: Timestamp) -> Permi
                 format!("enabling is blocked: {message}"),
             ),
         ),
-    };
+    }
+}
 
-    let grant = match (was_granted, state == PermissionState::Enabled) {
-        // The grant is the customer's; only the oldest permission for it switches it.
-        _ if facts.duplicate_of.is_some() => GrantChange::None,
-        (false, true) => GrantChange::Create,
-        (true, false) => GrantChange::Delete,
-        _ => GrantChange::None,
-    };
-
+/// The activity-log entries of this decision: the switch flipped, and a warning the first
+/// time a given reason keeps it from being ready.
+fn activity_log(
+    facts: &PermissionFacts<'_>,
+    grant: GrantChange,
+    ready: &DesiredCondition,
+) -> Vec<ActivityEvent> {
     let mut events = Vec::new();
     match grant {
         GrantChange::Create => events.push(ActivityEvent {
             type_: EventType::Normal,
             reason: reasons::PERMISSION_ENABLED,
             action: actions::CREATE,
-            note: format!("{ENABLED_NOTE} Resources: {}.", resources(spec)),
+            note: format!("{ENABLED_NOTE} Resources: {}.", resources(facts.spec)),
         }),
         GrantChange::Delete => events.push(withdrawn_event("switched off")),
         GrantChange::None => {}
@@ -240,7 +312,7 @@ pub fn permission_decision(facts: &PermissionFacts<'_>, now: Timestamp) -> Permi
     let previous_ready = facts
         .current
         .and_then(|s| find(&s.conditions, types::READY));
-    if spec.enabled && !ready.status {
+    if facts.spec.enabled && !ready.status {
         let already_warned =
             previous_ready.is_some_and(|c| c.status == "False" && c.reason == ready.reason);
         if !already_warned {
@@ -252,7 +324,19 @@ pub fn permission_decision(facts: &PermissionFacts<'_>, now: Timestamp) -> Permi
             });
         }
     }
+    events
+}
 
+/// The status the decision leaves: the state, what the grant was made for and since when, and
+/// the conditions (merged so that unchanged ones keep their transition times).
+fn next_status(
+    facts: &PermissionFacts<'_>,
+    state: PermissionState,
+    was_granted: bool,
+    checks: Prerequisites,
+    ready: DesiredCondition,
+    now: Timestamp,
+) -> PurchasePermissionStatus {
     let enabled_since = match state {
         PermissionState::Enabled => facts
             .current
@@ -274,23 +358,18 @@ pub fn permission_decision(facts: &PermissionFacts<'_>, now: Timestamp) -> Permi
         .current
         .map(|s| s.conditions.as_slice())
         .unwrap_or(&[]);
-    let status = PurchasePermissionStatus {
+    PurchasePermissionStatus {
         granted_tenant_id,
         observed_generation: facts.generation,
         state,
-        eligible_subscriptions,
+        eligible_subscriptions: checks.eligible_subscriptions,
         enabled_since,
         conditions: merge_conditions(
             existing,
-            &[subscription_eligible, owner_role, ready],
+            &[checks.subscription_eligible, checks.owner_role, ready],
             facts.generation,
             now,
         ),
-    };
-    PermissionDecision {
-        status,
-        grant,
-        events,
     }
 }
 
@@ -372,7 +451,7 @@ mod tests {
             current: None,
             customer_tenant: Some(TENANT),
             subscriptions: subs,
-            duplicate_of: None,
+            claimants: Claimants::default(),
         }
     }
 
@@ -602,7 +681,9 @@ mod tests {
             let d = permission_decision(
                 &PermissionFacts {
                     customer_tenant: customer_exists.then_some(TENANT),
-                    duplicate_of,
+                    claimants: duplicate_of
+                        .map(crate::policy::testing::lost_to)
+                        .unwrap_or_default(),
                     ..facts(&spec, subs)
                 },
                 t(0),
@@ -989,7 +1070,7 @@ mod tests {
         let demoted = permission_decision(
             &PermissionFacts {
                 current: Some(&granted.status),
-                duplicate_of: Some("older"),
+                claimants: crate::policy::testing::lost_to("older"),
                 ..facts(&spec, subs())
             },
             t(10),

@@ -1,6 +1,6 @@
 //! RoleAssignment: whether it points at a known subscription, and the Azure role definition.
 
-use super::{DesiredCondition, merge_conditions};
+use super::{DesiredCondition, merge_conditions, status_change};
 use crate::api::conditions::{reasons, types};
 use crate::api::{Condition, RoleAssignmentSpec, RoleAssignmentStatus};
 use k8s_openapi::jiff::Timestamp;
@@ -12,6 +12,14 @@ pub struct RoleAssignmentFacts<'a> {
     pub generation: Option<i64>,
     pub current: Option<&'a RoleAssignmentStatus>,
     pub subscription_exists: bool,
+}
+
+/// The status to write for a RoleAssignment: `None` when its current one is already right.
+pub fn decide_role_assignment(
+    facts: &RoleAssignmentFacts<'_>,
+    now: Timestamp,
+) -> Option<RoleAssignmentStatus> {
+    status_change(facts.current, role_assignment_status(facts, now))
 }
 
 /// The status a RoleAssignment should have.

@@ -1,6 +1,6 @@
 //! AzureSubscription: eligibility for customer-purchased reservations, and its status.
 
-use super::{DesiredCondition, merge_conditions};
+use super::{Claimants, DesiredCondition, merge_conditions, status_change};
 use crate::api::conditions::{reasons, types};
 use crate::api::{
     AzureSubscriptionSpec, AzureSubscriptionStatus, BillingType, Condition, Offer,
@@ -53,10 +53,19 @@ pub struct SubscriptionFacts<'a> {
     pub generation: Option<i64>,
     pub current: Option<&'a AzureSubscriptionStatus>,
     pub customer_exists: bool,
-    /// Name of an older AzureSubscription in the namespace with the same subscriptionId.
-    pub duplicate_of: Option<&'a str>,
+    /// The AzureSubscriptions in the namespace with the same subscriptionId (the oldest one
+    /// holds it).
+    pub claimants: Claimants<'a>,
     /// RoleAssignments with role Owner on this subscription.
     pub owners: i32,
+}
+
+/// The status to write for an AzureSubscription: `None` when its current one is already right.
+pub fn decide_subscription(
+    facts: &SubscriptionFacts<'_>,
+    now: Timestamp,
+) -> Option<AzureSubscriptionStatus> {
+    status_change(facts.current, subscription_status(facts, now))
 }
 
 /// The status an AzureSubscription should have.
@@ -75,7 +84,7 @@ pub fn subscription_status(
                 facts.spec.customer_ref.name
             ),
         )
-    } else if let Some(older) = facts.duplicate_of {
+    } else if let Some(older) = facts.claimants.older() {
         DesiredCondition::new(
             types::READY,
             false,
@@ -211,7 +220,7 @@ mod tests {
             generation: Some(1),
             current: None,
             customer_exists: true,
-            duplicate_of: None,
+            claimants: Claimants::default(),
             owners: 0,
         }
     }
@@ -279,7 +288,7 @@ mod tests {
         );
         let st = subscription_status(
             &SubscriptionFacts {
-                duplicate_of: Some("older"),
+                claimants: crate::policy::testing::lost_to("older"),
                 ..facts(&s)
             },
             t(0),

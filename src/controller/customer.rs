@@ -1,0 +1,47 @@
+//! The Customer reconciler: the summary a dashboard shows (subscriptions, eligible ones, whether
+//! the grant is in effect) and duplicate tenants.
+
+use super::caches::seniority;
+use super::context::Context;
+use super::{Error, metrics, now};
+use crate::api::{Customer, PermissionState};
+use crate::policy::{self, Claimants};
+use kube::ResourceExt;
+use kube::runtime::controller::Action;
+use std::sync::Arc;
+
+pub async fn reconcile(obj: Arc<Customer>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = obj.namespace().ok_or(Error::NoNamespace)?;
+    let name = obj.name_any();
+    // Gather.
+    let c = &ctx.caches;
+    let subscriptions = c.subscriptions_of(&ns, &name);
+    let eligible = subscriptions
+        .iter()
+        .filter(|s| policy::subscription_eligibility(&s.spec, true).is_ok())
+        .count() as i32;
+    let granted = c.permissions_of(&ns, &name).iter().any(|p| {
+        p.status
+            .as_ref()
+            .is_some_and(|s| s.state == PermissionState::Enabled)
+    });
+    let same_tenant = c.customers_with_tenant(&ns, &obj.spec.tenant_id);
+    let facts = policy::CustomerFacts {
+        spec: &obj.spec,
+        generation: obj.metadata.generation,
+        current: obj.status.as_ref(),
+        claimants: Claimants {
+            me: seniority(obj.as_ref()),
+            all: same_tenant.iter().map(|o| seniority(o.as_ref())).collect(),
+        },
+        subscriptions: subscriptions.len() as i32,
+        eligible_subscriptions: eligible,
+        permission_granted: granted,
+    };
+    // Decide, then apply.
+    if let Some(status) = policy::decide_customer(&facts, now()) {
+        let kind = metrics::Kind::customer;
+        ctx.write_status(kind, obj.as_ref(), status).await?;
+    }
+    Ok(Action::await_change())
+}

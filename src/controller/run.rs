@@ -1,0 +1,114 @@
+//! Running the controllers: options, the metrics endpoint, leader election, shutdown.
+
+use super::leader::LeaderElection;
+use super::metrics::{self, Metrics};
+use super::wiring::{self, Wiring};
+use super::{Caches, Error};
+use crate::api::PermissionState;
+use crate::backend::Backend;
+use futures::FutureExt;
+use kube::Client;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+/// A stop signal every controller and task can wait on.
+pub type Shutdown = futures::future::Shared<futures::future::BoxFuture<'static, ()>>;
+
+/// How `run` behaves beyond the controllers themselves.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Serve `/metrics`, `/healthz` and `/readyz` here.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Reconcile only while holding this Lease.
+    pub leader_election: Option<LeaderElection>,
+    /// Reconciles running at once, per kind.
+    pub concurrency: u16,
+    /// Where to count (a fresh registry when None); lets tests and benchmarks read the metrics.
+    pub metrics: Option<Arc<Metrics>>,
+    /// Wait this long after a trigger for more before reconciling (merges bursts of related
+    /// changes into one decision and one write).
+    pub debounce: Duration,
+}
+
+/// Runs the controllers until `shutdown` resolves (then finishes in-flight reconciles and
+/// releases the Lease), or until leadership is lost.
+pub async fn run(
+    client: Client,
+    backend: Arc<dyn Backend>,
+    opts: RunOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    tracing::info!(backend = backend.name(), "controllers starting");
+    let metrics = opts.metrics.clone().unwrap_or_default();
+    let ready = Arc::new(AtomicBool::new(false));
+    let shutdown: Shutdown = shutdown.boxed().shared();
+    let lease = match &opts.leader_election {
+        Some(le) => Some(le.contend(client.clone()).await?),
+        None => None,
+    };
+    let Wiring {
+        caches,
+        feeds,
+        controllers,
+    } = wiring::build(client, backend, metrics.clone(), ready.clone(), &opts);
+    let _metrics_endpoint = opts
+        .metrics_addr
+        .map(|addr| serve_metrics(addr, &metrics, &caches, &ready));
+    // Caches fill whether or not this replica leads, so a new leader starts warm; a replica is
+    // ready (for its probe) once they have, leader or standby.
+    let _feeds = AbortOnDrop(tokio::spawn(feeds));
+    match lease {
+        None => {
+            metrics.leader.set(1);
+            controllers(shutdown).await;
+            Ok(())
+        }
+        Some(lease) => lease.lead(shutdown, &metrics, controllers).await,
+    }
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` until dropped.
+fn serve_metrics(
+    addr: std::net::SocketAddr,
+    metrics: &Arc<Metrics>,
+    caches: &Caches,
+    ready: &Arc<AtomicBool>,
+) -> AbortOnDrop {
+    let (m, c) = (metrics.clone(), caches.clone());
+    let refresh: Arc<dyn Fn() + Send + Sync> = Arc::new(move || refresh_gauges(&m, &c));
+    let (m, r) = (metrics.clone(), ready.clone());
+    AbortOnDrop(tokio::spawn(async move {
+        if let Err(e) = metrics::serve(addr, m, r, refresh).await {
+            tracing::error!(error = %e, "metrics endpoint failed");
+        }
+    }))
+}
+
+/// Stops a spawned task when `run` ends, however it ends (also when its own task is aborted).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The permissions-by-state gauge, counted from the cache at each scrape.
+fn refresh_gauges(metrics: &Metrics, caches: &Caches) {
+    let mut counts = [0i64; 3];
+    for p in caches.permissions.state() {
+        let i = match p.status.as_ref().map(|s| s.state).unwrap_or_default() {
+            PermissionState::Enabled => 0,
+            PermissionState::Disabled => 1,
+            PermissionState::Blocked => 2,
+        };
+        counts[i] += 1;
+    }
+    for (state, n) in ["Enabled", "Disabled", "Blocked"].into_iter().zip(counts) {
+        metrics
+            .permissions
+            .get_or_create(&metrics::StateLabels { state })
+            .set(n);
+    }
+}

@@ -1,0 +1,275 @@
+//! Wiring: the caches, the four feeds and the four controllers, connected by trigger channels.
+//! Nothing reconciles until every cache holds its first list.
+
+use super::backoff::error_policy;
+use super::caches::Caches;
+use super::context::Context;
+use super::metrics::{self, Metrics};
+use super::run::{RunOptions, Shutdown};
+use super::triggers::{self, Feeds, OwnTx, RefTx, Relations, Triggers};
+use super::{Error, customer, purchase_permission, role_assignment, subscription};
+use crate::api::{AzureSubscription, Customer, PurchasePermission, RoleAssignment};
+use crate::backend::Backend;
+use futures::channel::mpsc;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
+use kube::Client;
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// What `build` hands to `run`.
+pub struct Wiring<C> {
+    pub caches: Caches,
+    /// The four watches and their fan-out; runs whether or not this replica leads.
+    pub feeds: BoxFuture<'static, ()>,
+    /// Starts the controllers (once the caches are synced) and runs them until the signal.
+    pub controllers: C,
+}
+
+/// One kind's way into its controller: its own watch events, and triggers from other kinds.
+struct Lane<K: Relations> {
+    own: OwnTx<K>,
+    own_rx: mpsc::UnboundedReceiver<Result<K, watcher::Error>>,
+    refs_rx: BoxStream<'static, ObjectRef<K>>,
+}
+
+impl<K: Relations> Lane<K> {
+    fn new(
+        metrics: &Metrics,
+        kind: metrics::Kind,
+        active: &Arc<AtomicBool>,
+    ) -> (RefTx<K>, Lane<K>) {
+        let (refs, refs_rx) = RefTx::channel(metrics, kind, active);
+        let (own, own_rx) = OwnTx::channel(active);
+        let refs_rx = refs_rx.boxed();
+        (
+            refs,
+            Lane {
+                own,
+                own_rx,
+                refs_rx,
+            },
+        )
+    }
+}
+
+/// The caches, the feeds that fill them, and the controllers that read them.
+pub fn build(
+    client: Client,
+    backend: Arc<dyn Backend>,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    opts: &RunOptions,
+) -> Wiring<impl FnOnce(Shutdown) -> BoxFuture<'static, ()>> {
+    let (caches, writers) = Caches::new();
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        caches.clone(),
+        backend,
+        metrics,
+    ));
+    let m = &ctx.metrics;
+    // Off until the caches are synced and this replica reconciles.
+    let active = Arc::new(AtomicBool::new(false));
+    let (ct, customers) = Lane::<Customer>::new(m, metrics::Kind::customer, &active);
+    let (st, subscriptions) =
+        Lane::<AzureSubscription>::new(m, metrics::Kind::azuresubscription, &active);
+    let (rt, roles) = Lane::<RoleAssignment>::new(m, metrics::Kind::roleassignment, &active);
+    let (pt, permissions) =
+        Lane::<PurchasePermission>::new(m, metrics::Kind::purchasepermission, &active);
+    let feeds = Arc::new(Feeds {
+        ctx: ctx.clone(),
+        triggers: Triggers {
+            customers: ct,
+            subscriptions: st,
+            roles: rt,
+            permissions: pt,
+        },
+    });
+    let watches = futures::future::join4(
+        triggers::feed(
+            feeds.clone(),
+            client.clone(),
+            writers.customers,
+            customers.own.clone(),
+        ),
+        triggers::feed(
+            feeds.clone(),
+            client.clone(),
+            writers.subscriptions,
+            subscriptions.own.clone(),
+        ),
+        triggers::feed(
+            feeds.clone(),
+            client.clone(),
+            writers.roles,
+            roles.own.clone(),
+        ),
+        triggers::feed(feeds, client, writers.permissions, permissions.own.clone()),
+    );
+    let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
+    let sync = announce_sync(caches.clone(), ready, synced_tx);
+    let cfg = controller::Config::default()
+        .concurrency(if opts.concurrency == 0 {
+            16
+        } else {
+            opts.concurrency
+        })
+        .debounce(opts.debounce);
+    let controllers = move |stop: Shutdown| -> BoxFuture<'static, ()> {
+        let lanes = (customers, subscriptions, roles, permissions);
+        reconcile_all(ctx, lanes, cfg, synced_rx, active, stop).boxed()
+    };
+    Wiring {
+        caches,
+        feeds: futures::future::join(watches, sync).map(|_| ()).boxed(),
+        controllers,
+    }
+}
+
+/// One waiter on the caches' readiness (kube's Store wakes only one), announced to the probe
+/// and to the controllers.
+async fn announce_sync(
+    caches: Caches,
+    ready: Arc<AtomicBool>,
+    synced: tokio::sync::watch::Sender<bool>,
+) {
+    if caches.wait_until_synced().await {
+        ready.store(true, Ordering::Relaxed);
+        let _ = synced.send(true);
+    }
+    // Keep the sender alive so the receivers do not see a closed channel.
+    futures::future::pending::<()>().await;
+}
+
+type Lanes = (
+    Lane<Customer>,
+    Lane<AzureSubscription>,
+    Lane<RoleAssignment>,
+    Lane<PurchasePermission>,
+);
+
+/// Runs the four controllers once the caches are synced, until `stop`.
+async fn reconcile_all(
+    ctx: Arc<Context>,
+    (customers, subscriptions, roles, permissions): Lanes,
+    cfg: controller::Config,
+    mut synced: tokio::sync::watch::Receiver<bool>,
+    active: Arc<AtomicBool>,
+    stop: Shutdown,
+) {
+    let c = ctx.caches.clone();
+    let owns = (
+        customers.own.clone(),
+        subscriptions.own.clone(),
+        roles.own.clone(),
+        permissions.own.clone(),
+    );
+    let controllers = futures::future::join4(
+        controller_for(
+            customers,
+            &c.customers,
+            customer::reconcile,
+            &ctx,
+            &cfg,
+            &stop,
+        ),
+        controller_for(
+            subscriptions,
+            &c.subscriptions,
+            subscription::reconcile,
+            &ctx,
+            &cfg,
+            &stop,
+        ),
+        controller_for(
+            roles,
+            &c.roles,
+            role_assignment::reconcile,
+            &ctx,
+            &cfg,
+            &stop,
+        ),
+        controller_for(
+            permissions,
+            &c.permissions,
+            purchase_permission::reconcile,
+            &ctx,
+            &cfg,
+            &stop,
+        ),
+    );
+    // Decisions read all four caches: reconcile nothing until every cache has its first list,
+    // or a restart would write half-informed statuses.
+    tokio::select! {
+        s = synced.wait_for(|done| *done).map(|r| r.is_ok()) => {
+            if s {
+                tracing::info!("caches synced; reconciling");
+                // From now on changes trigger; everything already cached is checked once.
+                active.store(true, Ordering::Relaxed);
+                owns.0.send_each(c.customers.state());
+                owns.1.send_each(c.subscriptions.state());
+                owns.2.send_each(c.roles.state());
+                owns.3.send_each(c.permissions.state());
+                controllers.await;
+            }
+        }
+        _ = stop.clone() => {}
+    }
+}
+
+/// One kind's controller: its own watch events and other kinds' triggers in, `reconcile` (timed
+/// and counted) with per-object backoff on failure.
+fn controller_for<K, F, Fut>(
+    lane: Lane<K>,
+    store: &Store<K>,
+    reconcile: F,
+    ctx: &Arc<Context>,
+    cfg: &controller::Config,
+    stop: &Shutdown,
+) -> impl Future<Output = ()> + use<K, F, Fut>
+where
+    K: Relations,
+    F: Fn(Arc<K>, Arc<Context>) -> Fut + Copy + Send + 'static,
+    Fut: Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    Controller::for_stream(lane.own_rx, store.clone())
+        .graceful_shutdown_on(stop.clone())
+        .with_config(cfg.clone())
+        .reconcile_on(lane.refs_rx)
+        .run(
+            move |o, c| instrumented(o, c, reconcile),
+            error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| std::future::ready(()))
+}
+
+/// Runs a reconcile with metrics, and forgets the object's failures on success.
+async fn instrumented<K, F, Fut>(
+    obj: Arc<K>,
+    ctx: Arc<Context>,
+    reconcile: F,
+) -> Result<Action, Error>
+where
+    K: Relations,
+    F: FnOnce(Arc<K>, Arc<Context>) -> Fut,
+    Fut: Future<Output = Result<Action, Error>>,
+{
+    let kind = metrics::kind_of(K::kind(&()).as_ref());
+    let timer = ctx.metrics.reconcile_started(kind);
+    let result = reconcile(obj.clone(), ctx.clone()).await;
+    match &result {
+        Ok(_) => {
+            ctx.backoff.succeeded(obj.as_ref());
+            timer.finish("ok");
+        }
+        Err(e) => timer.finish(e.metric_label()),
+    }
+    result
+}
