@@ -1,0 +1,731 @@
+//! Table-driven tests of the PurchasePermission decision, on a fixed clock.
+
+use super::*;
+use crate::api::conditions::{reasons, types};
+use crate::api::{AzureSubscriptionSpec, PermissionState, PurchasePermissionSpec};
+use crate::api::{BillingType, LocalRef, Offer, PurchaseResource, SubscriptionState};
+use crate::policy::Claimants;
+use crate::policy::conditions::find;
+use crate::policy::events::{EventType, actions};
+use crate::policy::testing::t;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+const PLAN_ID: &str = "0b9e3c1d-5a2f-4c8e-b7d6-1e2f3a4b5c6d";
+const TENANT: &str = "6f1c2a44-3b7e-4d1a-9f0e-2b8c7d6e5f40";
+const GLOBAL_ID: &str = "1b9e3c1d-5a2f-4c8e-b7d6-1e2f3a4b5c6d";
+
+fn sub(
+    id: &str,
+    offer: Offer,
+    billing_type: BillingType,
+    state: SubscriptionState,
+) -> AzureSubscriptionSpec {
+    AzureSubscriptionSpec {
+        customer_ref: LocalRef::new("contoso"),
+        subscription_id: id.into(),
+        offer,
+        billing_type,
+        state,
+    }
+}
+
+fn plan() -> AzureSubscriptionSpec {
+    sub(
+        PLAN_ID,
+        Offer::AzurePlan,
+        BillingType::Usage,
+        SubscriptionState::Active,
+    )
+}
+
+fn perm(enabled: bool) -> PurchasePermissionSpec {
+    PurchasePermissionSpec {
+        customer_ref: LocalRef::new("contoso"),
+        subscription_ref: None,
+        resources: vec![PurchaseResource::AzureReservations],
+        enabled,
+    }
+}
+
+fn facts<'a>(
+    spec: &'a PurchasePermissionSpec,
+    subs: Vec<SubscriptionFact<'a>>,
+) -> PermissionFacts<'a> {
+    PermissionFacts {
+        spec,
+        generation: Some(1),
+        current: None,
+        customer_tenant: Some(TENANT),
+        subscriptions: subs,
+        claimants: Claimants::default(),
+    }
+}
+
+fn cond<'a>(d: &'a PermissionDecision, type_: &str) -> (&'a str, &'a str) {
+    let c = find(&d.status.conditions, type_).expect("condition present");
+    (c.status.as_str(), c.reason.as_str())
+}
+
+fn ready(d: &PermissionDecision) -> (&str, &str) {
+    cond(d, types::READY)
+}
+
+/// Every path of the decision on a fresh object: (case, enabled, customer, subscriptions,
+/// duplicate) -> (state, Ready, SubscriptionEligible, OwnerRoleAssigned).
+#[test]
+fn decision_table() {
+    let plan = plan();
+    let global = sub(
+        GLOBAL_ID,
+        Offer::AzureGlobal,
+        BillingType::Usage,
+        SubscriptionState::Active,
+    );
+    let license = sub(
+        PLAN_ID,
+        Offer::AzurePlan,
+        BillingType::License,
+        SubscriptionState::Active,
+    );
+    let suspended = sub(
+        PLAN_ID,
+        Offer::AzurePlan,
+        BillingType::Usage,
+        SubscriptionState::Suspended,
+    );
+    let other = sub(
+        PLAN_ID,
+        Offer::Other,
+        BillingType::Usage,
+        SubscriptionState::Active,
+    );
+    let f = |name, spec, has_owner| SubscriptionFact {
+        name,
+        spec,
+        has_owner,
+    };
+    type Row<'a> = (
+        &'a str,
+        bool,
+        bool,
+        Vec<SubscriptionFact<'a>>,
+        Option<&'a str>,
+        PermissionState,
+        (&'a str, &'a str),
+        &'a str,
+        &'a str,
+    );
+    let rows: Vec<Row<'_>> = vec![
+        (
+            "off by default, nothing else",
+            false,
+            true,
+            vec![],
+            None,
+            PermissionState::Disabled,
+            ("True", reasons::PERMISSION_DISABLED),
+            reasons::NO_ELIGIBLE_SUBSCRIPTION,
+            reasons::OWNER_ROLE_MISSING,
+        ),
+        (
+            "off, ready underneath",
+            false,
+            true,
+            vec![f("plan", &plan, true)],
+            None,
+            PermissionState::Disabled,
+            ("True", reasons::PERMISSION_DISABLED),
+            reasons::ELIGIBLE,
+            reasons::OWNER_ASSIGNED,
+        ),
+        (
+            "no subscription",
+            true,
+            true,
+            vec![],
+            None,
+            PermissionState::Blocked,
+            ("False", reasons::NO_ELIGIBLE_SUBSCRIPTION),
+            reasons::NO_ELIGIBLE_SUBSCRIPTION,
+            reasons::OWNER_ROLE_MISSING,
+        ),
+        (
+            "license-based only",
+            true,
+            true,
+            vec![f("lic", &license, true)],
+            None,
+            PermissionState::Blocked,
+            ("False", reasons::NO_ELIGIBLE_SUBSCRIPTION),
+            reasons::NO_ELIGIBLE_SUBSCRIPTION,
+            reasons::OWNER_ROLE_MISSING,
+        ),
+        (
+            "suspended only",
+            true,
+            true,
+            vec![f("sus", &suspended, true)],
+            None,
+            PermissionState::Blocked,
+            ("False", reasons::NO_ELIGIBLE_SUBSCRIPTION),
+            reasons::NO_ELIGIBLE_SUBSCRIPTION,
+            reasons::OWNER_ROLE_MISSING,
+        ),
+        (
+            "other offer only",
+            true,
+            true,
+            vec![f("oth", &other, true)],
+            None,
+            PermissionState::Blocked,
+            ("False", reasons::NO_ELIGIBLE_SUBSCRIPTION),
+            reasons::NO_ELIGIBLE_SUBSCRIPTION,
+            reasons::OWNER_ROLE_MISSING,
+        ),
+        (
+            "eligible, no owner",
+            true,
+            true,
+            vec![f("plan", &plan, false)],
+            None,
+            PermissionState::Blocked,
+            ("False", reasons::OWNER_ROLE_MISSING),
+            reasons::ELIGIBLE,
+            reasons::OWNER_ROLE_MISSING,
+        ),
+        (
+            "owner only on the ineligible one",
+            true,
+            true,
+            vec![f("plan", &plan, false), f("lic", &license, true)],
+            None,
+            PermissionState::Blocked,
+            ("False", reasons::OWNER_ROLE_MISSING),
+            reasons::ELIGIBLE,
+            reasons::OWNER_ROLE_MISSING,
+        ),
+        (
+            "azure plan with owner",
+            true,
+            true,
+            vec![f("plan", &plan, true)],
+            None,
+            PermissionState::Enabled,
+            ("True", reasons::PERMISSION_ENABLED),
+            reasons::ELIGIBLE,
+            reasons::OWNER_ASSIGNED,
+        ),
+        (
+            "azure global with owner",
+            true,
+            true,
+            vec![f("global", &global, true)],
+            None,
+            PermissionState::Enabled,
+            ("True", reasons::PERMISSION_ENABLED),
+            reasons::ELIGIBLE,
+            reasons::OWNER_ASSIGNED,
+        ),
+        (
+            "customer not found",
+            true,
+            false,
+            vec![f("plan", &plan, true)],
+            None,
+            PermissionState::Blocked,
+            ("False", reasons::CUSTOMER_NOT_FOUND),
+            reasons::NO_ELIGIBLE_SUBSCRIPTION,
+            reasons::OWNER_ROLE_MISSING,
+        ),
+        (
+            "duplicate, prerequisites met",
+            true,
+            true,
+            vec![f("plan", &plan, true)],
+            Some("older"),
+            PermissionState::Blocked,
+            ("False", reasons::DUPLICATE_PERMISSION),
+            reasons::ELIGIBLE,
+            reasons::OWNER_ASSIGNED,
+        ),
+        (
+            "duplicate reports missing prerequisites first",
+            true,
+            true,
+            vec![],
+            Some("older"),
+            PermissionState::Blocked,
+            ("False", reasons::NO_ELIGIBLE_SUBSCRIPTION),
+            reasons::NO_ELIGIBLE_SUBSCRIPTION,
+            reasons::OWNER_ROLE_MISSING,
+        ),
+        (
+            "duplicate, switched off",
+            false,
+            true,
+            vec![f("plan", &plan, true)],
+            Some("older"),
+            PermissionState::Disabled,
+            ("True", reasons::PERMISSION_DISABLED),
+            reasons::ELIGIBLE,
+            reasons::OWNER_ASSIGNED,
+        ),
+    ];
+    for (
+        case,
+        enabled,
+        customer_exists,
+        subs,
+        duplicate_of,
+        state,
+        want_ready,
+        want_sub,
+        want_owner,
+    ) in rows
+    {
+        let spec = perm(enabled);
+        let d = permission_decision(
+            &PermissionFacts {
+                customer_tenant: customer_exists.then_some(TENANT),
+                claimants: duplicate_of
+                    .map(crate::policy::testing::lost_to)
+                    .unwrap_or_default(),
+                ..facts(&spec, subs)
+            },
+            t(0),
+        );
+        assert_eq!(d.status.state, state, "{case}: state");
+        assert_eq!(ready(&d), want_ready, "{case}: Ready");
+        assert_eq!(
+            cond(&d, types::SUBSCRIPTION_ELIGIBLE).1,
+            want_sub,
+            "{case}: SubscriptionEligible"
+        );
+        assert_eq!(
+            cond(&d, types::OWNER_ROLE_ASSIGNED).1,
+            want_owner,
+            "{case}: OwnerRoleAssigned"
+        );
+        assert_eq!(
+            d.status.observed_generation,
+            Some(1),
+            "{case}: observedGeneration"
+        );
+        let ready_cond = find(&d.status.conditions, types::READY).expect("Ready");
+        assert!(
+            !ready_cond.message.is_empty(),
+            "{case}: Ready has a message"
+        );
+    }
+}
+
+#[test]
+fn enabling_records_create_event_and_grant() {
+    let spec = perm(true);
+    let plan = plan();
+    let d = permission_decision(
+        &facts(
+            &spec,
+            vec![SubscriptionFact {
+                name: "plan",
+                spec: &plan,
+                has_owner: true,
+            }],
+        ),
+        t(5),
+    );
+    assert_eq!(d.grant, GrantChange::Create);
+    assert_eq!(d.status.eligible_subscriptions, vec![PLAN_ID.to_string()]);
+    assert_eq!(d.status.enabled_since, Some(Time(t(5))));
+    assert_eq!(d.events.len(), 1);
+    let e = &d.events[0];
+    assert_eq!(
+        (e.type_, e.reason, e.action),
+        (
+            EventType::Normal,
+            reasons::PERMISSION_ENABLED,
+            actions::CREATE
+        )
+    );
+    assert!(
+        e.note.contains("pays")
+            && e.note.contains("not notified")
+            && e.note.contains("exchange, cancel, renew")
+    );
+}
+
+#[test]
+fn settled_grant_makes_no_write_and_no_event() {
+    let spec = perm(true);
+    let plan = plan();
+    let subs = || {
+        vec![SubscriptionFact {
+            name: "plan",
+            spec: &plan,
+            has_owner: true,
+        }]
+    };
+    let first = permission_decision(&facts(&spec, subs()), t(5));
+    let again = permission_decision(
+        &PermissionFacts {
+            current: Some(&first.status),
+            ..facts(&spec, subs())
+        },
+        t(500),
+    );
+    assert_eq!(again.grant, GrantChange::None);
+    assert!(again.events.is_empty());
+    assert_eq!(
+        crate::policy::status_change(Some(&first.status), again.status),
+        None
+    );
+}
+
+#[test]
+fn blocked_warns_once() {
+    let spec = perm(true);
+    let first = permission_decision(&facts(&spec, vec![]), t(0));
+    assert_eq!(first.grant, GrantChange::None);
+    assert_eq!(first.events.len(), 1);
+    let e = &first.events[0];
+    assert_eq!(
+        (e.type_, e.reason, e.action),
+        (
+            EventType::Warning,
+            reasons::NO_ELIGIBLE_SUBSCRIPTION,
+            actions::CHECK_PREREQUISITES
+        )
+    );
+    let again = permission_decision(
+        &PermissionFacts {
+            current: Some(&first.status),
+            ..facts(&spec, vec![])
+        },
+        t(60),
+    );
+    assert!(again.events.is_empty(), "no event without a transition");
+    assert_eq!(
+        crate::policy::status_change(Some(&first.status), again.status),
+        None
+    );
+    // A different blocking reason is a transition: it warns again.
+    let plan = plan();
+    let third = permission_decision(
+        &PermissionFacts {
+            current: Some(&first.status),
+            ..facts(
+                &spec,
+                vec![SubscriptionFact {
+                    name: "plan",
+                    spec: &plan,
+                    has_owner: false,
+                }],
+            )
+        },
+        t(120),
+    );
+    assert_eq!(third.events.len(), 1);
+    assert_eq!(third.events[0].reason, reasons::OWNER_ROLE_MISSING);
+}
+
+#[test]
+fn lost_owner_keeps_grant_and_warns() {
+    let spec = perm(true);
+    let plan = plan();
+    let granted = permission_decision(
+        &facts(
+            &spec,
+            vec![SubscriptionFact {
+                name: "plan",
+                spec: &plan,
+                has_owner: true,
+            }],
+        ),
+        t(0),
+    );
+    let lost = permission_decision(
+        &PermissionFacts {
+            current: Some(&granted.status),
+            ..facts(
+                &spec,
+                vec![SubscriptionFact {
+                    name: "plan",
+                    spec: &plan,
+                    has_owner: false,
+                }],
+            )
+        },
+        t(30),
+    );
+    assert_eq!(lost.status.state, PermissionState::Enabled);
+    assert_eq!(lost.grant, GrantChange::None);
+    assert_eq!(ready(&lost), ("False", reasons::OWNER_ROLE_MISSING));
+    assert_eq!(
+        lost.status.enabled_since,
+        Some(Time(t(0))),
+        "grant time kept"
+    );
+    assert!(lost.status.eligible_subscriptions.is_empty());
+    assert_eq!(lost.events.len(), 1);
+    let e = &lost.events[0];
+    assert_eq!(
+        (e.type_, e.reason, e.action),
+        (
+            EventType::Warning,
+            reasons::OWNER_ROLE_MISSING,
+            actions::CHECK_PREREQUISITES
+        )
+    );
+    assert!(e.note.contains("Azure portal"));
+    // Owner comes back: Ready again, no new grant, no Create event.
+    let back = permission_decision(
+        &PermissionFacts {
+            current: Some(&lost.status),
+            ..facts(
+                &spec,
+                vec![SubscriptionFact {
+                    name: "plan",
+                    spec: &plan,
+                    has_owner: true,
+                }],
+            )
+        },
+        t(60),
+    );
+    assert_eq!(ready(&back), ("True", reasons::PERMISSION_ENABLED));
+    assert_eq!(back.grant, GrantChange::None);
+    assert!(back.events.is_empty());
+    assert_eq!(back.status.enabled_since, Some(Time(t(0))));
+}
+
+#[test]
+fn lost_customer_keeps_grant() {
+    let spec = perm(true);
+    let plan = plan();
+    let granted = permission_decision(
+        &facts(
+            &spec,
+            vec![SubscriptionFact {
+                name: "plan",
+                spec: &plan,
+                has_owner: true,
+            }],
+        ),
+        t(0),
+    );
+    let lost = permission_decision(
+        &PermissionFacts {
+            current: Some(&granted.status),
+            customer_tenant: None,
+            ..facts(&spec, vec![])
+        },
+        t(30),
+    );
+    assert_eq!(lost.status.state, PermissionState::Enabled);
+    assert_eq!(ready(&lost), ("False", reasons::CUSTOMER_NOT_FOUND));
+    assert_eq!(lost.events[0].type_, EventType::Warning);
+    // What to withdraw later is still known without the Customer.
+    assert_eq!(granted.status.granted_tenant_id.as_deref(), Some(TENANT));
+    assert_eq!(lost.status.granted_tenant_id.as_deref(), Some(TENANT));
+}
+
+#[test]
+fn disabling_records_delete_event() {
+    let on = perm(true);
+    let plan = plan();
+    let granted = permission_decision(
+        &facts(
+            &on,
+            vec![SubscriptionFact {
+                name: "plan",
+                spec: &plan,
+                has_owner: true,
+            }],
+        ),
+        t(0),
+    );
+    let off = perm(false);
+    let d = permission_decision(
+        &PermissionFacts {
+            current: Some(&granted.status),
+            generation: Some(2),
+            ..facts(
+                &off,
+                vec![SubscriptionFact {
+                    name: "plan",
+                    spec: &plan,
+                    has_owner: true,
+                }],
+            )
+        },
+        t(10),
+    );
+    assert_eq!(d.status.state, PermissionState::Disabled);
+    assert_eq!(d.grant, GrantChange::Delete);
+    assert_eq!(d.status.enabled_since, None);
+    assert_eq!(d.status.observed_generation, Some(2));
+    assert_eq!(d.events.len(), 1);
+    let e = &d.events[0];
+    assert_eq!(
+        (e.type_, e.reason, e.action),
+        (
+            EventType::Normal,
+            reasons::PERMISSION_DISABLED,
+            actions::DELETE
+        )
+    );
+    // Disabling a permission that was only Blocked withdraws nothing.
+    let blocked = permission_decision(&facts(&on, vec![]), t(0));
+    let d = permission_decision(
+        &PermissionFacts {
+            current: Some(&blocked.status),
+            ..facts(&off, vec![])
+        },
+        t(10),
+    );
+    assert_eq!(d.grant, GrantChange::None);
+    assert!(d.events.is_empty());
+    assert_eq!(ready(&d), ("True", reasons::PERMISSION_DISABLED));
+}
+
+#[test]
+fn subscription_ref_narrows_the_check() {
+    let plan = plan();
+    let global = sub(
+        GLOBAL_ID,
+        Offer::AzureGlobal,
+        BillingType::Usage,
+        SubscriptionState::Active,
+    );
+    let subs = || {
+        vec![
+            SubscriptionFact {
+                name: "plan",
+                spec: &plan,
+                has_owner: false,
+            },
+            SubscriptionFact {
+                name: "global",
+                spec: &global,
+                has_owner: true,
+            },
+        ]
+    };
+    let mut spec = perm(true);
+    let any = permission_decision(&facts(&spec, subs()), t(0));
+    assert_eq!(any.status.state, PermissionState::Enabled);
+    assert_eq!(
+        any.status.eligible_subscriptions,
+        vec![GLOBAL_ID.to_string()]
+    );
+    spec.subscription_ref = Some(LocalRef::new("plan"));
+    let narrowed = permission_decision(&facts(&spec, subs()), t(0));
+    assert_eq!(narrowed.status.state, PermissionState::Blocked);
+    assert_eq!(ready(&narrowed), ("False", reasons::OWNER_ROLE_MISSING));
+    spec.subscription_ref = Some(LocalRef::new("someone-elses"));
+    let missing = permission_decision(&facts(&spec, subs()), t(0));
+    assert_eq!(
+        ready(&missing),
+        ("False", reasons::NO_ELIGIBLE_SUBSCRIPTION)
+    );
+    assert!(
+        find(&missing.status.conditions, types::READY)
+            .expect("Ready")
+            .message
+            .contains("someone-elses")
+    );
+}
+
+#[test]
+fn contributor_does_not_count_is_the_callers_has_owner() {
+    // has_owner is computed from Owner assignments only; the message says so.
+    let spec = perm(true);
+    let plan = plan();
+    let d = permission_decision(
+        &facts(
+            &spec,
+            vec![SubscriptionFact {
+                name: "plan",
+                spec: &plan,
+                has_owner: false,
+            }],
+        ),
+        t(0),
+    );
+    assert!(
+        find(&d.status.conditions, types::OWNER_ROLE_ASSIGNED)
+            .expect("cond")
+            .message
+            .contains("Contributor or Reader does not count")
+    );
+}
+
+#[test]
+fn a_duplicate_never_holds_or_withdraws_the_grant() {
+    let spec = perm(true);
+    let plan = plan();
+    let subs = || {
+        vec![SubscriptionFact {
+            name: "plan",
+            spec: &plan,
+            has_owner: true,
+        }]
+    };
+    // Granted while it was the only one; then an older one shows up.
+    let granted = permission_decision(&facts(&spec, subs()), t(0));
+    let demoted = permission_decision(
+        &PermissionFacts {
+            current: Some(&granted.status),
+            claimants: crate::policy::testing::lost_to("older"),
+            ..facts(&spec, subs())
+        },
+        t(10),
+    );
+    assert_eq!(demoted.status.state, PermissionState::Blocked);
+    assert_eq!(ready(&demoted), ("False", reasons::DUPLICATE_PERMISSION));
+    assert_eq!(
+        demoted.grant,
+        GrantChange::None,
+        "the older permission manages the customer's grant"
+    );
+    assert!(
+        demoted
+            .events
+            .iter()
+            .all(|e| e.action == actions::CHECK_PREREQUISITES)
+    );
+    assert_eq!(
+        withdraw_on_delete(Some(&demoted.status)),
+        None,
+        "deleting it withdraws nothing"
+    );
+}
+
+#[test]
+fn deleting_an_enabled_permission_withdraws_it() {
+    let spec = perm(true);
+    let plan = plan();
+    let granted = permission_decision(
+        &facts(
+            &spec,
+            vec![SubscriptionFact {
+                name: "plan",
+                spec: &plan,
+                has_owner: true,
+            }],
+        ),
+        t(0),
+    );
+    let e = withdraw_on_delete(Some(&granted.status)).expect("withdrawal event");
+    assert_eq!(
+        (e.type_, e.reason, e.action),
+        (
+            EventType::Normal,
+            reasons::PERMISSION_DISABLED,
+            actions::DELETE
+        )
+    );
+    let blocked = permission_decision(&facts(&spec, vec![]), t(0));
+    assert_eq!(withdraw_on_delete(Some(&blocked.status)), None);
+    assert_eq!(withdraw_on_delete(None), None);
+}
