@@ -286,11 +286,72 @@ pub async fn controllers(opts: BenchOptions) -> Result<String, AnyError> {
     .await??;
     let created_s = started.elapsed().as_secs_f64();
     eprintln!("created {objects} objects in {created_s:.2} s");
+    wait_until_correct(&server, customers, started).await?;
+    let ready_s = started.elapsed().as_secs_f64();
+    // Writes other than the bench's own creates, per object.
+    let stats = server.stats();
+    let operator_writes = stats.writes - writes_before - objects as u64;
+    let mut by_resource: Vec<_> = stats.writes_by_resource.into_iter().collect();
+    by_resource.sort();
+    eprintln!("writes by resource (creates included): {by_resource:?}");
+    let writes_per_object = operator_writes as f64 / objects as f64;
+
+    // Steady state: a no-op period must write nothing.
+    let settled = server.stats().writes;
+    let settled_rss = current_rss_mib();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_writes = server.stats().writes - settled;
+
+    let latencies = role_change_latencies(&server, &client, customers, samples).await?;
+    let p50 = percentile(&latencies, 0.5);
+    let p99 = percentile(&latencies, 0.99);
+    let reconciles: u64 = [
+        crate::controller::metrics::Kind::customer,
+        crate::controller::metrics::Kind::azuresubscription,
+        crate::controller::metrics::Kind::roleassignment,
+        crate::controller::metrics::Kind::purchasepermission,
+    ]
+    .into_iter()
+    .map(|k| metrics.reconcile_count(k))
+    .sum();
+    controllers.abort();
+    server.shutdown();
+    eprintln!(
+        "latency role change -> permission status: samples={} p50_ms={:.2} p99_ms={:.2}",
+        latencies.len(),
+        p50.as_secs_f64() * 1000.0,
+        p99.as_secs_f64() * 1000.0
+    );
+    eprintln!("idle writes in 2 s after settling: {idle_writes}; reconciles: {reconciles}");
+    eprintln!(
+        "memory: peak RSS {:.0} MiB, {settled_rss:.0} MiB once settled",
+        peak_rss_mib()
+    );
+    eprintln!(
+        "server: {} objects, {:.1} MiB stored (LZ4-compressed JSON)",
+        server.object_count(),
+        server.stored_bytes() as f64 / 1048576.0
+    );
+    Ok(format!(
+        "customers={customers} objects={objects} ready_s={ready_s:.2} objects_per_s={:.0} writes_per_object={writes_per_object:.2} peak_rss_mib={:.0}",
+        objects as f64 / ready_s,
+        peak_rss_mib()
+    ))
+}
+
+/// Waits until every object's status is what the rules say (30 minutes at most), reporting
+/// progress every 5 s.
+async fn wait_until_correct(
+    server: &ApiServer,
+    customers: usize,
+    started: Instant,
+) -> Result<(), AnyError> {
+    let objects = customers * 4;
     let mut last_report = Instant::now();
     loop {
-        let done = correct(&server, customers);
+        let done = correct(server, customers);
         if done == objects {
-            break;
+            return Ok(());
         }
         if last_report.elapsed() > Duration::from_secs(5) {
             eprintln!(
@@ -309,22 +370,16 @@ pub async fn controllers(opts: BenchOptions) -> Result<String, AnyError> {
         }))
         .await;
     }
-    let ready_s = started.elapsed().as_secs_f64();
-    // Writes other than the bench's own creates, per object.
-    let stats = server.stats();
-    let operator_writes = stats.writes - writes_before - objects as u64;
-    let mut by_resource: Vec<_> = stats.writes_by_resource.into_iter().collect();
-    by_resource.sort();
-    eprintln!("writes by resource (creates included): {by_resource:?}");
-    let writes_per_object = operator_writes as f64 / objects as f64;
+}
 
-    // Steady state: a no-op period must write nothing.
-    let settled = server.stats().writes;
-    let settled_rss = current_rss_mib();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let idle_writes = server.stats().writes - settled;
-
-    // Change-to-status latency: flip an Owner to Contributor and back.
+/// Change-to-status latency, sorted: flip an Owner to Contributor and back, timing each flip
+/// until the permission's status shows it.
+async fn role_change_latencies(
+    server: &ApiServer,
+    client: &kube::Client,
+    customers: usize,
+    samples: usize,
+) -> Result<Vec<Duration>, AnyError> {
     let roles: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
         NS,
@@ -360,40 +415,7 @@ pub async fn controllers(opts: BenchOptions) -> Result<String, AnyError> {
         }
     }
     latencies.sort();
-    let p50 = percentile(&latencies, 0.5);
-    let p99 = percentile(&latencies, 0.99);
-    let reconciles: u64 = [
-        crate::controller::metrics::Kind::customer,
-        crate::controller::metrics::Kind::azuresubscription,
-        crate::controller::metrics::Kind::roleassignment,
-        crate::controller::metrics::Kind::purchasepermission,
-    ]
-    .into_iter()
-    .map(|k| metrics.reconcile_count(k))
-    .sum();
-    controllers.abort();
-    server.shutdown();
-    eprintln!(
-        "latency role change -> permission status: samples={} p50_ms={:.2} p99_ms={:.2}",
-        latencies.len(),
-        p50.as_secs_f64() * 1000.0,
-        p99.as_secs_f64() * 1000.0
-    );
-    eprintln!("idle writes in 2 s after settling: {idle_writes}; reconciles: {reconciles}");
-    eprintln!(
-        "memory: peak RSS {:.0} MiB, {settled_rss:.0} MiB once settled",
-        peak_rss_mib()
-    );
-    eprintln!(
-        "server: {} objects, {:.1} MiB stored (LZ4-compressed JSON)",
-        server.object_count(),
-        server.stored_bytes() as f64 / 1048576.0
-    );
-    Ok(format!(
-        "customers={customers} objects={objects} ready_s={ready_s:.2} objects_per_s={:.0} writes_per_object={writes_per_object:.2} peak_rss_mib={:.0}",
-        objects as f64 / ready_s,
-        peak_rss_mib()
-    ))
+    Ok(latencies)
 }
 
 /// `csp-operator bench-apiserver`: creates/s and status patches/s over HTTP with concurrent
@@ -435,7 +457,24 @@ pub async fn api_server(
     }
     let patch_s = t.elapsed().as_secs_f64();
 
-    // Watch fan-out: `watchers` watches; time from a write to each watcher's event.
+    let fanout = watch_fanout(&api, watchers).await?;
+    server.shutdown();
+    Ok(format!(
+        "objects={objects} clients={clients} creates_per_s={:.0} status_patches_per_s={:.0} watchers={watchers} fanout_p50_ms={:.2} fanout_p99_ms={:.2} stored_json_bytes_per_object={bytes_per_object:.0} rss_per_object_bytes={:.0} peak_rss_mib={:.0}",
+        objects as f64 / create_s,
+        objects as f64 / patch_s,
+        percentile(&fanout, 0.5).as_secs_f64() * 1000.0,
+        percentile(&fanout, 0.99).as_secs_f64() * 1000.0,
+        (rss_after - rss_before) * 1024.0 * 1024.0 / objects as f64,
+        peak_rss_mib()
+    ))
+}
+/// Watch fan-out, sorted: `watchers` watches of one object; the time from a write to each
+/// watcher's event, over 20 writes.
+async fn watch_fanout(
+    api: &Api<DynamicObject>,
+    watchers: usize,
+) -> Result<Vec<Duration>, AnyError> {
     let mut streams = Vec::new();
     for _ in 0..watchers {
         let api = api.clone();
@@ -489,17 +528,9 @@ pub async fn api_server(
         }
     }
     fanout.sort();
-    server.shutdown();
-    Ok(format!(
-        "objects={objects} clients={clients} creates_per_s={:.0} status_patches_per_s={:.0} watchers={watchers} fanout_p50_ms={:.2} fanout_p99_ms={:.2} stored_json_bytes_per_object={bytes_per_object:.0} rss_per_object_bytes={:.0} peak_rss_mib={:.0}",
-        objects as f64 / create_s,
-        objects as f64 / patch_s,
-        percentile(&fanout, 0.5).as_secs_f64() * 1000.0,
-        percentile(&fanout, 0.99).as_secs_f64() * 1000.0,
-        (rss_after - rss_before) * 1024.0 * 1024.0 / objects as f64,
-        peak_rss_mib()
-    ))
+    Ok(fanout)
 }
+
 #[cfg(test)]
 mod tests {
     use super::Probe;
