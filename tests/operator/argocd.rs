@@ -1,24 +1,20 @@
-//! The Argo CD health scripts in deploy/argocd/, run with a real Lua on the objects the real
-//! operator wrote (examples applied with kubectl to the embedded API server).
+//! The Argo CD health scripts in deploy/argocd/: generated from one template, and run with a
+//! real Lua on the objects the real operator wrote (examples applied with kubectl to the
+//! embedded API server).
 
-mod support;
-
+use crate::support::kubectl::patch_enabled;
+use crate::support::paths::{ARGOCD, EXAMPLES};
+use crate::support::{Env, poll};
 use mlua::serde::SerializeOptions;
 use mlua::{Lua, LuaSerdeExt, Table};
 use serde_json::Value;
 use std::path::Path;
-use std::time::{Duration, Instant};
-use support::{Env, examples_dir};
 
 const NS: &str = "partner-a";
 
-fn argocd_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/argocd")
-}
-
 /// The health script Argo CD would run for `kind`.
 fn script(kind: &str) -> String {
-    let path = argocd_dir().join(format!("{}.lua", kind.to_lowercase()));
+    let path = Path::new(ARGOCD).join(format!("{}.lua", kind.to_lowercase()));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -55,11 +51,6 @@ fn health(obj: &Value) -> Health {
     }
 }
 
-async fn get_json(env: &Env, resource: &str) -> Value {
-    let out = env.ok(&["get", resource, "-n", NS, "-o", "json"]).await;
-    serde_json::from_str(&out).expect("kubectl prints JSON")
-}
-
 fn reported_on_current_generation(obj: &Value) -> bool {
     let ready = obj["status"]["conditions"]
         .as_array()
@@ -71,23 +62,21 @@ fn reported_on_current_generation(obj: &Value) -> bool {
 
 /// Every object of the four kinds, once the operator has reported on all of them.
 async fn settled(env: &Env) -> Vec<Value> {
-    let start = Instant::now();
-    loop {
-        let list = get_json(
-            env,
-            "customers,azuresubscriptions,roleassignments,purchasepermissions",
-        )
-        .await;
+    poll::eventually("statuses to settle", || async {
+        let list = env
+            .get_json(
+                "customers,azuresubscriptions,roleassignments,purchasepermissions",
+                NS,
+            )
+            .await;
         let items = list["items"].as_array().cloned().unwrap_or_default();
         if items.len() == 13 && items.iter().all(reported_on_current_generation) {
-            return items;
+            Ok(items)
+        } else {
+            Err(list)
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "statuses did not settle: {list:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 fn named<'a>(items: &'a [Value], kind: &str, name: &str) -> &'a Value {
@@ -100,7 +89,7 @@ fn named<'a>(items: &'a [Value], kind: &str, name: &str) -> &'a Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_scripts_on_the_examples() {
     let mut env = Env::with_controllers().await;
-    env.ok(&["apply", "-f", &examples_dir()]).await;
+    env.ok(&["apply", "-f", EXAMPLES]).await;
     // The permissions' final states (earlier reconciles may see half the examples).
     for (name, want) in [
         ("contoso", "Enabled/True"),
@@ -161,17 +150,8 @@ async fn health_scripts_on_the_examples() {
 
     // The same for real: with the operator stopped, a spec change and a new object.
     env.stop_controllers();
-    env.ok(&[
-        "patch",
-        "cspperm/northwind",
-        "-n",
-        NS,
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"enabled":false}}"#,
-    ])
-    .await;
-    let northwind = get_json(&env, "cspperm/northwind").await;
+    env.ok(&patch_enabled(NS, "northwind", false)).await;
+    let northwind = env.get_json("cspperm/northwind", NS).await;
     assert_ne!(
         northwind["status"]["observedGeneration"], northwind["metadata"]["generation"],
         "{northwind:#}"
@@ -219,7 +199,7 @@ spec:
         "azrole/litware-plan-dan-owner",
         "cspperm/litware",
     ] {
-        let obj = get_json(&env, resource).await;
+        let obj = env.get_json(resource, NS).await;
         assert!(obj.get("status").is_none(), "{resource}: {obj:#}");
         let h = health(&obj);
         assert_eq!(h.status, "Progressing", "{resource}: {h:?}");
@@ -268,7 +248,7 @@ fn health_scripts_on_edge_cases() {
 /// The argocd-cm snippet in deploy/argocd/README.md is the PurchasePermission script verbatim.
 #[test]
 fn readme_snippet_is_the_script() {
-    let readme = std::fs::read_to_string(argocd_dir().join("README.md")).expect("README");
+    let readme = std::fs::read_to_string(Path::new(ARGOCD).join("README.md")).expect("README");
     let indented: String = script("PurchasePermission")
         .lines()
         .map(|l| {
