@@ -2,7 +2,7 @@
 //! (`kubectl --as`/`--as-group`) exactly as a real cluster would, with the real messages.
 
 use crate::support::Env;
-use crate::support::kubectl::{self, patch_enabled};
+use crate::support::kubectl::{self, patch_enabled, patch_status};
 
 const NAMESPACES: &str = "apiVersion: v1
 kind: Namespace
@@ -126,19 +126,7 @@ async fn sales_agent_reads_but_cannot_write() {
     // Status subresource, named "purchasepermissions/status" (kubectl reads it before patching;
     // the read rule on purchasepermissions does not cover it, as on a real cluster).
     let err = env
-        .fails(&[
-            "patch",
-            "cspperm",
-            "contoso",
-            "-n",
-            "partner-a",
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            r#"{"status":{}}"#,
-            "--as",
-            "sales1",
-        ])
+        .fails(&patch_status("partner-a", "contoso", r#"{}"#).run_as("sales1"))
         .await;
     assert!(
         err.contains(r#"User "sales1" cannot get resource "purchasepermissions/status" in API group "csp.operator.dev" in the namespace "partner-a""#),
@@ -352,19 +340,9 @@ subjects: [{kind: User, name: statusbot}]
 ";
     let f = env.manifest("status.yaml", status);
     env.ok(&["apply", "-f", &f]).await;
-    env.ok(&[
-        "patch",
-        "cspperm",
-        "contoso",
-        "-n",
-        "partner-a",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        r#"{"status":{"observedGeneration":1}}"#,
-        "--as",
-        "statusbot",
-    ])
+    env.ok(
+        &patch_status("partner-a", "contoso", r#"{"observedGeneration":1}"#).run_as("statusbot"),
+    )
     .await;
     let err = env
         .fails(&patch_enabled("partner-a", "contoso", true).run_as("statusbot"))

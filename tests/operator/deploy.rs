@@ -3,7 +3,7 @@
 //! follows the house rules (a comment per rule, no wildcards).
 
 use crate::support::clients::client_for;
-use crate::support::kubectl::{self, patch_enabled};
+use crate::support::kubectl::{self, patch_enabled, patch_status};
 use crate::support::paths::{
     AGENT_ROLEBINDINGS, CRDS, DEPLOY, DEPLOY_NAMESPACE, EXAMPLES, EXAMPLES_NAMESPACE,
 };
@@ -401,20 +401,7 @@ async fn shipped_agent_roles_with_the_example_bindings() {
         .await;
     // Status stays the operator's.
     let err = env
-        .fails(&agent(
-            &[
-                "patch",
-                "cspperm",
-                "contoso",
-                "-n",
-                "partner-a",
-                "--subresource=status",
-                "--type=merge",
-                "-p",
-                r#"{"status":{}}"#,
-            ],
-            admin,
-        ))
+        .fails(&patch_status("partner-a", "contoso", "{}").run_as_member("agent", admin))
         .await;
     assert!(
         err.contains(r#"resource "purchasepermissions/status""#),

@@ -1,6 +1,6 @@
 //! `csp-operator up` as a user runs it: the binary, its kubeconfig, `--apply`, `--state`.
 
-use crate::support::kubectl::Kubectl;
+use crate::support::kubectl::{self, Kubectl};
 use crate::support::paths::{BINARY, EXAMPLES};
 use crate::support::poll::Poll;
 use std::path::Path;
@@ -26,7 +26,7 @@ fn start_up(dir: &Path, extra: &[&str]) -> Child {
 }
 
 /// kubectl with the kubeconfig `up` wrote: whether it succeeded, and stdout then stderr.
-fn kubectl(dir: &Path, args: &[&str]) -> (bool, String) {
+fn run_kubectl<S: AsRef<str>>(dir: &Path, args: &[S]) -> (bool, String) {
     let out = Kubectl::new(dir.join("kc")).output(args);
     (
         out.status.success(),
@@ -41,9 +41,9 @@ fn wait_for_kubeconfig(dir: &Path) {
 }
 
 /// Waits until kubectl succeeds printing exactly `want`.
-fn wait_until(dir: &Path, args: &[&str], want: &str) {
+fn wait_until(dir: &Path, args: &[String], want: &str) {
     UP.eventually_blocking(&format!("kubectl {args:?} to print {want:?}"), || {
-        let (ok, out) = kubectl(dir, args);
+        let (ok, out) = run_kubectl(dir, args);
         if ok && out == want {
             Ok(())
         } else {
@@ -71,30 +71,18 @@ fn interrupt(child: Child) -> String {
 fn up_applies_examples_and_keeps_state_across_restarts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let up = start_up(dir.path(), &["--apply", EXAMPLES, "--state", "state.json"]);
-    let uid_path = [
-        "get",
-        "cspperm",
-        "contoso",
-        "-n",
+    let uid_path = kubectl::jsonpath(
+        "cspperm/contoso",
         "partner-a",
-        "-o",
-        "jsonpath={.metadata.uid}/{.status.state}/{.status.enabledSince}/{.status.conditions[?(@.type==\"Ready\")].lastTransitionTime}",
-    ];
+        "{.metadata.uid}/{.status.state}/{.status.enabledSince}/{.status.conditions[?(@.type==\"Ready\")].lastTransitionTime}",
+    );
     wait_for_kubeconfig(dir.path());
     wait_until(
         dir.path(),
-        &[
-            "get",
-            "cspperm",
-            "contoso",
-            "-n",
-            "partner-a",
-            "-o",
-            "jsonpath={.status.state}",
-        ],
+        &kubectl::jsonpath("cspperm/contoso", "partner-a", "{.status.state}"),
         "Enabled",
     );
-    let (_, before) = kubectl(dir.path(), &uid_path);
+    let (_, before) = run_kubectl(dir.path(), &uid_path);
     let stdout = interrupt(up);
     assert!(
         stdout.contains("purchasepermission.csp.operator.dev/contoso created"),
@@ -110,15 +98,7 @@ fn up_applies_examples_and_keeps_state_across_restarts() {
     wait_until(dir.path(), &uid_path, &before);
     wait_until(
         dir.path(),
-        &[
-            "get",
-            "cspperm",
-            "northwind",
-            "-n",
-            "partner-a",
-            "-o",
-            "jsonpath={.status.state}",
-        ],
+        &kubectl::jsonpath("cspperm/northwind", "partner-a", "{.status.state}"),
         "Blocked",
     );
     interrupt(up);

@@ -11,10 +11,6 @@ use std::time::Duration;
 
 const NS: &str = "partner-a";
 
-fn ready_reason() -> &'static str {
-    r#"{.status.state}/{.status.conditions[?(@.type=="Ready")].status}/{.status.conditions[?(@.type=="Ready")].reason}"#
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn examples_walkthrough_and_fixing_each_blocked_customer() {
     let env = Env::with_controllers().await;
@@ -33,34 +29,14 @@ async fn examples_walkthrough_and_fixing_each_blocked_customer() {
         "--timeout=20s",
     ])
     .await;
-    env.wait_for(
-        "cspperm/contoso",
-        NS,
-        ready_reason(),
-        "Enabled/True/PermissionEnabled",
-    )
-    .await;
-    env.wait_for(
-        "cspperm/adatum",
-        NS,
-        ready_reason(),
-        "Blocked/False/NoEligibleSubscription",
-    )
-    .await;
-    env.wait_for(
-        "cspperm/fabrikam",
-        NS,
-        ready_reason(),
-        "Blocked/False/NoEligibleSubscription",
-    )
-    .await;
-    env.wait_for(
-        "cspperm/northwind",
-        NS,
-        ready_reason(),
-        "Blocked/False/OwnerRoleMissing",
-    )
-    .await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
+    env.wait_for_permission(NS, "adatum", "Blocked/False/NoEligibleSubscription")
+        .await;
+    env.wait_for_permission(NS, "fabrikam", "Blocked/False/NoEligibleSubscription")
+        .await;
+    env.wait_for_permission(NS, "northwind", "Blocked/False/OwnerRoleMissing")
+        .await;
     env.wait_for(
         "cspperm/contoso",
         NS,
@@ -141,13 +117,8 @@ async fn examples_walkthrough_and_fixing_each_blocked_customer() {
         "apiVersion: csp.operator.dev/v1alpha1\nkind: RoleAssignment\nmetadata: {name: northwind-plan-carol-owner, namespace: partner-a}\nspec:\n  subscriptionRef: {name: northwind-plan}\n  principal: {id: 3c4d5e6f-0000-4000-8000-0000000000aa}\n  role: Owner\n",
     );
     env.ok(&["apply", "-f", &owner]).await;
-    env.wait_for(
-        "cspperm/northwind",
-        NS,
-        ready_reason(),
-        "Enabled/True/PermissionEnabled",
-    )
-    .await;
+    env.wait_for_permission(NS, "northwind", "Enabled/True/PermissionEnabled")
+        .await;
     env.wait_for_event(
         NS,
         "PermissionEnabled/CreateCustomerPurchasePermissions/northwind",
@@ -166,39 +137,24 @@ async fn examples_walkthrough_and_fixing_each_blocked_customer() {
         r#"{"spec":{"billingType":"Usage"}}"#,
     ])
     .await;
-    env.wait_for(
-        "cspperm/fabrikam",
-        NS,
-        ready_reason(),
-        "Blocked/False/OwnerRoleMissing",
-    )
-    .await;
+    env.wait_for_permission(NS, "fabrikam", "Blocked/False/OwnerRoleMissing")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_owner_keeps_grant_then_disabling_withdraws_it() {
     let env = Env::with_controllers().await;
     env.ok(&["apply", "-f", EXAMPLES]).await;
-    env.wait_for(
-        "cspperm/contoso",
-        NS,
-        ready_reason(),
-        "Enabled/True/PermissionEnabled",
-    )
-    .await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
     let since = env
         .jsonpath("cspperm/contoso", NS, "{.status.enabledSince}")
         .await;
 
     env.ok(&["delete", "azrole", "contoso-plan-alice-owner", "-n", NS])
         .await;
-    env.wait_for(
-        "cspperm/contoso",
-        NS,
-        ready_reason(),
-        "Enabled/False/OwnerRoleMissing",
-    )
-    .await;
+    env.wait_for_permission(NS, "contoso", "Enabled/False/OwnerRoleMissing")
+        .await;
     env.wait_for_event(NS, "OwnerRoleMissing/CheckPrerequisites/contoso")
         .await;
     let msg = env
@@ -228,13 +184,8 @@ async fn lost_owner_keeps_grant_then_disabling_withdraws_it() {
     .await;
 
     env.ok(&patch_enabled(NS, "contoso", false)).await;
-    env.wait_for(
-        "cspperm/contoso",
-        NS,
-        ready_reason(),
-        "Disabled/True/PermissionDisabled",
-    )
-    .await;
+    env.wait_for_permission(NS, "contoso", "Disabled/True/PermissionDisabled")
+        .await;
     env.wait_for("cspperm/contoso", NS, "{.status.observedGeneration}", "2")
         .await;
     env.wait_for_event(
@@ -292,13 +243,8 @@ spec: {customerRef: {name: c1}}
     let f = env.manifest("c1.yaml", yaml);
     env.ok(&["apply", "-f", &f]).await;
     // Off by default, with readiness shown first.
-    env.wait_for(
-        "cspperm/c1",
-        NS,
-        ready_reason(),
-        "Disabled/True/PermissionDisabled",
-    )
-    .await;
+    env.wait_for_permission(NS, "c1", "Disabled/True/PermissionDisabled")
+        .await;
     env.wait_for(
         "cspperm/c1",
         NS,
@@ -322,13 +268,8 @@ spec: {customerRef: {name: c1}}
     .await;
 
     env.ok(&patch_enabled(NS, "c1", true)).await;
-    env.wait_for(
-        "cspperm/c1",
-        NS,
-        ready_reason(),
-        "Blocked/False/NoEligibleSubscription",
-    )
-    .await;
+    env.wait_for_permission(NS, "c1", "Blocked/False/NoEligibleSubscription")
+        .await;
 
     // An Azure Global subscription with an Owner counts.
     let global = env.manifest(
@@ -336,13 +277,8 @@ spec: {customerRef: {name: c1}}
         "apiVersion: csp.operator.dev/v1alpha1\nkind: AzureSubscription\nmetadata: {name: c1-global, namespace: partner-a}\nspec: {customerRef: {name: c1}, subscriptionId: 00000000-0000-4000-8000-0000000000a3, offer: AzureGlobal}\n---\napiVersion: csp.operator.dev/v1alpha1\nkind: RoleAssignment\nmetadata: {name: c1-global-owner, namespace: partner-a}\nspec: {subscriptionRef: {name: c1-global}, principal: {id: 00000000-0000-4000-8000-0000000000b1}, role: Owner}\n",
     );
     env.ok(&["apply", "-f", &global]).await;
-    env.wait_for(
-        "cspperm/c1",
-        NS,
-        ready_reason(),
-        "Enabled/True/PermissionEnabled",
-    )
-    .await;
+    env.wait_for_permission(NS, "c1", "Enabled/True/PermissionEnabled")
+        .await;
     env.wait_for(
         "cspperm/c1",
         NS,
@@ -356,26 +292,16 @@ spec: {customerRef: {name: c1}}
 async fn duplicates_unknown_customer_and_deletion() {
     let env = Env::with_controllers().await;
     env.ok(&["apply", "-f", EXAMPLES]).await;
-    env.wait_for(
-        "cspperm/contoso",
-        NS,
-        ready_reason(),
-        "Enabled/True/PermissionEnabled",
-    )
-    .await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
 
     let dup = env.manifest(
         "dup.yaml",
         "apiVersion: csp.operator.dev/v1alpha1\nkind: PurchasePermission\nmetadata: {name: contoso-again, namespace: partner-a}\nspec: {customerRef: {name: contoso}, enabled: true}\n---\napiVersion: csp.operator.dev/v1alpha1\nkind: Customer\nmetadata: {name: contoso-copy, namespace: partner-a}\nspec: {tenantId: 1a2b3c4d-0000-4000-8000-000000000004, companyName: Contoso again}\n---\napiVersion: csp.operator.dev/v1alpha1\nkind: AzureSubscription\nmetadata: {name: contoso-plan-copy, namespace: partner-a}\nspec: {customerRef: {name: contoso}, subscriptionId: 2b3c4d5e-0000-4000-8000-000000000004, offer: AzurePlan}\n---\napiVersion: csp.operator.dev/v1alpha1\nkind: PurchasePermission\nmetadata: {name: nobody, namespace: partner-a}\nspec: {customerRef: {name: nobody}, enabled: true}\n---\napiVersion: csp.operator.dev/v1alpha1\nkind: RoleAssignment\nmetadata: {name: dangling, namespace: partner-a}\nspec: {subscriptionRef: {name: missing}, principal: {id: 00000000-0000-4000-8000-0000000000b1}, role: Owner}\n",
     );
     env.ok(&["apply", "-f", &dup]).await;
-    env.wait_for(
-        "cspperm/contoso-again",
-        NS,
-        ready_reason(),
-        "Blocked/False/DuplicatePermission",
-    )
-    .await;
+    env.wait_for_permission(NS, "contoso-again", "Blocked/False/DuplicatePermission")
+        .await;
     env.wait_for(
         "cspcust/contoso-copy",
         NS,
@@ -390,13 +316,8 @@ async fn duplicates_unknown_customer_and_deletion() {
         "DuplicateSubscription",
     )
     .await;
-    env.wait_for(
-        "cspperm/nobody",
-        NS,
-        ready_reason(),
-        "Blocked/False/CustomerNotFound",
-    )
-    .await;
+    env.wait_for_permission(NS, "nobody", "Blocked/False/CustomerNotFound")
+        .await;
     env.wait_for(
         "azrole/dangling",
         NS,
@@ -405,13 +326,8 @@ async fn duplicates_unknown_customer_and_deletion() {
     )
     .await;
     // The oldest keeps winning.
-    env.wait_for(
-        "cspperm/contoso",
-        NS,
-        ready_reason(),
-        "Enabled/True/PermissionEnabled",
-    )
-    .await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
 
     // Deleting an enabled permission turns it off first, then lets it go.
     env.ok(&["delete", "cspperm", "contoso", "-n", NS, "--wait=false"])
@@ -431,13 +347,8 @@ async fn duplicates_unknown_customer_and_deletion() {
     )
     .await;
     // The duplicate is now the only one: it takes over.
-    env.wait_for(
-        "cspperm/contoso-again",
-        NS,
-        ready_reason(),
-        "Enabled/True/PermissionEnabled",
-    )
-    .await;
+    env.wait_for_permission(NS, "contoso-again", "Enabled/True/PermissionEnabled")
+        .await;
     // A blocked one goes at once, with no withdrawal logged.
     env.ok(&["delete", "cspperm", "adatum", "-n", NS, "--timeout=20s"])
         .await;
@@ -453,20 +364,10 @@ async fn duplicates_unknown_customer_and_deletion() {
 async fn settled_objects_cause_no_writes_even_after_restart() {
     let mut env = Env::with_controllers().await;
     env.ok(&["apply", "-f", EXAMPLES]).await;
-    env.wait_for(
-        "cspperm/contoso",
-        NS,
-        ready_reason(),
-        "Enabled/True/PermissionEnabled",
-    )
-    .await;
-    env.wait_for(
-        "cspperm/northwind",
-        NS,
-        ready_reason(),
-        "Blocked/False/OwnerRoleMissing",
-    )
-    .await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
+    env.wait_for_permission(NS, "northwind", "Blocked/False/OwnerRoleMissing")
+        .await;
     // Let everything settle: the same write count at two looks 1.5 s apart.
     let previous = Cell::new(None);
     let settle = Poll {
@@ -499,13 +400,8 @@ async fn settled_objects_cause_no_writes_even_after_restart() {
     );
     // ... but still reacts.
     env.ok(&patch_enabled(NS, "northwind", false)).await;
-    env.wait_for(
-        "cspperm/northwind",
-        NS,
-        ready_reason(),
-        "Disabled/True/PermissionDisabled",
-    )
-    .await;
+    env.wait_for_permission(NS, "northwind", "Disabled/True/PermissionDisabled")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -549,13 +445,8 @@ async fn two_replicas_one_leader_and_handover() {
         futures::future::pending(),
     );
     env.ok(&["apply", "-f", EXAMPLES]).await;
-    env.wait_for(
-        "cspperm/contoso",
-        NS,
-        ready_reason(),
-        "Enabled/True/PermissionEnabled",
-    )
-    .await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
     assert!(
         ma.reconcile_count(Kind::purchasepermission) > 0,
         "the leader reconciles: {}\n{}",
@@ -590,13 +481,8 @@ async fn two_replicas_one_leader_and_handover() {
     )
     .await;
     env.ok(&patch_enabled(NS, "northwind", false)).await;
-    env.wait_for(
-        "cspperm/northwind",
-        NS,
-        ready_reason(),
-        "Disabled/True/PermissionDisabled",
-    )
-    .await;
+    env.wait_for_permission(NS, "northwind", "Disabled/True/PermissionDisabled")
+        .await;
     assert!(
         mb.reconcile_count(Kind::purchasepermission) > 0,
         "the new leader reconciles"
@@ -619,13 +505,8 @@ async fn metrics_and_health_endpoints() {
         futures::future::pending(),
     );
     env.ok(&["apply", "-f", EXAMPLES]).await;
-    env.wait_for(
-        "cspperm/contoso",
-        NS,
-        ready_reason(),
-        "Enabled/True/PermissionEnabled",
-    )
-    .await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
     let (health, _) = http_get(addr, "/healthz").await;
     assert_eq!(health, 200);
     let (ready, _) = http_get(addr, "/readyz").await;
@@ -654,13 +535,8 @@ async fn api_failures_are_retried_and_shown_as_a_warning_once() {
     env.server
         .fail_next("patch", "purchasepermissions", 3, 500, None);
     env.ok(&["apply", "-f", EXAMPLES]).await;
-    env.wait_for(
-        "cspperm/contoso",
-        NS,
-        ready_reason(),
-        "Enabled/True/PermissionEnabled",
-    )
-    .await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
     let failures: Vec<String> = env
         .activity_log(NS)
         .await

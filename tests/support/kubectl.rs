@@ -122,6 +122,22 @@ pub fn patch_enabled(ns: &str, name: &str, enabled: bool) -> Args {
     ])
 }
 
+/// Merge-patches the status subresource of PurchasePermission `name` in `ns` with `status`
+/// (a JSON object): `patch cspperm NAME -n NS --subresource=status --type=merge -p {"status":..}`.
+pub fn patch_status(ns: &str, name: &str, status: &str) -> Args {
+    Args::new(&[
+        "patch",
+        "cspperm",
+        name,
+        "-n",
+        ns,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &format!(r#"{{"status":{status}}}"#),
+    ])
+}
+
 /// Prints `reason/action/regarding` of every activity-log Event, one a line.
 pub fn activity_log(ns: &str) -> Args {
     Args::new(&[

@@ -17,6 +17,10 @@ use std::process::Output;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
+/// `state/Ready status/Ready reason` of a PurchasePermission, what
+/// [`Env::wait_for_permission`] compares.
+pub const PERMISSION_READY: &str = r#"{.status.state}/{.status.conditions[?(@.type=="Ready")].status}/{.status.conditions[?(@.type=="Ready")].reason}"#;
+
 pub struct Env {
     pub server: ApiServer,
     pub client: kube::Client,
@@ -171,6 +175,13 @@ impl Env {
             }
         })
         .await
+    }
+
+    /// Waits until PurchasePermission `name` in `ns` shows `want` as [`PERMISSION_READY`]
+    /// (`state/status/reason`, e.g. `Enabled/True/PermissionEnabled`).
+    pub async fn wait_for_permission(&self, ns: &str, name: &str, want: &str) {
+        self.wait_for(&format!("cspperm/{name}"), ns, PERMISSION_READY, want)
+            .await
     }
 
     /// Writes a manifest into the temp dir and returns its path.
