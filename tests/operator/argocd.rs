@@ -245,11 +245,12 @@ fn health_scripts_on_edge_cases() {
     }
 }
 
-/// The argocd-cm snippet in deploy/argocd/README.md is the PurchasePermission script verbatim.
-#[test]
-fn readme_snippet_is_the_script() {
-    let readme = std::fs::read_to_string(Path::new(ARGOCD).join("README.md")).expect("README");
-    let indented: String = script("PurchasePermission")
+/// The key of the PurchasePermission script in the README's argocd-cm snippet.
+const README_KEY: &str = "resource.customizations.health.csp.operator.dev_PurchasePermission: |";
+
+/// `script` as the README embeds it: indented by 4 spaces, empty lines left empty.
+fn indented(script: &str) -> String {
+    script
         .lines()
         .map(|l| {
             if l.is_empty() {
@@ -258,10 +259,116 @@ fn readme_snippet_is_the_script() {
                 format!("    {l}\n")
             }
         })
-        .collect();
+        .collect()
+}
+
+/// The argocd-cm snippet in deploy/argocd/README.md is the PurchasePermission script verbatim.
+#[test]
+fn readme_snippet_is_the_script() {
+    let readme = std::fs::read_to_string(Path::new(ARGOCD).join("README.md")).expect("README");
     assert!(
-        readme.contains("resource.customizations.health.csp.operator.dev_PurchasePermission: |")
-            && readme.contains(&indented),
-        "deploy/argocd/README.md must embed purchasepermission.lua, indented by 4 spaces"
+        readme.contains(README_KEY) && readme.contains(&indented(&script("PurchasePermission"))),
+        "deploy/argocd/README.md must embed purchasepermission.lua, indented by 4 spaces; \
+         regenerate with: {REGENERATE}"
+    );
+}
+
+/// How to bring the scripts and the README's snippet in line with the template.
+const REGENERATE: &str =
+    "UPDATE_ARGOCD=1 cargo test --test operator argocd::checked_in_scripts_match_the_template";
+
+/// `template` rendered for `kind`: `{{KIND}}` replaced; `@state ` lines kept for kinds with a
+/// `status.state`, `@plain ` lines for the others; `@@` lines (the template's own notes) dropped.
+fn render(template: &str, kind: &str, has_state: bool) -> String {
+    let mut out = String::new();
+    for line in template.lines() {
+        let line = if let Some(rest) = line.strip_prefix("@state ") {
+            if !has_state {
+                continue;
+            }
+            rest
+        } else if let Some(rest) = line.strip_prefix("@plain ") {
+            if has_state {
+                continue;
+            }
+            rest
+        } else if line.starts_with("@@") {
+            continue;
+        } else {
+            line
+        };
+        out.push_str(&line.replace("{{KIND}}", kind));
+        out.push('\n');
+    }
+    out
+}
+
+/// The README with its PurchasePermission snippet (from the key line to the closing fence)
+/// replaced by `script`.
+fn readme_with_snippet(readme: &str, script: &str) -> String {
+    let start = readme
+        .find(README_KEY)
+        .expect("the README has the snippet's key")
+        + README_KEY.len()
+        + 1;
+    let end = start
+        + readme[start..]
+            .find("```")
+            .expect("the snippet's closing fence");
+    format!("{}{}{}", &readme[..start], indented(script), &readme[end..])
+}
+
+/// Argo CD needs one self-contained script per kind; they are rendered from
+/// deploy/argocd/health.lua.template, one per kind the CRDs define, and must be checked in as
+/// rendered. With `UPDATE_ARGOCD=1` this test writes them (and the README's snippet) instead.
+#[test]
+fn checked_in_scripts_match_the_template() {
+    let dir = Path::new(ARGOCD);
+    let template = std::fs::read_to_string(dir.join("health.lua.template")).expect("template");
+    let update = std::env::var_os("UPDATE_ARGOCD").is_some_and(|v| v == "1");
+    let mut wanted = Vec::new();
+    let mut stale = Vec::new();
+    for crd in csp_operator::api::crds() {
+        let kind = crd.spec.names.kind.clone();
+        let has_state = crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .and_then(|s| s.properties.as_ref()?.get("status")?.properties.as_ref())
+            .is_some_and(|status| status.contains_key("state"));
+        let name = format!("{}.lua", kind.to_lowercase());
+        let rendered = render(&template, &kind, has_state);
+        if update {
+            std::fs::write(dir.join(&name), &rendered).expect("write script");
+            if kind == "PurchasePermission" {
+                let readme = std::fs::read_to_string(dir.join("README.md")).expect("README");
+                std::fs::write(
+                    dir.join("README.md"),
+                    readme_with_snippet(&readme, &rendered),
+                )
+                .expect("write README");
+            }
+        }
+        if std::fs::read_to_string(dir.join(&name)).unwrap_or_default() != rendered {
+            stale.push(name.clone());
+        }
+        wanted.push(name);
+    }
+    assert_eq!(wanted.len(), 4, "one script per kind");
+    let mut extra: Vec<String> = std::fs::read_dir(dir)
+        .expect("deploy/argocd/ exists")
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|n| n.ends_with(".lua") && !wanted.contains(n))
+        .collect();
+    extra.sort();
+    assert!(
+        stale.is_empty() && extra.is_empty(),
+        "deploy/argocd/ differs from health.lua.template (stale: {stale:?}, not generated: \
+         {extra:?}); regenerate with: {REGENERATE}"
     );
 }
