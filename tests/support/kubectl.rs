@@ -107,35 +107,33 @@ pub fn jsonpath<'a>(resource: &str, ns: impl Into<Option<&'a str>>, path: &str) 
     get(resource, ns).with(&["-o", &format!("jsonpath={path}")])
 }
 
+/// `patch cspperm NAME -n NS [extra] --type=merge -p PATCH`.
+fn merge_patch(ns: &str, name: &str, extra: &[&str], patch: &str) -> Args {
+    Args::new(&["patch", "cspperm", name, "-n", ns])
+        .with(extra)
+        .with(&["--type=merge", "-p", patch])
+}
+
 /// Switches PurchasePermission `name` in `ns` on or off:
 /// `patch cspperm NAME -n NS --type=merge -p {"spec":{"enabled":B}}`.
 pub fn patch_enabled(ns: &str, name: &str, enabled: bool) -> Args {
-    Args::new(&[
-        "patch",
-        "cspperm",
-        name,
-        "-n",
+    merge_patch(
         ns,
-        "--type=merge",
-        "-p",
+        name,
+        &[],
         &format!(r#"{{"spec":{{"enabled":{enabled}}}}}"#),
-    ])
+    )
 }
 
 /// Merge-patches the status subresource of PurchasePermission `name` in `ns` with `status`
 /// (a JSON object): `patch cspperm NAME -n NS --subresource=status --type=merge -p {"status":..}`.
 pub fn patch_status(ns: &str, name: &str, status: &str) -> Args {
-    Args::new(&[
-        "patch",
-        "cspperm",
-        name,
-        "-n",
+    merge_patch(
         ns,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
+        name,
+        &["--subresource=status"],
         &format!(r#"{{"status":{status}}}"#),
-    ])
+    )
 }
 
 /// Prints `reason/action/regarding` of every activity-log Event, one a line.
