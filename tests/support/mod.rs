@@ -1,45 +1,59 @@
-//! Test bed: the embedded API server, optionally the real controllers, and the real kubectl.
-#![allow(dead_code)]
+//! The test toolkit every test binary shares: `Env` (an embedded API server, optionally the real
+//! controllers, a kubeconfig for the real kubectl) and the modules below.
+#![allow(dead_code)] // each test binary uses a part of it
+
+pub mod clients;
+pub mod kubectl;
+pub mod paths;
+pub mod poll;
 
 use csp_operator::apiserver::{ApiServer, Config};
 use csp_operator::backend::ClusterBackend;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use csp_operator::controller::{Error, RunOptions};
+use kubectl::{Args, Kubectl};
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::Output;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+
+/// `state/Ready status/Ready reason` of a PurchasePermission, what
+/// [`Env::wait_for_permission`] compares.
+pub const PERMISSION_READY: &str = r#"{.status.state}/{.status.conditions[?(@.type=="Ready")].status}/{.status.conditions[?(@.type=="Ready")].reason}"#;
 
 pub struct Env {
     pub server: ApiServer,
     pub client: kube::Client,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
-    controllers: Option<tokio::task::JoinHandle<Result<(), csp_operator::controller::Error>>>,
+    pub kubectl: Kubectl,
+    controllers: Option<JoinHandle<Result<(), Error>>>,
 }
 
-/// The kubectl binary the tests drive; a missing one fails the test (never skips it).
-pub fn kubectl_path() -> PathBuf {
-    let path = std::env::var_os("KUBECTL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("kubectl"));
-    let ok = Command::new(&path)
-        .args(["version", "--client"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "kubectl is required for these tests (install it, or run .ci/run which does)"
-    );
-    path
+/// The real controllers on `client` with `options`, in a task, until `stop` resolves.
+pub fn spawn_controllers(
+    client: kube::Client,
+    options: RunOptions,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> JoinHandle<Result<(), Error>> {
+    tokio::spawn(csp_operator::controller::run(
+        client,
+        Arc::new(ClusterBackend),
+        options,
+        stop,
+    ))
 }
 
 impl Env {
     /// A fresh server with our CRDs installed.
     pub async fn new() -> Env {
-        let server = ApiServer::start(Config::default())
-            .await
-            .expect("server starts");
-        let client = server.client().expect("client");
+        Env::with_config(Config::default()).await
+    }
+
+    /// A fresh server started with `config`, with our CRDs installed.
+    pub async fn with_config(config: Config) -> Env {
+        let server = ApiServer::start(config).await.expect("server starts");
+        let client = clients::client_for(&server).build();
         csp_operator::up::install_crds(&client)
             .await
             .expect("CRDs install");
@@ -50,6 +64,7 @@ impl Env {
             server,
             client,
             dir,
+            kubectl: Kubectl::new(&kubeconfig),
             kubeconfig,
             controllers: None,
         }
@@ -63,12 +78,11 @@ impl Env {
     }
 
     pub fn start_controllers(&mut self) {
-        self.controllers = Some(tokio::spawn(csp_operator::controller::run(
+        self.controllers = Some(spawn_controllers(
             self.client.clone(),
-            Arc::new(ClusterBackend),
-            csp_operator::controller::RunOptions::default(),
+            RunOptions::default(),
             futures::future::pending(),
-        )));
+        ));
     }
 
     pub fn stop_controllers(&mut self) {
@@ -78,28 +92,21 @@ impl Env {
     }
 
     /// Runs kubectl against this server (blocking in a worker thread).
-    pub async fn kubectl(&self, args: &[&str]) -> Output {
-        let kubectl = kubectl_path();
-        let kubeconfig = self.kubeconfig.clone();
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        tokio::task::spawn_blocking(move || {
-            Command::new(kubectl)
-                .env("KUBECONFIG", kubeconfig)
-                .env_remove("KUBERNETES_SERVICE_HOST")
-                .args(&args)
-                .output()
-                .expect("kubectl runs")
-        })
-        .await
-        .expect("join")
+    pub async fn kubectl<S: AsRef<str>>(&self, args: &[S]) -> Output {
+        let kubectl = self.kubectl.clone();
+        let args = Args::new(args);
+        tokio::task::spawn_blocking(move || kubectl.output(&args))
+            .await
+            .expect("join")
     }
 
     /// kubectl that must succeed; returns stdout.
-    pub async fn ok(&self, args: &[&str]) -> String {
+    pub async fn ok<S: AsRef<str>>(&self, args: &[S]) -> String {
         let out = self.kubectl(args).await;
         assert!(
             out.status.success(),
-            "kubectl {args:?} failed:\nstdout: {}\nstderr: {}",
+            "kubectl {:?} failed:\nstdout: {}\nstderr: {}",
+            Args::new(args),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
@@ -107,14 +114,74 @@ impl Env {
     }
 
     /// kubectl that must fail; returns stderr.
-    pub async fn fails(&self, args: &[&str]) -> String {
+    pub async fn fails<S: AsRef<str>>(&self, args: &[S]) -> String {
         let out = self.kubectl(args).await;
         assert!(
             !out.status.success(),
-            "kubectl {args:?} should have failed:\nstdout: {}",
+            "kubectl {:?} should have failed:\nstdout: {}",
+            Args::new(args),
             String::from_utf8_lossy(&out.stdout)
         );
         String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// `kubectl get resource [-n ns] -o jsonpath=path`, which must succeed.
+    pub async fn jsonpath<'a>(
+        &self,
+        resource: &str,
+        ns: impl Into<Option<&'a str>>,
+        path: &str,
+    ) -> String {
+        self.ok(&kubectl::jsonpath(resource, ns, path)).await
+    }
+
+    /// `kubectl get resource -n ns -o json`, parsed.
+    pub async fn get_json(&self, resource: &str, ns: &str) -> serde_json::Value {
+        let out = self
+            .ok(&kubectl::get(resource, ns).with(&["-o", "json"]))
+            .await;
+        serde_json::from_str(&out).expect("kubectl prints JSON")
+    }
+
+    /// `reason/action/regarding` of every activity-log Event in `ns`.
+    pub async fn activity_log(&self, ns: &str) -> Vec<String> {
+        let out = self.ok(&kubectl::activity_log(ns)).await;
+        out.lines().map(String::from).collect()
+    }
+
+    /// Waits until the activity log of `ns` has the line `entry` (`reason/action/regarding`).
+    pub async fn wait_for_event(&self, ns: &str, entry: &str) {
+        poll::eventually(&format!("activity-log entry {entry} in {ns}"), || async {
+            let log = self.activity_log(ns).await;
+            if log.iter().any(|l| l == entry) {
+                Ok(())
+            } else {
+                Err(format!("{log:?}"))
+            }
+        })
+        .await
+    }
+
+    /// Waits until `jsonpath` of an object prints `want`.
+    pub async fn wait_for(&self, resource: &str, ns: &str, jsonpath: &str, want: &str) {
+        let args = kubectl::jsonpath(resource, ns, jsonpath);
+        poll::eventually(&format!("{resource} {jsonpath} = {want:?}"), || async {
+            let out = self.kubectl(&args).await;
+            let seen = String::from_utf8_lossy(&out.stdout).into_owned();
+            if out.status.success() && seen == want {
+                Ok(())
+            } else {
+                Err(format!("{seen:?}"))
+            }
+        })
+        .await
+    }
+
+    /// Waits until PurchasePermission `name` in `ns` shows `want` as [`PERMISSION_READY`]
+    /// (`state/status/reason`, e.g. `Enabled/True/PermissionEnabled`).
+    pub async fn wait_for_permission(&self, ns: &str, name: &str, want: &str) {
+        self.wait_for(&format!("cspperm/{name}"), ns, PERMISSION_READY, want)
+            .await
     }
 
     /// Writes a manifest into the temp dir and returns its path.
@@ -123,30 +190,6 @@ impl Env {
         std::fs::write(&p, yaml).expect("write manifest");
         p.to_string_lossy().into_owned()
     }
-
-    /// Polls `jsonpath` of an object until it equals `want` (or panics after 20 s).
-    pub async fn wait_for(&self, resource: &str, ns: &str, jsonpath: &str, want: &str) {
-        let start = Instant::now();
-        let mut last = String::new();
-        while start.elapsed() < Duration::from_secs(20) {
-            let out = self
-                .kubectl(&[
-                    "get",
-                    resource,
-                    "-n",
-                    ns,
-                    "-o",
-                    &format!("jsonpath={jsonpath}"),
-                ])
-                .await;
-            last = String::from_utf8_lossy(&out.stdout).into_owned();
-            if out.status.success() && last == want {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{resource} {jsonpath}: wanted {want:?}, last saw {last:?}");
-    }
 }
 
 impl Drop for Env {
@@ -154,18 +197,4 @@ impl Drop for Env {
         self.stop_controllers();
         self.server.shutdown();
     }
-}
-
-pub fn examples_dir() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .to_string_lossy()
-        .into_owned()
-}
-
-pub fn crds_dir() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("crds")
-        .to_string_lossy()
-        .into_owned()
 }

@@ -1,10 +1,8 @@
 //! RBAC in the embedded server: partner agent roles, enforced for impersonated requests
 //! (`kubectl --as`/`--as-group`) exactly as a real cluster would, with the real messages.
 
-mod support;
-
-use std::path::Path;
-use support::Env;
+use crate::support::Env;
+use crate::support::kubectl::{self, patch_enabled, patch_status};
 
 const NAMESPACES: &str = "apiVersion: v1
 kind: Namespace
@@ -91,8 +89,6 @@ async fn agents(env: &Env) {
     env.ok(&["apply", "-f", &f]).await;
 }
 
-const ENABLE: &str = r#"{"spec":{"enabled":true}}"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sales_agent_reads_but_cannot_write() {
     let env = Env::new().await;
@@ -119,18 +115,7 @@ async fn sales_agent_reads_but_cannot_write() {
         .await;
 
     let err = env
-        .fails(&[
-            "patch",
-            "cspperm",
-            "contoso",
-            "-n",
-            "partner-a",
-            "--type=merge",
-            "-p",
-            ENABLE,
-            "--as",
-            "sales1",
-        ])
+        .fails(&patch_enabled("partner-a", "contoso", true).run_as("sales1"))
         .await;
     assert!(
         err.contains(
@@ -141,19 +126,7 @@ async fn sales_agent_reads_but_cannot_write() {
     // Status subresource, named "purchasepermissions/status" (kubectl reads it before patching;
     // the read rule on purchasepermissions does not cover it, as on a real cluster).
     let err = env
-        .fails(&[
-            "patch",
-            "cspperm",
-            "contoso",
-            "-n",
-            "partner-a",
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            r#"{"status":{}}"#,
-            "--as",
-            "sales1",
-        ])
+        .fails(&patch_status("partner-a", "contoso", r#"{}"#).run_as("sales1"))
         .await;
     assert!(
         err.contains(r#"User "sales1" cannot get resource "purchasepermissions/status" in API group "csp.operator.dev" in the namespace "partner-a""#),
@@ -174,28 +147,10 @@ async fn sales_agent_reads_but_cannot_write() {
     );
     // Nothing changed; the admin (no impersonation) still does anything.
     let enabled = env
-        .ok(&[
-            "get",
-            "cspperm",
-            "contoso",
-            "-n",
-            "partner-a",
-            "-o",
-            "jsonpath={.spec.enabled}",
-        ])
+        .jsonpath("cspperm/contoso", "partner-a", "{.spec.enabled}")
         .await;
     assert_eq!(enabled, "false");
-    env.ok(&[
-        "patch",
-        "cspperm",
-        "contoso",
-        "-n",
-        "partner-b",
-        "--type=merge",
-        "-p",
-        ENABLE,
-    ])
-    .await;
+    env.ok(&patch_enabled("partner-b", "contoso", true)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,59 +210,16 @@ async fn helpdesk_group_admin_agent_and_unbound_user() {
     .await;
 
     // The admin agent switches the permission on, and back off, in its namespace only.
-    env.ok(&[
-        "patch",
-        "cspperm",
-        "contoso",
-        "-n",
-        "partner-a",
-        "--type=merge",
-        "-p",
-        ENABLE,
-        "--as",
-        "admin1",
-    ])
-    .await;
+    env.ok(&patch_enabled("partner-a", "contoso", true).run_as("admin1"))
+        .await;
     let enabled = env
-        .ok(&[
-            "get",
-            "cspperm",
-            "contoso",
-            "-n",
-            "partner-a",
-            "-o",
-            "jsonpath={.spec.enabled}",
-            "--as",
-            "admin1",
-        ])
+        .ok(&kubectl::jsonpath("cspperm/contoso", "partner-a", "{.spec.enabled}").run_as("admin1"))
         .await;
     assert_eq!(enabled, "true");
-    env.ok(&[
-        "patch",
-        "cspperm",
-        "contoso",
-        "-n",
-        "partner-a",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"enabled":false}}"#,
-        "--as",
-        "admin1",
-    ])
-    .await;
-    env.fails(&[
-        "patch",
-        "cspperm",
-        "contoso",
-        "-n",
-        "partner-b",
-        "--type=merge",
-        "-p",
-        ENABLE,
-        "--as",
-        "admin1",
-    ])
-    .await;
+    env.ok(&patch_enabled("partner-a", "contoso", false).run_as("admin1"))
+        .await;
+    env.fails(&patch_enabled("partner-b", "contoso", true).run_as("admin1"))
+        .await;
     // Create and delete too (apply: get, then create).
     let f = env.manifest("p2.yaml", &permission("partner-a", "fabrikam"));
     env.ok(&["apply", "-f", &f, "--as", "admin1"]).await;
@@ -428,33 +340,12 @@ subjects: [{kind: User, name: statusbot}]
 ";
     let f = env.manifest("status.yaml", status);
     env.ok(&["apply", "-f", &f]).await;
-    env.ok(&[
-        "patch",
-        "cspperm",
-        "contoso",
-        "-n",
-        "partner-a",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        r#"{"status":{"observedGeneration":1}}"#,
-        "--as",
-        "statusbot",
-    ])
+    env.ok(
+        &patch_status("partner-a", "contoso", r#"{"observedGeneration":1}"#).run_as("statusbot"),
+    )
     .await;
     let err = env
-        .fails(&[
-            "patch",
-            "cspperm",
-            "contoso",
-            "-n",
-            "partner-a",
-            "--type=merge",
-            "-p",
-            ENABLE,
-            "--as",
-            "statusbot",
-        ])
+        .fails(&patch_enabled("partner-a", "contoso", true).run_as("statusbot"))
         .await;
     assert!(
         err.contains(r#"User "statusbot" cannot get resource "purchasepermissions" in API group"#),
@@ -464,138 +355,4 @@ subjects: [{kind: User, name: statusbot}]
     // Discovery and version stay open to everyone.
     env.ok(&["api-resources", "--as", "mallory"]).await;
     env.ok(&["version", "--as", "mallory"]).await;
-}
-
-/// The project's real roles from `deploy/` (`kubectl apply -k deploy/`) and the example
-/// RoleBindings of deploy/examples: partner-a's groups get exactly the article's rights.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deploy_agent_roles_enforced() {
-    let env = Env::new().await;
-    partners(&env).await;
-    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
-    env.ok(&["apply", "-k", &deploy.to_string_lossy()]).await;
-    let bindings = deploy.join("examples/agent-rolebindings.yaml");
-    env.ok(&["apply", "-f", &bindings.to_string_lossy()]).await;
-
-    let as_group = |group: &'static str| ["--as", "agent", "--as-group", group];
-    let get = ["get", "cspperm", "contoso", "-n", "partner-a"];
-    let patch = [
-        "patch",
-        "cspperm",
-        "contoso",
-        "-n",
-        "partner-a",
-        "--type=merge",
-        "-p",
-        ENABLE,
-    ];
-    for group in [
-        "partner-a:sales-agents",
-        "partner-a:helpdesk-agents",
-        "partner-a:admin-agents",
-    ] {
-        // Every agent reads the activity log of its namespace, and only there.
-        env.ok(&[&["get", "events", "-n", "partner-a"][..], &as_group(group)].concat())
-            .await;
-        env.ok(&[
-            &["get", "events.events.k8s.io", "-n", "partner-a"][..],
-            &as_group(group),
-        ]
-        .concat())
-            .await;
-        env.fails(&[&["get", "events", "-n", "partner-b"][..], &as_group(group)].concat())
-            .await;
-    }
-    for group in ["partner-a:sales-agents", "partner-a:helpdesk-agents"] {
-        env.ok(&[&get[..], &as_group(group)].concat()).await;
-        // The real roles also read status.
-        env.ok(&[&get[..], &["--subresource=status"], &as_group(group)].concat())
-            .await;
-        let err = env.fails(&[&patch[..], &as_group(group)].concat()).await;
-        assert!(
-            err.contains(r#"User "agent" cannot patch resource "purchasepermissions" in API group "csp.operator.dev" in the namespace "partner-a""#),
-            "{err}"
-        );
-        let err = env
-            .fails(
-                &[
-                    &["delete", "cspperm", "contoso", "-n", "partner-a"][..],
-                    &as_group(group),
-                ]
-                .concat(),
-            )
-            .await;
-        assert!(err.contains("cannot delete resource"), "{err}");
-        env.fails(&[&["get", "cspperm", "-n", "partner-b"][..], &as_group(group)].concat())
-            .await;
-    }
-    // The helpdesk's named user.
-    env.ok(&[
-        "get",
-        "cspcust",
-        "-n",
-        "partner-a",
-        "--as",
-        "carol@partner-a.example",
-    ])
-    .await;
-
-    // The admin agents switch the permission on; not in partner-b.
-    let admin = as_group("partner-a:admin-agents");
-    env.ok(&[&patch[..], &admin].concat()).await;
-    let enabled = env
-        .ok(&[
-            "get",
-            "cspperm",
-            "contoso",
-            "-n",
-            "partner-a",
-            "-o",
-            "jsonpath={.spec.enabled}",
-        ])
-        .await;
-    assert_eq!(enabled, "true");
-    env.fails(&[&["get", "cspperm", "-n", "partner-b"][..], &admin].concat())
-        .await;
-    // Status stays the operator's.
-    let err = env
-        .fails(
-            &[
-                &[
-                    "patch",
-                    "cspperm",
-                    "contoso",
-                    "-n",
-                    "partner-a",
-                    "--subresource=status",
-                    "--type=merge",
-                    "-p",
-                    r#"{"status":{}}"#,
-                ][..],
-                &admin,
-            ]
-            .concat(),
-        )
-        .await;
-    assert!(
-        err.contains(r#"resource "purchasepermissions/status""#),
-        "{err}"
-    );
-
-    // The operator's service account: lists across namespaces, changes no spec but the switch.
-    let sa = [
-        "--as",
-        "system:serviceaccount:csp-operator-system:csp-operator",
-    ];
-    env.ok(&[&["get", "cspperm", "-A"][..], &sa].concat()).await;
-    let err = env
-        .fails(
-            &[
-                &["delete", "cspperm", "contoso", "-n", "partner-a"][..],
-                &sa,
-            ]
-            .concat(),
-        )
-        .await;
-    assert!(err.contains("cannot delete resource"), "{err}");
 }

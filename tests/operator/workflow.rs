@@ -1,49 +1,20 @@
 //! The article's workflow end to end: the real operator against the embedded API server,
 //! driven with the real kubectl as a partner would.
 
-mod support;
-
+use crate::support::clients::{free_port, http_get};
+use crate::support::kubectl::patch_enabled;
+use crate::support::paths::EXAMPLES;
+use crate::support::poll::Poll;
+use crate::support::{Env, spawn_controllers};
+use std::cell::Cell;
 use std::time::Duration;
-use support::{Env, examples_dir};
 
 const NS: &str = "partner-a";
-
-/// `reason/action/regarding` of every activity-log Event in the namespace.
-async fn activity_log(env: &Env) -> Vec<String> {
-    let out = env
-        .ok(&[
-            "get",
-            "events.events.k8s.io",
-            "-n",
-            NS,
-            "-o",
-            r#"jsonpath={range .items[*]}{.reason}/{.action}/{.regarding.name}{"\n"}{end}"#,
-        ])
-        .await;
-    out.lines().map(String::from).collect()
-}
-
-async fn wait_for_event(env: &Env, entry: &str) {
-    for _ in 0..200 {
-        if activity_log(env).await.iter().any(|l| l == entry) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "no activity-log entry {entry}; have {:?}",
-        activity_log(env).await
-    );
-}
-
-fn ready_reason() -> &'static str {
-    r#"{.status.state}/{.status.conditions[?(@.type=="Ready")].status}/{.status.conditions[?(@.type=="Ready")].reason}"#
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn examples_walkthrough_and_fixing_each_blocked_customer() {
     let env = Env::with_controllers().await;
-    let applied = env.ok(&["apply", "-f", &examples_dir()]).await;
+    let applied = env.ok(&["apply", "-f", EXAMPLES]).await;
     assert!(
         applied.contains("purchasepermission.csp.operator.dev/contoso created"),
         "{applied}"
@@ -58,34 +29,14 @@ async fn examples_walkthrough_and_fixing_each_blocked_customer() {
         "--timeout=20s",
     ])
     .await;
-    env.wait_for(
-        "cspperm/contoso",
-        NS,
-        ready_reason(),
-        "Enabled/True/PermissionEnabled",
-    )
-    .await;
-    env.wait_for(
-        "cspperm/adatum",
-        NS,
-        ready_reason(),
-        "Blocked/False/NoEligibleSubscription",
-    )
-    .await;
-    env.wait_for(
-        "cspperm/fabrikam",
-        NS,
-        ready_reason(),
-        "Blocked/False/NoEligibleSubscription",
-    )
-    .await;
-    env.wait_for(
-        "cspperm/northwind",
-        NS,
-        ready_reason(),
-        "Blocked/False/OwnerRoleMissing",
-    )
-    .await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
+    env.wait_for_permission(NS, "adatum", "Blocked/False/NoEligibleSubscription")
+        .await;
+    env.wait_for_permission(NS, "fabrikam", "Blocked/False/NoEligibleSubscription")
+        .await;
+    env.wait_for_permission(NS, "northwind", "Blocked/False/OwnerRoleMissing")
+        .await;
     env.wait_for(
         "cspperm/contoso",
         NS,
@@ -132,13 +83,15 @@ async fn examples_walkthrough_and_fixing_each_blocked_customer() {
     .await;
 
     // The activity log.
-    wait_for_event(
-        &env,
+    env.wait_for_event(
+        NS,
         "PermissionEnabled/CreateCustomerPurchasePermissions/contoso",
     )
     .await;
-    wait_for_event(&env, "NoEligibleSubscription/CheckPrerequisites/adatum").await;
-    wait_for_event(&env, "OwnerRoleMissing/CheckPrerequisites/northwind").await;
+    env.wait_for_event(NS, "NoEligibleSubscription/CheckPrerequisites/adatum")
+        .await;
+    env.wait_for_event(NS, "OwnerRoleMissing/CheckPrerequisites/northwind")
+        .await;
     let describe = env.ok(&["describe", "cspperm", "contoso", "-n", NS]).await;
     assert!(
         describe.contains("PermissionEnabled") && describe.contains("not notified"),
@@ -164,15 +117,10 @@ async fn examples_walkthrough_and_fixing_each_blocked_customer() {
         "apiVersion: csp.operator.dev/v1alpha1\nkind: RoleAssignment\nmetadata: {name: northwind-plan-carol-owner, namespace: partner-a}\nspec:\n  subscriptionRef: {name: northwind-plan}\n  principal: {id: 3c4d5e6f-0000-4000-8000-0000000000aa}\n  role: Owner\n",
     );
     env.ok(&["apply", "-f", &owner]).await;
-    env.wait_for(
-        "cspperm/northwind",
+    env.wait_for_permission(NS, "northwind", "Enabled/True/PermissionEnabled")
+        .await;
+    env.wait_for_event(
         NS,
-        ready_reason(),
-        "Enabled/True/PermissionEnabled",
-    )
-    .await;
-    wait_for_event(
-        &env,
         "PermissionEnabled/CreateCustomerPurchasePermissions/northwind",
     )
     .await;
@@ -189,58 +137,32 @@ async fn examples_walkthrough_and_fixing_each_blocked_customer() {
         r#"{"spec":{"billingType":"Usage"}}"#,
     ])
     .await;
-    env.wait_for(
-        "cspperm/fabrikam",
-        NS,
-        ready_reason(),
-        "Blocked/False/OwnerRoleMissing",
-    )
-    .await;
+    env.wait_for_permission(NS, "fabrikam", "Blocked/False/OwnerRoleMissing")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_owner_keeps_grant_then_disabling_withdraws_it() {
     let env = Env::with_controllers().await;
-    env.ok(&["apply", "-f", &examples_dir()]).await;
-    env.wait_for(
-        "cspperm/contoso",
-        NS,
-        ready_reason(),
-        "Enabled/True/PermissionEnabled",
-    )
-    .await;
+    env.ok(&["apply", "-f", EXAMPLES]).await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
     let since = env
-        .ok(&[
-            "get",
-            "cspperm",
-            "contoso",
-            "-n",
-            NS,
-            "-o",
-            "jsonpath={.status.enabledSince}",
-        ])
+        .jsonpath("cspperm/contoso", NS, "{.status.enabledSince}")
         .await;
 
     env.ok(&["delete", "azrole", "contoso-plan-alice-owner", "-n", NS])
         .await;
-    env.wait_for(
-        "cspperm/contoso",
-        NS,
-        ready_reason(),
-        "Enabled/False/OwnerRoleMissing",
-    )
-    .await;
-    wait_for_event(&env, "OwnerRoleMissing/CheckPrerequisites/contoso").await;
+    env.wait_for_permission(NS, "contoso", "Enabled/False/OwnerRoleMissing")
+        .await;
+    env.wait_for_event(NS, "OwnerRoleMissing/CheckPrerequisites/contoso")
+        .await;
     let msg = env
-        .ok(&[
-            "get",
-            "cspperm",
-            "contoso",
-            "-n",
+        .jsonpath(
+            "cspperm/contoso",
             NS,
-            "-o",
-            r#"jsonpath={.status.conditions[?(@.type=="Ready")].message}"#,
-        ])
+            r#"{.status.conditions[?(@.type=="Ready")].message}"#,
+        )
         .await;
     assert!(msg.contains("Azure portal"), "{msg}");
     env.wait_for("cspperm/contoso", NS, "{.status.enabledSince}", &since)
@@ -261,28 +183,13 @@ async fn lost_owner_keeps_grant_then_disabling_withdraws_it() {
     )
     .await;
 
-    env.ok(&[
-        "patch",
-        "cspperm",
-        "contoso",
-        "-n",
-        NS,
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"enabled":false}}"#,
-    ])
-    .await;
-    env.wait_for(
-        "cspperm/contoso",
-        NS,
-        ready_reason(),
-        "Disabled/True/PermissionDisabled",
-    )
-    .await;
+    env.ok(&patch_enabled(NS, "contoso", false)).await;
+    env.wait_for_permission(NS, "contoso", "Disabled/True/PermissionDisabled")
+        .await;
     env.wait_for("cspperm/contoso", NS, "{.status.observedGeneration}", "2")
         .await;
-    wait_for_event(
-        &env,
+    env.wait_for_event(
+        NS,
         "PermissionDisabled/DeleteCustomerPurchasePermissions/contoso",
     )
     .await;
@@ -336,13 +243,8 @@ spec: {customerRef: {name: c1}}
     let f = env.manifest("c1.yaml", yaml);
     env.ok(&["apply", "-f", &f]).await;
     // Off by default, with readiness shown first.
-    env.wait_for(
-        "cspperm/c1",
-        NS,
-        ready_reason(),
-        "Disabled/True/PermissionDisabled",
-    )
-    .await;
+    env.wait_for_permission(NS, "c1", "Disabled/True/PermissionDisabled")
+        .await;
     env.wait_for(
         "cspperm/c1",
         NS,
@@ -365,24 +267,9 @@ spec: {customerRef: {name: c1}}
     )
     .await;
 
-    env.ok(&[
-        "patch",
-        "cspperm",
-        "c1",
-        "-n",
-        NS,
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"enabled":true}}"#,
-    ])
-    .await;
-    env.wait_for(
-        "cspperm/c1",
-        NS,
-        ready_reason(),
-        "Blocked/False/NoEligibleSubscription",
-    )
-    .await;
+    env.ok(&patch_enabled(NS, "c1", true)).await;
+    env.wait_for_permission(NS, "c1", "Blocked/False/NoEligibleSubscription")
+        .await;
 
     // An Azure Global subscription with an Owner counts.
     let global = env.manifest(
@@ -390,13 +277,8 @@ spec: {customerRef: {name: c1}}
         "apiVersion: csp.operator.dev/v1alpha1\nkind: AzureSubscription\nmetadata: {name: c1-global, namespace: partner-a}\nspec: {customerRef: {name: c1}, subscriptionId: 00000000-0000-4000-8000-0000000000a3, offer: AzureGlobal}\n---\napiVersion: csp.operator.dev/v1alpha1\nkind: RoleAssignment\nmetadata: {name: c1-global-owner, namespace: partner-a}\nspec: {subscriptionRef: {name: c1-global}, principal: {id: 00000000-0000-4000-8000-0000000000b1}, role: Owner}\n",
     );
     env.ok(&["apply", "-f", &global]).await;
-    env.wait_for(
-        "cspperm/c1",
-        NS,
-        ready_reason(),
-        "Enabled/True/PermissionEnabled",
-    )
-    .await;
+    env.wait_for_permission(NS, "c1", "Enabled/True/PermissionEnabled")
+        .await;
     env.wait_for(
         "cspperm/c1",
         NS,
@@ -409,27 +291,17 @@ spec: {customerRef: {name: c1}}
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicates_unknown_customer_and_deletion() {
     let env = Env::with_controllers().await;
-    env.ok(&["apply", "-f", &examples_dir()]).await;
-    env.wait_for(
-        "cspperm/contoso",
-        NS,
-        ready_reason(),
-        "Enabled/True/PermissionEnabled",
-    )
-    .await;
+    env.ok(&["apply", "-f", EXAMPLES]).await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
 
     let dup = env.manifest(
         "dup.yaml",
         "apiVersion: csp.operator.dev/v1alpha1\nkind: PurchasePermission\nmetadata: {name: contoso-again, namespace: partner-a}\nspec: {customerRef: {name: contoso}, enabled: true}\n---\napiVersion: csp.operator.dev/v1alpha1\nkind: Customer\nmetadata: {name: contoso-copy, namespace: partner-a}\nspec: {tenantId: 1a2b3c4d-0000-4000-8000-000000000004, companyName: Contoso again}\n---\napiVersion: csp.operator.dev/v1alpha1\nkind: AzureSubscription\nmetadata: {name: contoso-plan-copy, namespace: partner-a}\nspec: {customerRef: {name: contoso}, subscriptionId: 2b3c4d5e-0000-4000-8000-000000000004, offer: AzurePlan}\n---\napiVersion: csp.operator.dev/v1alpha1\nkind: PurchasePermission\nmetadata: {name: nobody, namespace: partner-a}\nspec: {customerRef: {name: nobody}, enabled: true}\n---\napiVersion: csp.operator.dev/v1alpha1\nkind: RoleAssignment\nmetadata: {name: dangling, namespace: partner-a}\nspec: {subscriptionRef: {name: missing}, principal: {id: 00000000-0000-4000-8000-0000000000b1}, role: Owner}\n",
     );
     env.ok(&["apply", "-f", &dup]).await;
-    env.wait_for(
-        "cspperm/contoso-again",
-        NS,
-        ready_reason(),
-        "Blocked/False/DuplicatePermission",
-    )
-    .await;
+    env.wait_for_permission(NS, "contoso-again", "Blocked/False/DuplicatePermission")
+        .await;
     env.wait_for(
         "cspcust/contoso-copy",
         NS,
@@ -444,13 +316,8 @@ async fn duplicates_unknown_customer_and_deletion() {
         "DuplicateSubscription",
     )
     .await;
-    env.wait_for(
-        "cspperm/nobody",
-        NS,
-        ready_reason(),
-        "Blocked/False/CustomerNotFound",
-    )
-    .await;
+    env.wait_for_permission(NS, "nobody", "Blocked/False/CustomerNotFound")
+        .await;
     env.wait_for(
         "azrole/dangling",
         NS,
@@ -459,13 +326,8 @@ async fn duplicates_unknown_customer_and_deletion() {
     )
     .await;
     // The oldest keeps winning.
-    env.wait_for(
-        "cspperm/contoso",
-        NS,
-        ready_reason(),
-        "Enabled/True/PermissionEnabled",
-    )
-    .await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
 
     // Deleting an enabled permission turns it off first, then lets it go.
     env.ok(&["delete", "cspperm", "contoso", "-n", NS, "--wait=false"])
@@ -479,24 +341,19 @@ async fn duplicates_unknown_customer_and_deletion() {
         "--timeout=20s",
     ])
     .await;
-    wait_for_event(
-        &env,
+    env.wait_for_event(
+        NS,
         "PermissionDisabled/DeleteCustomerPurchasePermissions/contoso",
     )
     .await;
     // The duplicate is now the only one: it takes over.
-    env.wait_for(
-        "cspperm/contoso-again",
-        NS,
-        ready_reason(),
-        "Enabled/True/PermissionEnabled",
-    )
-    .await;
+    env.wait_for_permission(NS, "contoso-again", "Enabled/True/PermissionEnabled")
+        .await;
     // A blocked one goes at once, with no withdrawal logged.
     env.ok(&["delete", "cspperm", "adatum", "-n", NS, "--timeout=20s"])
         .await;
     assert!(
-        !activity_log(&env)
+        !env.activity_log(NS)
             .await
             .iter()
             .any(|l| l == "PermissionDisabled/DeleteCustomerPurchasePermissions/adatum")
@@ -506,31 +363,30 @@ async fn duplicates_unknown_customer_and_deletion() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settled_objects_cause_no_writes_even_after_restart() {
     let mut env = Env::with_controllers().await;
-    env.ok(&["apply", "-f", &examples_dir()]).await;
-    env.wait_for(
-        "cspperm/contoso",
-        NS,
-        ready_reason(),
-        "Enabled/True/PermissionEnabled",
-    )
-    .await;
-    env.wait_for(
-        "cspperm/northwind",
-        NS,
-        ready_reason(),
-        "Blocked/False/OwnerRoleMissing",
-    )
-    .await;
-    // Let everything settle.
-    let mut last = env.server.stats().writes;
-    loop {
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        let now = env.server.stats().writes;
-        if now == last {
-            break;
-        }
-        last = now;
-    }
+    env.ok(&["apply", "-f", EXAMPLES]).await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
+    env.wait_for_permission(NS, "northwind", "Blocked/False/OwnerRoleMissing")
+        .await;
+    // Let everything settle: the same write count at two looks 1.5 s apart.
+    let previous = Cell::new(None);
+    let settle = Poll {
+        timeout: Duration::from_secs(60),
+        every: Duration::from_millis(1500),
+    };
+    let last = settle
+        .eventually("the writes to stop", || {
+            let now = env.server.stats().writes;
+            let settled = previous.replace(Some(now)) == Some(now);
+            async move {
+                if settled {
+                    Ok(now)
+                } else {
+                    Err(format!("{now} writes, still changing"))
+                }
+            }
+        })
+        .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(env.server.stats().writes, last, "writes after settling");
 
@@ -543,29 +399,13 @@ async fn settled_objects_cause_no_writes_even_after_restart() {
         "a restarted operator over settled objects writes nothing: {stats:?}"
     );
     // ... but still reacts.
-    env.ok(&[
-        "patch",
-        "cspperm",
-        "northwind",
-        "-n",
-        NS,
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"enabled":false}}"#,
-    ])
-    .await;
-    env.wait_for(
-        "cspperm/northwind",
-        NS,
-        ready_reason(),
-        "Disabled/True/PermissionDisabled",
-    )
-    .await;
+    env.ok(&patch_enabled(NS, "northwind", false)).await;
+    env.wait_for_permission(NS, "northwind", "Disabled/True/PermissionDisabled")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_one_leader_and_handover() {
-    use csp_operator::backend::ClusterBackend;
     use csp_operator::controller::{LeaderElection, Metrics, RunOptions, metrics::Kind};
     use std::sync::Arc;
 
@@ -581,14 +421,13 @@ async fn two_replicas_one_leader_and_handover() {
     };
     let (ma, mb) = (Arc::new(Metrics::default()), Arc::new(Metrics::default()));
     let (stop_a, stopped_a) = tokio::sync::oneshot::channel::<()>();
-    let a = tokio::spawn(csp_operator::controller::run(
+    let a = spawn_controllers(
         env.client.clone(),
-        Arc::new(ClusterBackend),
         replica("replica-a", ma.clone()),
         async move {
             let _ = stopped_a.await;
         },
-    ));
+    );
     env.wait_for(
         "lease/csp-operator-leader",
         "default",
@@ -596,26 +435,18 @@ async fn two_replicas_one_leader_and_handover() {
         "replica-a",
     )
     .await;
-    let b_addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port");
-    let b = tokio::spawn(csp_operator::controller::run(
+    let b_addr = free_port();
+    let b = spawn_controllers(
         env.client.clone(),
-        Arc::new(ClusterBackend),
         RunOptions {
             metrics_addr: Some(b_addr),
             ..replica("replica-b", mb.clone())
         },
         futures::future::pending(),
-    ));
-    env.ok(&["apply", "-f", &examples_dir()]).await;
-    env.wait_for(
-        "cspperm/contoso",
-        NS,
-        ready_reason(),
-        "Enabled/True/PermissionEnabled",
-    )
-    .await;
+    );
+    env.ok(&["apply", "-f", EXAMPLES]).await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
     assert!(
         ma.reconcile_count(Kind::purchasepermission) > 0,
         "the leader reconciles: {}\n{}",
@@ -629,9 +460,7 @@ async fn two_replicas_one_leader_and_handover() {
     );
     assert_eq!(mb.leader.get(), 0);
     // The standby is ready (its caches are warm) and queues no work while it waits.
-    let (ready, _) = tokio::task::spawn_blocking(move || http_get(b_addr, "/readyz"))
-        .await
-        .expect("join");
+    let (ready, _) = http_get(b_addr, "/readyz").await;
     assert_eq!(ready, 200, "a standby with synced caches is ready");
     for kind in [Kind::customer, Kind::purchasepermission] {
         let pending = mb
@@ -651,24 +480,9 @@ async fn two_replicas_one_leader_and_handover() {
         "replica-b",
     )
     .await;
-    env.ok(&[
-        "patch",
-        "cspperm",
-        "northwind",
-        "-n",
-        NS,
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"enabled":false}}"#,
-    ])
-    .await;
-    env.wait_for(
-        "cspperm/northwind",
-        NS,
-        ready_reason(),
-        "Disabled/True/PermissionDisabled",
-    )
-    .await;
+    env.ok(&patch_enabled(NS, "northwind", false)).await;
+    env.wait_for_permission(NS, "northwind", "Disabled/True/PermissionDisabled")
+        .await;
     assert!(
         mb.reconcile_count(Kind::purchasepermission) > 0,
         "the new leader reconciles"
@@ -676,63 +490,28 @@ async fn two_replicas_one_leader_and_handover() {
     b.abort();
 }
 
-fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
-        return (0, String::new());
-    };
-    let _ = write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    );
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let code = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, out)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_health_endpoints() {
-    use csp_operator::backend::ClusterBackend;
     use csp_operator::controller::RunOptions;
-    use std::sync::Arc;
 
     let env = Env::new().await;
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port");
-    let run = tokio::spawn(csp_operator::controller::run(
+    let addr = free_port();
+    let run = spawn_controllers(
         env.client.clone(),
-        Arc::new(ClusterBackend),
         RunOptions {
             metrics_addr: Some(addr),
             ..Default::default()
         },
         futures::future::pending(),
-    ));
-    env.ok(&["apply", "-f", &examples_dir()]).await;
-    env.wait_for(
-        "cspperm/contoso",
-        NS,
-        ready_reason(),
-        "Enabled/True/PermissionEnabled",
-    )
-    .await;
-    let (health, _) = tokio::task::spawn_blocking(move || http_get(addr, "/healthz"))
-        .await
-        .expect("join");
+    );
+    env.ok(&["apply", "-f", EXAMPLES]).await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
+    let (health, _) = http_get(addr, "/healthz").await;
     assert_eq!(health, 200);
-    let (ready, _) = tokio::task::spawn_blocking(move || http_get(addr, "/readyz"))
-        .await
-        .expect("join");
+    let (ready, _) = http_get(addr, "/readyz").await;
     assert_eq!(ready, 200, "ready once the caches synced");
-    let (code, body) = tokio::task::spawn_blocking(move || http_get(addr, "/metrics"))
-        .await
-        .expect("join");
+    let (code, body) = http_get(addr, "/metrics").await;
     assert_eq!(code, 200);
     for needle in [
         r#"csp_operator_purchase_permissions{state="Enabled"} 1"#,
@@ -755,15 +534,11 @@ async fn api_failures_are_retried_and_shown_as_a_warning_once() {
     // The API server fails the next status writes of permissions (500 is not retried by the client).
     env.server
         .fail_next("patch", "purchasepermissions", 3, 500, None);
-    env.ok(&["apply", "-f", &examples_dir()]).await;
-    env.wait_for(
-        "cspperm/contoso",
-        NS,
-        ready_reason(),
-        "Enabled/True/PermissionEnabled",
-    )
-    .await;
-    let failures: Vec<String> = activity_log(&env)
+    env.ok(&["apply", "-f", EXAMPLES]).await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
+    let failures: Vec<String> = env
+        .activity_log(NS)
         .await
         .into_iter()
         .filter(|l| {
@@ -774,7 +549,7 @@ async fn api_failures_are_retried_and_shown_as_a_warning_once() {
     assert!(
         !failures.is_empty(),
         "the failure is visible on the object: {:?}",
-        activity_log(&env).await
+        env.activity_log(NS).await
     );
     // One Warning per object and run of failures, not one per retry.
     let mut objects: Vec<&str> = failures

@@ -1,9 +1,9 @@
 //! The real kubectl against the embedded API server: what a user types must work as on a real
 //! cluster, and bad input must be refused with a message naming the field.
 
-mod support;
-
-use support::{Env, crds_dir};
+use crate::support::Env;
+use crate::support::kubectl::Watch;
+use crate::support::paths::CRDS;
 
 const CUSTOMER: &str = "apiVersion: csp.operator.dev/v1alpha1
 kind: Customer
@@ -15,7 +15,7 @@ spec: {tenantId: 6f1c2a44-3b7e-4d1a-9f0e-2b8c7d6e5f40, companyName: Contoso Ltd}
 async fn apply_get_describe_and_reapply() {
     let env = Env::new().await;
     // Client-side apply of the CRDs themselves: unchanged (they are installed already).
-    let out = env.ok(&["apply", "-f", &crds_dir()]).await;
+    let out = env.ok(&["apply", "-f", CRDS]).await;
     assert!(
         out.contains("customresourcedefinition.apiextensions.k8s.io/customers.csp.operator.dev"),
         "{out}"
@@ -174,19 +174,14 @@ async fn paging_watch_wait_and_delete_with_finalizer() {
 
     // wait --for=condition sees a status written later.
     let waiter = {
-        let kubeconfig = env.kubeconfig.clone();
-        let kubectl = support::kubectl_path();
+        let kubectl = env.kubectl.clone();
         tokio::task::spawn_blocking(move || {
-            std::process::Command::new(kubectl)
-                .env("KUBECONFIG", kubeconfig)
-                .args([
-                    "wait",
-                    "--for=condition=Ready",
-                    "customer/c1",
-                    "--timeout=20s",
-                ])
-                .output()
-                .expect("kubectl wait runs")
+            kubectl.output(&[
+                "wait",
+                "--for=condition=Ready",
+                "customer/c1",
+                "--timeout=20s",
+            ])
         })
     };
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -236,68 +231,16 @@ async fn paging_watch_wait_and_delete_with_finalizer() {
         .await;
 }
 
-/// A running `kubectl get -w`, its output read line by line as it comes.
-struct Watch {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Watch {
-    fn start(env: &Env, args: &[&str]) -> Watch {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(support::kubectl_path())
-            .env("KUBECONFIG", &env.kubeconfig)
-            .args(args)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("kubectl get -w runs");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Watch {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits (up to 20 s) for `n` lines that satisfy `pred` in all output so far.
-    fn wait_for(&mut self, n: usize, pred: impl Fn(&str) -> bool) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while self.seen.iter().filter(|l| pred(l)).count() < n {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => self.seen.push(l),
-                Err(_) => panic!("watch output so far: {:?}", self.seen),
-            }
-        }
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_watch_streams_changes() {
     let env = Env::new().await;
     let f = env.manifest("c.yaml", CUSTOMER);
     env.ok(&["apply", "-f", &f]).await;
     // `kubectl get -w` prints the table, then a row per change, until it is stopped.
-    let mut watch = Watch::start(&env, &["get", "cspcust", "-w", "--request-timeout=0"]);
+    let mut watch = Watch::start(
+        &env.kubectl,
+        &["get", "cspcust", "-w", "--request-timeout=0"],
+    );
     watch.wait_for(1, |l| l.starts_with("contoso"));
     assert!(watch.seen[0].starts_with("NAME"), "{:?}", watch.seen);
     env.ok(&[
@@ -408,7 +351,7 @@ async fn selector_watch_sees_objects_enter_and_leave() {
     let f = env.manifest("c.yaml", &CUSTOMER.replace("tier: gold", "tier: platinum"));
     env.ok(&["apply", "-f", &f]).await;
     let mut watch = Watch::start(
-        &env,
+        &env.kubectl,
         &[
             "get",
             "cspcust",

@@ -1,17 +1,13 @@
-//! `deploy/` installs with `kubectl apply -k` against the embedded API server, and its RBAC
+//! `deploy/` installs with `kubectl apply -k` against the embedded API server, the operator runs
+//! with exactly its RBAC, the shipped agent roles do what the article says, and every RBAC rule
 //! follows the house rules (a comment per rule, no wildcards).
 
-mod support;
-
-use std::path::Path;
-use support::{Env, examples_dir};
-
-fn deploy_dir() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("deploy")
-        .to_string_lossy()
-        .into_owned()
-}
+use crate::support::clients::client_for;
+use crate::support::kubectl::{self, patch_enabled, patch_status};
+use crate::support::paths::{
+    AGENT_ROLEBINDINGS, CRDS, DEPLOY, DEPLOY_NAMESPACE, EXAMPLES, EXAMPLES_NAMESPACE,
+};
+use crate::support::{Env, spawn_controllers};
 
 const OPERATOR_NS: &str = "csp-operator-system";
 
@@ -34,52 +30,33 @@ const INSTALLED: &[(&str, Option<&str>)] = &[
     ("clusterrole/csp-helpdesk-agent", None),
 ];
 
-fn get_args(resource: &str, ns: Option<&str>) -> Vec<String> {
-    let mut args = vec!["get".to_string(), resource.to_string()];
-    if let Some(ns) = ns {
-        args.extend(["-n".to_string(), ns.to_string()]);
-    }
-    args
-}
-
-async fn jsonpath(env: &Env, resource: &str, ns: Option<&str>, path: &str) -> String {
-    let mut args = get_args(resource, ns);
-    args.extend(["-o".to_string(), format!("jsonpath={path}")]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    env.ok(&args).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_apply_k_deploy_installs_everything() {
     let env = Env::new().await;
-    let deploy = deploy_dir();
 
     // As on any cluster, a server-side dry run cannot put objects into a namespace that the
     // same dry run only pretends to create: the namespace has to exist first.
     let err = env
-        .fails(&["apply", "-k", &deploy, "--dry-run=server"])
+        .fails(&["apply", "-k", DEPLOY, "--dry-run=server"])
         .await;
     assert!(
         err.contains(r#"namespaces "csp-operator-system" not found"#),
         "{err}"
     );
-    let namespace = Path::new(&deploy).join("namespace.yaml");
-    env.ok(&["apply", "-f", &namespace.to_string_lossy()]).await;
+    env.ok(&["apply", "-f", DEPLOY_NAMESPACE]).await;
 
     // Then a server-side dry run passes admission for every object and stores none of them.
-    let dry = env.ok(&["apply", "-k", &deploy, "--dry-run=server"]).await;
+    let dry = env.ok(&["apply", "-k", DEPLOY, "--dry-run=server"]).await;
     assert!(
         dry.contains("deployment.apps/csp-operator created (server dry run)"),
         "{dry}"
     );
     for (resource, ns) in &INSTALLED[1..] {
-        let args = get_args(resource, *ns);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let err = env.fails(&args).await;
+        let err = env.fails(&kubectl::get(resource, *ns)).await;
         assert!(err.contains("NotFound"), "{resource} after dry run: {err}");
     }
 
-    let applied = env.ok(&["apply", "-k", &deploy]).await;
+    let applied = env.ok(&["apply", "-k", DEPLOY]).await;
     for want in [
         "namespace/csp-operator-system configured",
         "customresourcedefinition.apiextensions.k8s.io/purchasepermissions.csp.operator.dev",
@@ -90,16 +67,13 @@ async fn kubectl_apply_k_deploy_installs_everything() {
         assert!(applied.contains(want), "missing {want:?} in:\n{applied}");
     }
     for (resource, ns) in INSTALLED {
-        let args = get_args(resource, *ns);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        env.ok(&args).await;
+        env.ok(&kubectl::get(resource, *ns)).await;
     }
 
     // What the manifests promise survives the round trip through the server.
     let deployment = Some(OPERATOR_NS);
     assert_eq!(
-        jsonpath(
-            &env,
+        env.jsonpath(
             "deployment/csp-operator",
             deployment,
             "{.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].args}"
@@ -108,9 +82,7 @@ async fn kubectl_apply_k_deploy_installs_everything() {
         r#"ghcr.io/csp-operator/csp-operator:0.1.0 ["run"]"#
     );
     assert_eq!(
-        jsonpath(
-            &env,
-            "deployment/csp-operator",
+        env.jsonpath("deployment/csp-operator",
             deployment,
             "{.spec.template.spec.serviceAccountName} {.spec.template.spec.securityContext.runAsNonRoot} \
              {.spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem} \
@@ -122,9 +94,7 @@ async fn kubectl_apply_k_deploy_installs_everything() {
         "csp-operator true true false ALL RuntimeDefault"
     );
     assert_eq!(
-        jsonpath(
-            &env,
-            "deployment/csp-operator",
+        env.jsonpath("deployment/csp-operator",
             deployment,
             "{.spec.template.spec.containers[0].livenessProbe.httpGet.path} \
              {.spec.template.spec.containers[0].readinessProbe.httpGet.path} \
@@ -134,8 +104,7 @@ async fn kubectl_apply_k_deploy_installs_everything() {
         "/healthz /readyz http-metrics=8080"
     );
     assert_eq!(
-        jsonpath(
-            &env,
+        env.jsonpath(
             "deployment/csp-operator",
             deployment,
             "{.spec.template.spec.containers[0].env[*].name} \
@@ -146,8 +115,7 @@ async fn kubectl_apply_k_deploy_installs_everything() {
         "POD_NAME POD_NAMESPACE 100m 512Mi"
     );
     assert_eq!(
-        jsonpath(
-            &env,
+        env.jsonpath(
             "service/csp-operator-metrics",
             deployment,
             "{.spec.ports[0].name}={.spec.ports[0].port}"
@@ -156,8 +124,7 @@ async fn kubectl_apply_k_deploy_installs_everything() {
         "http-metrics=8080"
     );
     assert_eq!(
-        jsonpath(
-            &env,
+        env.jsonpath(
             "clusterrolebinding/csp-operator",
             None,
             "{.roleRef.name} {.subjects[0].kind}/{.subjects[0].namespace}/{.subjects[0].name}"
@@ -166,18 +133,13 @@ async fn kubectl_apply_k_deploy_installs_everything() {
         "csp-operator ServiceAccount/csp-operator-system/csp-operator"
     );
     assert_eq!(
-        jsonpath(
-            &env,
-            "clusterrole/csp-sales-agent",
-            None,
-            "{.rules[0].verbs}"
-        )
-        .await,
+        env.jsonpath("clusterrole/csp-sales-agent", None, "{.rules[0].verbs}")
+            .await,
         r#"["get","list","watch"]"#
     );
 
     // Applying again changes nothing.
-    let again = env.ok(&["apply", "-k", &deploy]).await;
+    let again = env.ok(&["apply", "-k", DEPLOY]).await;
     assert!(
         again.contains("deployment.apps/csp-operator unchanged"),
         "{again}"
@@ -185,24 +147,15 @@ async fn kubectl_apply_k_deploy_installs_everything() {
 
     // The documented upgrade: CRDs first with server-side apply (crds/Kustomization is not a
     // manifest, so `-f crds/` sees only the four CRDs), then the Deployment.
-    let crds = env
-        .ok(&["apply", "--server-side", "-f", &support::crds_dir()])
-        .await;
+    let crds = env.ok(&["apply", "--server-side", "-f", CRDS]).await;
     assert_eq!(crds.matches("serverside-applied").count(), 4, "{crds}");
-    env.ok(&["apply", "-k", &deploy]).await;
+    env.ok(&["apply", "-k", DEPLOY]).await;
 
     // The example agent bindings apply in a partner namespace.
-    env.ok(&[
-        "apply",
-        "-f",
-        &format!("{}/00-namespace.yaml", examples_dir()),
-    ])
-    .await;
-    let bindings = Path::new(&deploy).join("examples/agent-rolebindings.yaml");
-    env.ok(&["apply", "-f", &bindings.to_string_lossy()]).await;
+    env.ok(&["apply", "-f", EXAMPLES_NAMESPACE]).await;
+    env.ok(&["apply", "-f", AGENT_ROLEBINDINGS]).await;
     assert_eq!(
-        jsonpath(
-            &env,
+        env.jsonpath(
             "rolebindings",
             Some("partner-a"),
             "{.items[*].roleRef.name}"
@@ -216,9 +169,8 @@ async fn kubectl_apply_k_deploy_installs_everything() {
 /// explicitly.
 #[test]
 fn every_rbac_rule_is_commented_and_explicit() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
     let mut files = vec![];
-    for entry in std::fs::read_dir(&dir).expect("deploy/ exists") {
+    for entry in std::fs::read_dir(DEPLOY).expect("deploy/ exists") {
         let path = entry.expect("dir entry").path();
         if path.extension().is_some_and(|e| e == "yaml") {
             files.push(path);
@@ -256,25 +208,17 @@ fn every_rbac_rule_is_commented_and_explicit() {
 /// The operator's service account as the server sees it.
 const OPERATOR_SA: &str = "system:serviceaccount:csp-operator-system:csp-operator";
 
-/// A client that acts as `user` (in `groups`), so the embedded server enforces RBAC on it.
-fn impersonating(env: &Env, user: &str, groups: &[&str]) -> kube::Client {
-    let mut config = kube::Config::new(env.server.url().parse().expect("server URL"));
-    config.auth_info.impersonate = Some(user.to_string());
-    if !groups.is_empty() {
-        config.auth_info.impersonate_groups = Some(groups.iter().map(|g| g.to_string()).collect());
-    }
-    kube::Client::try_from(config).expect("client")
-}
-
 /// The real controllers, with leader election, as the deploy/ service account: the shipped
 /// ClusterRole and leader-election Role must be all they need.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_works_with_exactly_the_shipped_rbac() {
     let env = Env::new().await;
-    env.ok(&["apply", "-k", &deploy_dir()]).await;
-    env.ok(&["apply", "-f", &examples_dir()]).await;
+    env.ok(&["apply", "-k", DEPLOY]).await;
+    env.ok(&["apply", "-f", EXAMPLES]).await;
 
-    let client = impersonating(&env, OPERATOR_SA, &[]);
+    let client = client_for(&env.server)
+        .impersonating(OPERATOR_SA, &[])
+        .build();
     let opts = csp_operator::controller::RunOptions {
         leader_election: Some(csp_operator::controller::LeaderElection {
             namespace: OPERATOR_NS.into(),
@@ -283,12 +227,7 @@ async fn operator_works_with_exactly_the_shipped_rbac() {
         }),
         ..Default::default()
     };
-    let controllers = tokio::spawn(csp_operator::controller::run(
-        client,
-        std::sync::Arc::new(csp_operator::backend::ClusterBackend),
-        opts,
-        futures::future::pending(),
-    ));
+    let controllers = spawn_controllers(client, opts, futures::future::pending());
 
     // Leases: get, create, patch in the operator's namespace.
     env.wait_for(
@@ -347,85 +286,144 @@ async fn operator_works_with_exactly_the_shipped_rbac() {
     ])
     .await;
     // Events: created in the partner's namespace.
-    let log = env
-        .ok(&[
-            "get",
-            "events.events.k8s.io",
-            "-n",
-            "partner-a",
-            "-o",
-            "jsonpath={range .items[*]}{.reason}/{.action}{\"\\n\"}{end}",
-        ])
-        .await;
+    let log = env.activity_log("partner-a").await;
     for want in [
         "PermissionEnabled/CreateCustomerPurchasePermissions",
         "PermissionDisabled/DeleteCustomerPurchasePermissions",
         "OwnerRoleMissing/CheckPrerequisites",
     ] {
-        assert!(log.lines().any(|l| l == want), "no {want} in:\n{log}");
+        assert!(
+            log.iter()
+                .any(|l| l.rsplit_once('/').is_some_and(|(ra, _)| ra == want)),
+            "no {want} in:\n{log:#?}"
+        );
     }
     controllers.abort();
 }
 
-/// The shipped agent roles, bound with the example RoleBindings, do what the article says.
+/// A second partner's namespace, with a PurchasePermission "contoso" of its own.
+const PARTNER_B: &str = "apiVersion: v1
+kind: Namespace
+metadata: {name: partner-b}
+---
+apiVersion: csp.operator.dev/v1alpha1
+kind: PurchasePermission
+metadata: {name: contoso, namespace: partner-b}
+spec: {customerRef: {name: contoso}, enabled: false}
+";
+
+/// The shipped agent roles (deploy/agent-roles.yaml, installed by `kubectl apply -k deploy/`),
+/// bound with the example RoleBindings of deploy/examples: partner-a's groups get exactly the
+/// article's rights, in partner-a only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shipped_agent_roles_with_the_example_bindings() {
     let env = Env::new().await;
-    env.ok(&["apply", "-k", &deploy_dir()]).await;
-    env.ok(&["apply", "-f", &examples_dir()]).await;
-    let bindings = Path::new(&deploy_dir()).join("examples/agent-rolebindings.yaml");
-    env.ok(&["apply", "-f", &bindings.to_string_lossy()]).await;
-    let enable = r#"{"spec":{"enabled":false}}"#;
-    let as_group = |group: &'static str| ["--as", "someone", "--as-group", group];
+    env.ok(&["apply", "-k", DEPLOY]).await;
+    env.ok(&["apply", "-f", EXAMPLES]).await;
+    let partner_b = env.manifest("partner-b.yaml", PARTNER_B);
+    env.ok(&["apply", "-f", &partner_b]).await;
+    env.ok(&["apply", "-f", AGENT_ROLEBINDINGS]).await;
+    let agent = |args: &[&str], group: &str| kubectl::Args::new(args).run_as_member("agent", group);
 
-    for group in ["partner-a:sales-agents", "partner-a:helpdesk-agents"] {
-        let who = as_group(group);
-        let mut args = vec!["get", "cspperm,cspcust,azsub,azrole", "-n", "partner-a"];
-        args.extend(who);
-        env.ok(&args).await;
-        let mut args = vec![
-            "patch",
-            "cspperm/contoso",
-            "-n",
-            "partner-a",
-            "--type=merge",
-            "-p",
-            enable,
-        ];
-        args.extend(who);
-        let err = env.fails(&args).await;
-        assert!(err.contains("Forbidden"), "{group}: {err}");
-        // Bound in partner-a only.
-        let mut args = vec!["get", "cspperm", "-n", "default"];
-        args.extend(who);
-        let err = env.fails(&args).await;
-        assert!(err.contains("Forbidden"), "{group}: {err}");
+    for group in [
+        "partner-a:sales-agents",
+        "partner-a:helpdesk-agents",
+        "partner-a:admin-agents",
+    ] {
+        // Every agent reads the activity log of its namespace, and only there.
+        env.ok(&agent(&["get", "events", "-n", "partner-a"], group))
+            .await;
+        env.ok(&agent(
+            &["get", "events.events.k8s.io", "-n", "partner-a"],
+            group,
+        ))
+        .await;
+        env.fails(&agent(&["get", "events", "-n", "partner-b"], group))
+            .await;
     }
-    // The example's helpdesk user, bound by name.
+    for group in ["partner-a:sales-agents", "partner-a:helpdesk-agents"] {
+        env.ok(&agent(
+            &["get", "cspperm,cspcust,azsub,azrole", "-n", "partner-a"],
+            group,
+        ))
+        .await;
+        let get = ["get", "cspperm", "contoso", "-n", "partner-a"];
+        env.ok(&agent(&get, group)).await;
+        // The real roles also read status.
+        env.ok(&agent(&get, group).with(&["--subresource=status"]))
+            .await;
+        for enabled in [false, true] {
+            let err = env
+                .fails(
+                    &patch_enabled("partner-a", "contoso", enabled).run_as_member("agent", group),
+                )
+                .await;
+            assert!(
+                err.contains("Forbidden")
+                    && err.contains(r#"User "agent" cannot patch resource "purchasepermissions" in API group "csp.operator.dev" in the namespace "partner-a""#),
+                "{group}: {err}"
+            );
+        }
+        let err = env
+            .fails(&agent(
+                &["delete", "cspperm", "contoso", "-n", "partner-a"],
+                group,
+            ))
+            .await;
+        assert!(err.contains("cannot delete resource"), "{group}: {err}");
+        // Bound in partner-a only.
+        for other in ["default", "partner-b"] {
+            let err = env
+                .fails(&agent(&["get", "cspperm", "-n", other], group))
+                .await;
+            assert!(err.contains("Forbidden"), "{group} in {other}: {err}");
+        }
+    }
+    // The example's helpdesk user, bound by name: reads, cannot delete.
+    let carol = |args: &[&str]| kubectl::Args::new(args).run_as("carol@partner-a.example");
+    env.ok(&carol(&["get", "cspcust", "-n", "partner-a"])).await;
     let err = env
-        .fails(&[
-            "delete",
-            "cspperm/contoso",
-            "-n",
-            "partner-a",
-            "--as",
-            "carol@partner-a.example",
-        ])
+        .fails(&carol(&["delete", "cspperm/contoso", "-n", "partner-a"]))
         .await;
     assert!(err.contains("Forbidden"), "{err}");
 
-    let mut args = vec![
-        "patch",
-        "cspperm/contoso",
-        "-n",
-        "partner-a",
-        "--type=merge",
-        "-p",
-        enable,
-    ];
-    args.extend(as_group("partner-a:admin-agents"));
-    env.ok(&args).await;
-    let mut args = vec!["delete", "cspperm/adatum", "-n", "partner-a"];
-    args.extend(as_group("partner-a:admin-agents"));
-    env.ok(&args).await;
+    // The admin agents switch the permission off and on; not in partner-b.
+    let admin = "partner-a:admin-agents";
+    for enabled in [false, true] {
+        env.ok(&patch_enabled("partner-a", "contoso", enabled).run_as_member("agent", admin))
+            .await;
+        let now = env
+            .jsonpath("cspperm/contoso", "partner-a", "{.spec.enabled}")
+            .await;
+        assert_eq!(now, enabled.to_string());
+    }
+    env.fails(&agent(&["get", "cspperm", "-n", "partner-b"], admin))
+        .await;
+    // Status stays the operator's.
+    let err = env
+        .fails(&patch_status("partner-a", "contoso", "{}").run_as_member("agent", admin))
+        .await;
+    assert!(
+        err.contains(r#"resource "purchasepermissions/status""#),
+        "{err}"
+    );
+    env.ok(&agent(
+        &["delete", "cspperm/adatum", "-n", "partner-a"],
+        admin,
+    ))
+    .await;
+
+    // The operator's service account: lists across namespaces, deletes nothing.
+    let operator = |args: &[&str]| kubectl::Args::new(args).run_as(OPERATOR_SA);
+    env.ok(&operator(&["get", "cspperm", "-A"])).await;
+    let err = env
+        .fails(&operator(&[
+            "delete",
+            "cspperm",
+            "contoso",
+            "-n",
+            "partner-a",
+        ]))
+        .await;
+    assert!(err.contains("cannot delete resource"), "{err}");
 }

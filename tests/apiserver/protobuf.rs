@@ -1,9 +1,7 @@
 //! kubectl's typed `create` subcommands send built-in kinds as application/vnd.kubernetes.protobuf;
 //! the embedded server decodes them (and refuses the kinds it cannot decode with a clear 415).
 
-mod support;
-
-use support::Env;
+use crate::support::Env;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespace_create_label_delete() {

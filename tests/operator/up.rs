@@ -1,13 +1,21 @@
 //! `csp-operator up` as a user runs it: the binary, its kubeconfig, `--apply`, `--state`.
 
-mod support;
-
+use crate::support::kubectl::{self, Kubectl};
+use crate::support::paths::{BINARY, EXAMPLES};
+use crate::support::poll::Poll;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+/// `up` starts a server and the controllers in a process of its own: it gets longer than the
+/// in-process tests.
+const UP: Poll = Poll {
+    timeout: Duration::from_secs(30),
+    every: Duration::from_millis(200),
+};
 
 fn start_up(dir: &Path, extra: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_csp-operator"))
+    Command::new(BINARY)
         .current_dir(dir)
         .args(["up", "--port", "0", "--kubeconfig", "kc"])
         .args(extra)
@@ -17,30 +25,31 @@ fn start_up(dir: &Path, extra: &[&str]) -> Child {
         .expect("up starts")
 }
 
-fn kubectl(dir: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(support::kubectl_path())
-        .env("KUBECONFIG", dir.join("kc"))
-        .args(args)
-        .output()
-        .expect("kubectl runs");
+/// kubectl with the kubeconfig `up` wrote: whether it succeeded, and stdout then stderr.
+fn run_kubectl<S: AsRef<str>>(dir: &Path, args: &[S]) -> (bool, String) {
+    let out = Kubectl::new(dir.join("kc")).output(args);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
     )
 }
 
-fn wait_until(dir: &Path, args: &[&str], want: &str) {
-    let start = Instant::now();
-    let mut last = String::new();
-    while start.elapsed() < Duration::from_secs(30) {
-        let (ok, out) = kubectl(dir, args);
+/// Waits for the kubeconfig `up` writes once it serves.
+fn wait_for_kubeconfig(dir: &Path) {
+    let kc = dir.join("kc");
+    UP.eventually_blocking("up to write its kubeconfig", || kc.exists());
+}
+
+/// Waits until kubectl succeeds printing exactly `want`.
+fn wait_until(dir: &Path, args: &[String], want: &str) {
+    UP.eventually_blocking(&format!("kubectl {args:?} to print {want:?}"), || {
+        let (ok, out) = run_kubectl(dir, args);
         if ok && out == want {
-            return;
+            Ok(())
+        } else {
+            Err(format!("{out:?}"))
         }
-        last = out;
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("kubectl {args:?}: wanted {want:?}, last {last:?}");
+    })
 }
 
 fn interrupt(child: Child) -> String {
@@ -61,35 +70,19 @@ fn interrupt(child: Child) -> String {
 #[test]
 fn up_applies_examples_and_keeps_state_across_restarts() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let examples = support::examples_dir();
-    let up = start_up(dir.path(), &["--apply", &examples, "--state", "state.json"]);
-    let uid_path = [
-        "get",
-        "cspperm",
-        "contoso",
-        "-n",
+    let up = start_up(dir.path(), &["--apply", EXAMPLES, "--state", "state.json"]);
+    let uid_path = kubectl::jsonpath(
+        "cspperm/contoso",
         "partner-a",
-        "-o",
-        "jsonpath={.metadata.uid}/{.status.state}/{.status.enabledSince}/{.status.conditions[?(@.type==\"Ready\")].lastTransitionTime}",
-    ];
-    let start = Instant::now();
-    while !dir.path().join("kc").exists() && start.elapsed() < Duration::from_secs(30) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        "{.metadata.uid}/{.status.state}/{.status.enabledSince}/{.status.conditions[?(@.type==\"Ready\")].lastTransitionTime}",
+    );
+    wait_for_kubeconfig(dir.path());
     wait_until(
         dir.path(),
-        &[
-            "get",
-            "cspperm",
-            "contoso",
-            "-n",
-            "partner-a",
-            "-o",
-            "jsonpath={.status.state}",
-        ],
+        &kubectl::jsonpath("cspperm/contoso", "partner-a", "{.status.state}"),
         "Enabled",
     );
-    let (_, before) = kubectl(dir.path(), &uid_path);
+    let (_, before) = run_kubectl(dir.path(), &uid_path);
     let stdout = interrupt(up);
     assert!(
         stdout.contains("purchasepermission.csp.operator.dev/contoso created"),
@@ -101,22 +94,11 @@ fn up_applies_examples_and_keeps_state_across_restarts() {
     // Restart on the same state: the same objects (same uid), statuses intact.
     std::fs::remove_file(dir.path().join("kc")).expect("remove kubeconfig");
     let up = start_up(dir.path(), &["--state", "state.json"]);
-    let start = Instant::now();
-    while !dir.path().join("kc").exists() && start.elapsed() < Duration::from_secs(30) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_kubeconfig(dir.path());
     wait_until(dir.path(), &uid_path, &before);
     wait_until(
         dir.path(),
-        &[
-            "get",
-            "cspperm",
-            "northwind",
-            "-n",
-            "partner-a",
-            "-o",
-            "jsonpath={.status.state}",
-        ],
+        &kubectl::jsonpath("cspperm/northwind", "partner-a", "{.status.state}"),
         "Blocked",
     );
     interrupt(up);

@@ -3,8 +3,9 @@
 //! reflector through dropped watches and compaction, a Controller, the finalizer helper, the
 //! events Recorder, fault injection and latency.
 
-mod support;
-
+use crate::support::Env;
+use crate::support::clients::client_for;
+use crate::support::poll::{TIMEOUT, eventually};
 use csp_operator::api::{Customer, CustomerSpec};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Event as CoreEvent;
@@ -18,11 +19,9 @@ use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::Env;
 
 const NS: &str = "default";
 const API_VERSION: &str = "csp.operator.dev/v1alpha1";
@@ -48,29 +47,6 @@ fn api_code<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> u16 {
         Err(kube::Error::Api(s)) => s.code,
         other => panic!("expected an API error, got {other:?}"),
     }
-}
-
-/// A client without kube's default retry layer (which retries 429/503/504 by itself).
-fn no_retry_client(env: &Env) -> kube::Client {
-    let mut config = kube::Config::new(env.server.url().parse().expect("server url"));
-    config.default_retry = false;
-    kube::Client::try_from(config).expect("client")
-}
-
-/// Polls `cond` until it holds (panics after 20 s).
-async fn eventually<F, Fut>(what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(20) {
-        if cond().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// name -> companyName of every Customer the server holds in the namespace.
@@ -104,12 +80,12 @@ struct WatchLog {
     errors: Vec<String>,
 }
 
-/// Polls the stream (and nothing else polls it) until `cond` holds; panics after 20 s.
+/// Polls the stream (and nothing else polls it) until `cond` holds; panics after [`TIMEOUT`].
 async fn pump_until<S>(stream: &mut S, log: &mut WatchLog, what: &str, cond: impl Fn() -> bool)
 where
     S: Stream<Item = Result<watcher::Event<Customer>, watcher::Error>> + Unpin,
 {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + TIMEOUT;
     while !cond() {
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, stream.next()).await {
@@ -859,7 +835,7 @@ async fn controller_retries_injected_503s_through_its_error_policy() {
         .expect("create");
     env.server.fail_next("patch", "customers", 2, 503, None);
     // Without kube's client-level retry, the 503s reach the controller's error policy.
-    let client = no_retry_client(&env);
+    let client = client_for(&env.server).without_retries().build();
     let ctx = Ctx::new(client.clone());
     let controller = start_status_controller(Api::namespaced(client, NS), ctx.clone());
     eventually("status despite 503s", || all_observed(&api)).await;
@@ -925,7 +901,8 @@ async fn client_retry_policy_handles_503_and_429_with_retry_after() {
     );
 
     // Without the retry layer the errors surface with their codes.
-    let bare: Api<Customer> = Api::namespaced(no_retry_client(&env), NS);
+    let bare: Api<Customer> =
+        Api::namespaced(client_for(&env.server).without_retries().build(), NS);
     env.server.fail_next("get", "customers", 1, 429, Some(1));
     assert_eq!(api_code(bare.get("r").await), 429);
     env.server.fail_next("get", "customers", 1, 503, None);

@@ -1,24 +1,20 @@
-//! The Argo CD health scripts in deploy/argocd/, run with a real Lua on the objects the real
-//! operator wrote (examples applied with kubectl to the embedded API server).
+//! The Argo CD health scripts in deploy/argocd/: generated from one template, and run with a
+//! real Lua on the objects the real operator wrote (examples applied with kubectl to the
+//! embedded API server).
 
-mod support;
-
+use crate::support::kubectl::patch_enabled;
+use crate::support::paths::{ARGOCD, EXAMPLES};
+use crate::support::{Env, poll};
 use mlua::serde::SerializeOptions;
 use mlua::{Lua, LuaSerdeExt, Table};
 use serde_json::Value;
 use std::path::Path;
-use std::time::{Duration, Instant};
-use support::{Env, examples_dir};
 
 const NS: &str = "partner-a";
 
-fn argocd_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/argocd")
-}
-
 /// The health script Argo CD would run for `kind`.
 fn script(kind: &str) -> String {
-    let path = argocd_dir().join(format!("{}.lua", kind.to_lowercase()));
+    let path = Path::new(ARGOCD).join(format!("{}.lua", kind.to_lowercase()));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -55,11 +51,6 @@ fn health(obj: &Value) -> Health {
     }
 }
 
-async fn get_json(env: &Env, resource: &str) -> Value {
-    let out = env.ok(&["get", resource, "-n", NS, "-o", "json"]).await;
-    serde_json::from_str(&out).expect("kubectl prints JSON")
-}
-
 fn reported_on_current_generation(obj: &Value) -> bool {
     let ready = obj["status"]["conditions"]
         .as_array()
@@ -71,23 +62,21 @@ fn reported_on_current_generation(obj: &Value) -> bool {
 
 /// Every object of the four kinds, once the operator has reported on all of them.
 async fn settled(env: &Env) -> Vec<Value> {
-    let start = Instant::now();
-    loop {
-        let list = get_json(
-            env,
-            "customers,azuresubscriptions,roleassignments,purchasepermissions",
-        )
-        .await;
+    poll::eventually("statuses to settle", || async {
+        let list = env
+            .get_json(
+                "customers,azuresubscriptions,roleassignments,purchasepermissions",
+                NS,
+            )
+            .await;
         let items = list["items"].as_array().cloned().unwrap_or_default();
         if items.len() == 13 && items.iter().all(reported_on_current_generation) {
-            return items;
+            Ok(items)
+        } else {
+            Err(list)
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "statuses did not settle: {list:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 fn named<'a>(items: &'a [Value], kind: &str, name: &str) -> &'a Value {
@@ -100,7 +89,7 @@ fn named<'a>(items: &'a [Value], kind: &str, name: &str) -> &'a Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_scripts_on_the_examples() {
     let mut env = Env::with_controllers().await;
-    env.ok(&["apply", "-f", &examples_dir()]).await;
+    env.ok(&["apply", "-f", EXAMPLES]).await;
     // The permissions' final states (earlier reconciles may see half the examples).
     for (name, want) in [
         ("contoso", "Enabled/True"),
@@ -161,17 +150,8 @@ async fn health_scripts_on_the_examples() {
 
     // The same for real: with the operator stopped, a spec change and a new object.
     env.stop_controllers();
-    env.ok(&[
-        "patch",
-        "cspperm/northwind",
-        "-n",
-        NS,
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"enabled":false}}"#,
-    ])
-    .await;
-    let northwind = get_json(&env, "cspperm/northwind").await;
+    env.ok(&patch_enabled(NS, "northwind", false)).await;
+    let northwind = env.get_json("cspperm/northwind", NS).await;
     assert_ne!(
         northwind["status"]["observedGeneration"], northwind["metadata"]["generation"],
         "{northwind:#}"
@@ -219,7 +199,7 @@ spec:
         "azrole/litware-plan-dan-owner",
         "cspperm/litware",
     ] {
-        let obj = get_json(&env, resource).await;
+        let obj = env.get_json(resource, NS).await;
         assert!(obj.get("status").is_none(), "{resource}: {obj:#}");
         let h = health(&obj);
         assert_eq!(h.status, "Progressing", "{resource}: {h:?}");
@@ -265,11 +245,12 @@ fn health_scripts_on_edge_cases() {
     }
 }
 
-/// The argocd-cm snippet in deploy/argocd/README.md is the PurchasePermission script verbatim.
-#[test]
-fn readme_snippet_is_the_script() {
-    let readme = std::fs::read_to_string(argocd_dir().join("README.md")).expect("README");
-    let indented: String = script("PurchasePermission")
+/// The key of the PurchasePermission script in the README's argocd-cm snippet.
+const README_KEY: &str = "resource.customizations.health.csp.operator.dev_PurchasePermission: |";
+
+/// `script` as the README embeds it: indented by 4 spaces, empty lines left empty.
+fn indented(script: &str) -> String {
+    script
         .lines()
         .map(|l| {
             if l.is_empty() {
@@ -278,10 +259,116 @@ fn readme_snippet_is_the_script() {
                 format!("    {l}\n")
             }
         })
-        .collect();
+        .collect()
+}
+
+/// The argocd-cm snippet in deploy/argocd/README.md is the PurchasePermission script verbatim.
+#[test]
+fn readme_snippet_is_the_script() {
+    let readme = std::fs::read_to_string(Path::new(ARGOCD).join("README.md")).expect("README");
     assert!(
-        readme.contains("resource.customizations.health.csp.operator.dev_PurchasePermission: |")
-            && readme.contains(&indented),
-        "deploy/argocd/README.md must embed purchasepermission.lua, indented by 4 spaces"
+        readme.contains(README_KEY) && readme.contains(&indented(&script("PurchasePermission"))),
+        "deploy/argocd/README.md must embed purchasepermission.lua, indented by 4 spaces; \
+         regenerate with: {REGENERATE}"
+    );
+}
+
+/// How to bring the scripts and the README's snippet in line with the template.
+const REGENERATE: &str =
+    "UPDATE_ARGOCD=1 cargo test --test operator argocd::checked_in_scripts_match_the_template";
+
+/// `template` rendered for `kind`: `{{KIND}}` replaced; `@state ` lines kept for kinds with a
+/// `status.state`, `@plain ` lines for the others; `@@` lines (the template's own notes) dropped.
+fn render(template: &str, kind: &str, has_state: bool) -> String {
+    let mut out = String::new();
+    for line in template.lines() {
+        let line = if let Some(rest) = line.strip_prefix("@state ") {
+            if !has_state {
+                continue;
+            }
+            rest
+        } else if let Some(rest) = line.strip_prefix("@plain ") {
+            if has_state {
+                continue;
+            }
+            rest
+        } else if line.starts_with("@@") {
+            continue;
+        } else {
+            line
+        };
+        out.push_str(&line.replace("{{KIND}}", kind));
+        out.push('\n');
+    }
+    out
+}
+
+/// The README with its PurchasePermission snippet (from the key line to the closing fence)
+/// replaced by `script`.
+fn readme_with_snippet(readme: &str, script: &str) -> String {
+    let start = readme
+        .find(README_KEY)
+        .expect("the README has the snippet's key")
+        + README_KEY.len()
+        + 1;
+    let end = start
+        + readme[start..]
+            .find("```")
+            .expect("the snippet's closing fence");
+    format!("{}{}{}", &readme[..start], indented(script), &readme[end..])
+}
+
+/// Argo CD needs one self-contained script per kind; they are rendered from
+/// deploy/argocd/health.lua.template, one per kind the CRDs define, and must be checked in as
+/// rendered. With `UPDATE_ARGOCD=1` this test writes them (and the README's snippet) instead.
+#[test]
+fn checked_in_scripts_match_the_template() {
+    let dir = Path::new(ARGOCD);
+    let template = std::fs::read_to_string(dir.join("health.lua.template")).expect("template");
+    let update = std::env::var_os("UPDATE_ARGOCD").is_some_and(|v| v == "1");
+    let mut wanted = Vec::new();
+    let mut stale = Vec::new();
+    for crd in csp_operator::api::crds() {
+        let kind = crd.spec.names.kind.clone();
+        let has_state = crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .and_then(|s| s.properties.as_ref()?.get("status")?.properties.as_ref())
+            .is_some_and(|status| status.contains_key("state"));
+        let name = format!("{}.lua", kind.to_lowercase());
+        let rendered = render(&template, &kind, has_state);
+        if update {
+            std::fs::write(dir.join(&name), &rendered).expect("write script");
+            if kind == "PurchasePermission" {
+                let readme = std::fs::read_to_string(dir.join("README.md")).expect("README");
+                std::fs::write(
+                    dir.join("README.md"),
+                    readme_with_snippet(&readme, &rendered),
+                )
+                .expect("write README");
+            }
+        }
+        if std::fs::read_to_string(dir.join(&name)).unwrap_or_default() != rendered {
+            stale.push(name.clone());
+        }
+        wanted.push(name);
+    }
+    assert_eq!(wanted.len(), 4, "one script per kind");
+    let mut extra: Vec<String> = std::fs::read_dir(dir)
+        .expect("deploy/argocd/ exists")
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|n| n.ends_with(".lua") && !wanted.contains(n))
+        .collect();
+    extra.sort();
+    assert!(
+        stale.is_empty() && extra.is_empty(),
+        "deploy/argocd/ differs from health.lua.template (stale: {stale:?}, not generated: \
+         {extra:?}); regenerate with: {REGENERATE}"
     );
 }

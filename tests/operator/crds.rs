@@ -1,6 +1,7 @@
 //! The checked-in `crds/` must be exactly what the generator prints, plus the `Kustomization`
 //! that lets `deploy/` use them without a second copy.
 
+use crate::support::paths::CRDS;
 use std::path::Path;
 
 /// The one hand-written file in `crds/`: kustomize reads it, `kubectl apply -f crds/` skips it.
@@ -8,7 +9,7 @@ const KUSTOMIZATION: &str = "Kustomization";
 
 #[test]
 fn checked_in_crds_match_the_generator() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+    let dir = Path::new(CRDS);
     let files = csp_operator::api::crd_files().expect("CRDs render as YAML");
     assert_eq!(files.len(), 4, "one file per kind");
     let mut stale = Vec::new();
@@ -18,7 +19,7 @@ fn checked_in_crds_match_the_generator() {
             stale.push(name.clone());
         }
     }
-    let mut extra: Vec<String> = std::fs::read_dir(&dir)
+    let mut extra: Vec<String> = std::fs::read_dir(dir)
         .expect("crds/ exists")
         .map(|e| {
             e.expect("dir entry")
@@ -38,9 +39,7 @@ fn checked_in_crds_match_the_generator() {
 
 #[test]
 fn crds_kustomization_lists_exactly_the_generated_files() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("crds")
-        .join(KUSTOMIZATION);
+    let path = Path::new(CRDS).join(KUSTOMIZATION);
     let text = std::fs::read_to_string(&path).expect("crds/Kustomization exists");
     let kustomization: serde_json::Value =
         serde_saphyr::from_str(&text).expect("crds/Kustomization parses");

@@ -1,0 +1,11 @@
+//! API-server conformance: the embedded API server answers kube-rs, kubectl (JSON and protobuf)
+//! and impersonated requests (RBAC) as a real cluster would.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod kube_rs;
+mod kubectl;
+mod protobuf;
+mod rbac;
+mod server;

@@ -1,0 +1,11 @@
+//! Operator tests: the real controllers, kubectl and the csp-operator binary against the embedded
+//! API server, and the shipped files (crds/, deploy/, the Argo CD health scripts).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod argocd;
+mod crds;
+mod deploy;
+mod up;
+mod workflow;
