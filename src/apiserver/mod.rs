@@ -2,19 +2,21 @@
 //! nothing of our kinds and serves whatever CRDs are registered. Used by `up`, the tests and the
 //! benchmarks; kube-rs and the real kubectl both work against it.
 
+mod admission;
 mod discovery;
 mod error;
 mod http;
+mod jsonpath;
 mod packed;
 mod patch;
 mod protobuf;
 mod rbac;
 mod resources;
-pub mod schema;
 pub mod selector;
 mod store;
 pub mod table;
 
+pub use admission::schema;
 pub use error::ApiError;
 pub use store::Stats;
 

@@ -1,0 +1,4 @@
+//! Admission: what a write must pass before it is stored.
+
+mod cel;
+pub mod schema;
