@@ -1,6 +1,7 @@
 //! The object store: every object as compressed JSON ([`Packed`]), one resourceVersion
 //! counter, a bounded change history for watches, and the write pipeline (admission, generation, no-op detection).
 
+use super::admission::names;
 use super::error::ApiError;
 use super::packed::{Packed, Packer};
 use super::patch;
@@ -756,7 +757,7 @@ impl State {
         } else if let Some(m) = obj["metadata"].as_object_mut() {
             m.remove("namespace");
         }
-        validate_name(def, name)?;
+        names::validate_object_name(def, name)?;
 
         // What each part of the object may change.
         match (&old, part) {
@@ -1329,30 +1330,6 @@ fn update_managed_fields(
             m.insert("managedFields".into(), Value::Array(entries));
         }
     }
-}
-
-fn validate_name(def: &ResourceDef, name: &str) -> Result<(), ApiError> {
-    let ok = !name.is_empty()
-        && name.len() <= 253
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
-    if ok {
-        return Ok(());
-    }
-    Err(ApiError::invalid(
-        &def.qualified_kind(),
-        name,
-        vec![schema::Cause {
-            reason: "FieldValueInvalid".into(),
-            message: format!(
-                "Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
-            ),
-            field: "metadata.name".into(),
-        }],
-    ))
 }
 
 pub fn meta_str(obj: &Value, key: &str) -> Option<String> {
