@@ -2,7 +2,7 @@
 
 use super::discovery;
 use super::error::ApiError;
-use super::patch::{self, PatchKind};
+use super::patch::{self, PatchKind, apply};
 use super::protobuf;
 use super::rbac::{self, User};
 use super::resources::ResourceDef;
@@ -529,39 +529,15 @@ fn patch_object(
                 )
             })?
             .to_string();
-        let sub = if part == Part::Status { "status" } else { "" };
-        let schema = def.schema.clone();
         let force = r.flag("force");
+        let schema = def.schema.as_ref();
         let mut opts = write_opts(r, "Apply");
-        let config = patch::ApplyConfig::new(&body, schema.as_ref());
+        let config = apply::ApplyConfig::new(&body, schema);
         opts.applied_fields = Some(config.fields_v1());
         let w = shared
             .store
             .modify(def, ns, name, part, true, &opts, |live| {
-                let owned = live
-                    .and_then(|l| l.pointer("/metadata/managedFields"))
-                    .and_then(Value::as_array)
-                    .and_then(|m| {
-                        m.iter().find(|e| {
-                            e.get("manager").and_then(Value::as_str) == Some(manager.as_str())
-                                && e.get("operation").and_then(Value::as_str) == Some("Apply")
-                                && e.get("subresource").and_then(Value::as_str).unwrap_or("") == sub
-                        })
-                    })
-                    .and_then(|e| e.get("fieldsV1"))
-                    .cloned();
-                if !force && let Some(live) = live {
-                    patch::check_conflicts(live, &config, &manager, sub)?;
-                }
-                let mut merged =
-                    patch::server_side_apply(live, &config, owned.as_ref(), schema.as_ref())?;
-                // Apply never conflicts on resourceVersion unless the configuration names one.
-                if body.pointer("/metadata/resourceVersion").is_none()
-                    && let Some(rv) = live.and_then(|l| l.pointer("/metadata/resourceVersion"))
-                {
-                    merged["metadata"]["resourceVersion"] = rv.clone();
-                }
-                Ok(merged)
+                apply::apply(live, &config, &manager, part.subresource(), force, schema)
             })?;
         return Ok(json_response(
             if w.created { 201 } else { 200 },

@@ -39,6 +39,16 @@ pub enum Part {
     Status,
 }
 
+impl Part {
+    /// The subresource as managedFields and RBAC name it ("" for the main resource).
+    pub fn subresource(self) -> &'static str {
+        match self {
+            Part::Main => "",
+            Part::Status => "status",
+        }
+    }
+}
+
 /// Options every write carries.
 #[derive(Clone, Debug, Default)]
 pub struct WriteOpts {
@@ -926,7 +936,7 @@ impl State {
             });
         }
 
-        update_managed_fields(&mut obj, old.as_ref(), opts, part, &now);
+        patch::apply::update_managed_fields(&mut obj, old.as_ref(), opts, part, &now);
         if opts.dry_run {
             if let Some(m) = obj["metadata"].as_object_mut()
                 && old.is_none()
@@ -1265,71 +1275,6 @@ fn finalizers(obj: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// One managedFields entry per (manager, operation, subresource); bounded by the managers.
-fn update_managed_fields(
-    obj: &mut Value,
-    old: Option<&Value>,
-    opts: &WriteOpts,
-    part: Part,
-    now: &str,
-) {
-    let mut entries: Vec<Value> = old
-        .and_then(|o| o.pointer("/metadata/managedFields"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if let Some(manager) = &opts.field_manager {
-        let sub = if part == Part::Status { "status" } else { "" };
-        let op = if opts.operation.is_empty() {
-            "Update"
-        } else {
-            opts.operation
-        };
-        if op == "Apply"
-            && let (Some(old), Some(applied)) = (old, opts.applied_fields.as_ref())
-        {
-            let new = &*obj;
-            entries.retain_mut(|e| {
-                let other_applier = e.get("manager").and_then(Value::as_str)
-                    != Some(manager.as_str())
-                    && e.get("operation").and_then(Value::as_str) == Some("Apply")
-                    && e.get("subresource").and_then(Value::as_str).unwrap_or("") == sub;
-                match e.get_mut("fieldsV1") {
-                    Some(f) if other_applier => patch::release_taken_fields(f, applied, old, new),
-                    _ => true,
-                }
-            });
-        }
-        entries.retain(|e| {
-            !(e.get("manager").and_then(Value::as_str) == Some(manager)
-                && e.get("operation").and_then(Value::as_str) == Some(op)
-                && e.get("subresource").and_then(Value::as_str).unwrap_or("") == sub)
-        });
-        let mut entry = json!({
-            "manager": manager,
-            "operation": op,
-            "apiVersion": obj.get("apiVersion").cloned().unwrap_or(Value::Null),
-            "time": now,
-            "fieldsType": "FieldsV1",
-            "fieldsV1": opts.applied_fields.clone().unwrap_or(json!({})),
-        });
-        if !sub.is_empty() {
-            entry["subresource"] = sub.into();
-        }
-        entries.push(entry);
-        // Bounded: the oldest entries go first.
-        let excess = entries.len().saturating_sub(16);
-        entries.drain(..excess);
-    }
-    if let Some(m) = obj["metadata"].as_object_mut() {
-        if entries.is_empty() {
-            m.remove("managedFields");
-        } else {
-            m.insert("managedFields".into(), Value::Array(entries));
-        }
-    }
 }
 
 pub fn meta_str(obj: &Value, key: &str) -> Option<String> {
