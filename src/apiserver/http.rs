@@ -1,13 +1,15 @@
 //! HTTP routing: turns Kubernetes REST requests into store operations.
 
+use super::admission::{Part, WriteOpts};
 use super::discovery;
 use super::error::ApiError;
 use super::patch::{self, PatchKind, apply};
 use super::protobuf;
 use super::rbac::{self, User};
 use super::resources::ResourceDef;
+use super::selector::Selection;
 use super::selector::{FieldSelector, LabelSelector};
-use super::store::{Part, Selection, WriteOpts, change_bytes};
+use super::storage::change_bytes;
 use super::table;
 use super::{Faults, Shared};
 use bytes::Bytes;

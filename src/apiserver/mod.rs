@@ -7,18 +7,20 @@ mod discovery;
 mod error;
 mod http;
 mod jsonpath;
+mod meta;
 mod packed;
 mod patch;
+mod persist;
 mod protobuf;
 mod rbac;
 mod resources;
 pub mod selector;
-mod store;
+mod storage;
 pub mod table;
 
 pub use admission::schema;
 pub use error::ApiError;
-pub use store::Stats;
+pub use storage::Stats;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -27,7 +29,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use store::Store;
+use storage::Store;
 use tokio::net::TcpListener;
 
 /// Options of the embedded server.
@@ -316,34 +318,12 @@ impl ApiServer {
 
     /// Writes every object to `path` atomically (a temporary file, then a rename).
     pub fn save_state(&self, path: &Path) -> std::io::Result<()> {
-        let bytes = self
-            .shared
-            .store
-            .snapshot()
-            .map_err(std::io::Error::other)?;
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)?;
-        }
-        // A unique temporary name, synced before the rename: a crash leaves the old or the new
-        // file, never a torn one.
-        let tmp = path.with_extension(format!("tmp.{}", uuid::Uuid::new_v4().simple()));
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)
+        persist::save(&self.shared.store, path)
     }
 
     /// Loads objects saved by [`ApiServer::save_state`]; call before anything is written.
     pub fn load_state(&self, path: &Path) -> Result<usize, String> {
-        let bytes =
-            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        self.shared
-            .store
-            .restore(&bytes)
-            .map_err(|e| format!("{} is not a usable state file: {e}", path.display()))
+        persist::load(&self.shared.store, path)
     }
 
     // --- fault injection -------------------------------------------------------------------

@@ -3,8 +3,8 @@
 //! other appliers, and the managedFields entries that record who owns what.
 
 use super::super::admission::schema::list_map_keys;
+use super::super::admission::{Part, WriteOpts};
 use super::super::error::ApiError;
-use super::super::store::{Part, WriteOpts};
 use serde_json::{Map, Value, json};
 
 /// Who a managedFields entry is filed under, (manager, operation, subresource), as the real
