@@ -1,6 +1,7 @@
 //! Fault injection, reachable from Rust only: failing answers, added latency and dropped
 //! watches, for the tests and benchmarks that check how clients cope.
 
+use super::ApiServer;
 use super::error::ApiError;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -31,41 +32,8 @@ impl Faults {
         }
     }
 
-    /// Fails the next `count` requests with `verb` on `resource` with `code`.
-    pub(super) fn fail_next(
-        &self,
-        verb: &str,
-        resource: &str,
-        count: usize,
-        code: u16,
-        retry_after: Option<u32>,
-    ) {
-        if count == 0 {
-            return;
-        }
-        self.rules
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(FaultRule {
-                verb: verb.into(),
-                resource: resource.into(),
-                remaining: count,
-                code,
-                retry_after,
-            });
-    }
-
     pub(super) fn latency(&self) -> Option<Duration> {
         *self.latency.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(super) fn set_latency(&self, latency: Option<Duration>) {
-        *self.latency.lock().unwrap_or_else(|p| p.into_inner()) = latency;
-    }
-
-    /// Ends every open watch.
-    pub(super) fn drop_watches(&self) {
-        self.drops.send_modify(|n| *n += 1);
     }
 
     /// Changes when the open watches are to end.
@@ -94,5 +62,55 @@ impl Faults {
         let mut e = ApiError::new(rule.code, reason, msg);
         e.retry_after = rule.retry_after;
         Some(e)
+    }
+}
+
+/// Fault injection on a running server.
+impl ApiServer {
+    /// Fails the next `count` requests with `verb` ("get", "list", "watch", "create", "update",
+    /// "patch", "delete" or "*") on `resource` (plural or "*") with `code`.
+    pub fn fail_next(
+        &self,
+        verb: &str,
+        resource: &str,
+        count: usize,
+        code: u16,
+        retry_after: Option<u32>,
+    ) {
+        if count == 0 {
+            return;
+        }
+        self.shared
+            .faults
+            .rules
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(FaultRule {
+                verb: verb.into(),
+                resource: resource.into(),
+                remaining: count,
+                code,
+                retry_after,
+            });
+    }
+
+    /// Ends every open watch (clients re-watch from their last resourceVersion).
+    pub fn drop_watches(&self) {
+        self.shared.faults.drops.send_modify(|n| *n += 1);
+    }
+
+    /// Forgets the change history: resuming a watch from an older version gets 410 Expired.
+    pub fn compact(&self) {
+        self.shared.store.compact();
+    }
+
+    /// Adds latency to every request (None removes it).
+    pub fn set_latency(&self, latency: Option<Duration>) {
+        *self
+            .shared
+            .faults
+            .latency
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = latency;
     }
 }

@@ -233,37 +233,7 @@ impl ApiServer {
         persist::load(&self.shared.store, path)
     }
 
-    // --- fault injection -------------------------------------------------------------------
-
-    /// Fails the next `count` requests with `verb` ("get", "list", "watch", "create", "update",
-    /// "patch", "delete" or "*") on `resource` (plural or "*") with `code`.
-    pub fn fail_next(
-        &self,
-        verb: &str,
-        resource: &str,
-        count: usize,
-        code: u16,
-        retry_after: Option<u32>,
-    ) {
-        self.shared
-            .faults
-            .fail_next(verb, resource, count, code, retry_after);
-    }
-
-    /// Ends every open watch (clients re-watch from their last resourceVersion).
-    pub fn drop_watches(&self) {
-        self.shared.faults.drop_watches();
-    }
-
-    /// Forgets the change history: resuming a watch from an older version gets 410 Expired.
-    pub fn compact(&self) {
-        self.shared.store.compact();
-    }
-
-    /// Adds latency to every request (None removes it).
-    pub fn set_latency(&self, latency: Option<Duration>) {
-        self.shared.faults.set_latency(latency);
-    }
+    // Fault injection (fail_next, drop_watches, compact, set_latency) is in faults.rs.
 }
 
 /// Events expire, as on a real cluster, so a long-running server does not grow forever.

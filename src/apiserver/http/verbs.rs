@@ -18,6 +18,19 @@ use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
+/// One request on a resource, as its verb's handler sees it.
+#[derive(Clone, Copy)]
+struct Call<'a> {
+    shared: &'a Shared,
+    def: &'a ResourceDef,
+    /// The namespace of the path, None at the cluster scope (lists across namespaces).
+    scope: Option<&'a str>,
+    ns: &'a str,
+    name: &'a str,
+    part: Part,
+    r: &'a Req,
+}
+
 /// Hands a resource request to its verb.
 pub fn serve(
     shared: &Arc<Shared>,
@@ -25,69 +38,224 @@ pub fn serve(
     t: Target<'_>,
     part: Part,
 ) -> Result<Response<Body>, ApiError> {
-    let (ns, name) = (t.ns.unwrap_or(""), t.name.unwrap_or(""));
-    let def = &t.def;
+    if t.verb == "watch" {
+        return watch(shared, t.def, t.ns, r);
+    }
+    let call = Call {
+        shared,
+        def: &t.def,
+        scope: t.ns,
+        ns: t.ns.unwrap_or(""),
+        name: t.name.unwrap_or(""),
+        part,
+        r,
+    };
     match t.verb {
-        "get" => get(shared, def, ns, name, r),
-        "list" => list(shared, def, t.ns, r),
-        "watch" => watch(shared, t.def, t.ns, r),
-        "create" => create(shared, def, ns, r),
-        "update" => update(shared, def, ns, name, part, r),
-        "patch" => patch_object(shared, def, ns, name, part, r),
-        "delete" => delete(shared, def, ns, name, r),
-        "deletecollection" => delete_collection(shared, def, t.ns, r),
+        "get" => call.get(),
+        "list" => call.list(),
+        "create" => call.create(),
+        "update" => call.update(),
+        "patch" => call.patch_object(),
+        "delete" => call.delete(),
+        "deletecollection" => call.delete_collection(),
         verb => Err(ApiError::method_not_allowed(verb.to_string())),
     }
 }
 
-fn get(
-    shared: &Shared,
-    def: &ResourceDef,
-    ns: &str,
-    name: &str,
-    r: &Req,
-) -> Result<Response<Body>, ApiError> {
-    let obj = shared.store.get(def, ns, name)?;
-    if r.wants_table() {
-        let rv = obj
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        return table_response(def, &[obj], &rv, None, r);
+impl Call<'_> {
+    fn get(&self) -> Result<Response<Body>, ApiError> {
+        let obj = self.shared.store.get(self.def, self.ns, self.name)?;
+        if self.r.wants_table() {
+            let rv = obj
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            return table_response(self.def, &[obj], &rv, None, self.r);
+        }
+        Ok(json_response(200, &obj, &[]))
     }
-    Ok(json_response(200, &obj, &[]))
-}
 
-fn list(
-    shared: &Arc<Shared>,
-    def: &ResourceDef,
-    ns: Option<&str>,
-    r: &Req,
-) -> Result<Response<Body>, ApiError> {
-    let sel = selection(r, ns)?;
-    let limit = r
-        .q("limit")
-        .and_then(|l| l.parse::<usize>().ok())
-        .filter(|l| *l > 0);
-    let cont = match r.q("continue") {
-        Some(c) if !c.is_empty() => Some(decode_continue(c)?),
-        _ => None,
-    };
-    let (items, rv, next) = shared.store.list(def, &sel, limit, cont)?;
-    let next = next.map(|k| encode_continue(&k));
-    if r.wants_table() {
-        return table_response(def, &items, &rv.to_string(), next.as_deref(), r);
+    fn list(&self) -> Result<Response<Body>, ApiError> {
+        let sel = selection(self.r, self.scope)?;
+        let limit = self
+            .r
+            .q("limit")
+            .and_then(|l| l.parse::<usize>().ok())
+            .filter(|l| *l > 0);
+        let cont = match self.r.q("continue") {
+            Some(c) if !c.is_empty() => Some(decode_continue(c)?),
+            _ => None,
+        };
+        let (items, rv, next) = self.shared.store.list(self.def, &sel, limit, cont)?;
+        let next = next.map(|k| encode_continue(&k));
+        if self.r.wants_table() {
+            return table_response(self.def, &items, &rv.to_string(), next.as_deref(), self.r);
+        }
+        let mut meta = json!({"resourceVersion": rv.to_string()});
+        if let Some(n) = next {
+            meta["continue"] = n.into();
+        }
+        Ok(json_response(
+            200,
+            &json!({"kind": format!("{}List", self.def.kind), "apiVersion": self.def.api_version(), "metadata": meta, "items": items}),
+            &[],
+        ))
     }
-    let mut meta = json!({"resourceVersion": rv.to_string()});
-    if let Some(n) = next {
-        meta["continue"] = n.into();
+
+    fn create(&self) -> Result<Response<Body>, ApiError> {
+        let obj = parse_request_body(self.r)?;
+        let opts = write_opts(self.r, "Update");
+        let w = self.shared.store.create(self.def, self.ns, obj, &opts)?;
+        Ok(json_response(
+            if opts.dry_run { 200 } else { 201 },
+            &w.object,
+            &w.warnings,
+        ))
     }
-    Ok(json_response(
-        200,
-        &json!({"kind": format!("{}List", def.kind), "apiVersion": def.api_version(), "metadata": meta, "items": items}),
-        &[],
-    ))
+
+    fn update(&self) -> Result<Response<Body>, ApiError> {
+        let obj = parse_request_body(self.r)?;
+        let opts = write_opts(self.r, "Update");
+        let w = self
+            .shared
+            .store
+            .update(self.def, self.ns, self.name, obj, self.part, &opts)?;
+        Ok(json_response(
+            if w.created { 201 } else { 200 },
+            &w.object,
+            &w.warnings,
+        ))
+    }
+
+    /// PATCH: a merge, JSON or strategic patch of the current object, or a server-side apply.
+    fn patch_object(&self) -> Result<Response<Body>, ApiError> {
+        let kind = PatchKind::from_content_type(&self.r.content_type).ok_or_else(|| {
+            ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {:?})", self.r.content_type))
+        })?;
+        let body = patch::parse_body(&self.r.body)?;
+        if kind == PatchKind::Apply {
+            return self.apply_object(&body);
+        }
+        let opts = write_opts(self.r, "Update");
+        let w = self.shared.store.modify(
+            self.def,
+            self.ns,
+            self.name,
+            self.part,
+            false,
+            &opts,
+            |current| {
+                let current = current.ok_or_else(|| {
+                    ApiError::not_found(&self.def.qualified_resource(), self.name)
+                })?;
+                let mut patched = patch::apply_patch(kind, current, &body)?;
+                // A patch that does not name a resourceVersion applies to the current one.
+                if body.pointer("/metadata/resourceVersion").is_none()
+                    && let Some(rv) = current.pointer("/metadata/resourceVersion")
+                {
+                    patched["metadata"]["resourceVersion"] = rv.clone();
+                }
+                Ok(patched)
+            },
+        )?;
+        Ok(json_response(200, &w.object, &w.warnings))
+    }
+
+    /// PATCH with `application/apply-patch+yaml`: server-side apply as `fieldManager`, creating
+    /// the object when absent.
+    fn apply_object(&self, body: &Value) -> Result<Response<Body>, ApiError> {
+        let manager = self
+            .r
+            .q("fieldManager")
+            .filter(|m| !m.is_empty())
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "PATCH requests of type application/apply-patch+yaml must have a fieldManager",
+                )
+            })?
+            .to_string();
+        let force = self.r.flag("force");
+        let schema = self.def.schema.as_ref();
+        let mut opts = write_opts(self.r, "Apply");
+        let config = apply::ApplyConfig::new(body, schema);
+        opts.applied_fields = Some(config.fields_v1());
+        let w = self.shared.store.modify(
+            self.def,
+            self.ns,
+            self.name,
+            self.part,
+            true,
+            &opts,
+            |live| {
+                apply::apply(
+                    live,
+                    &config,
+                    &manager,
+                    self.part.subresource(),
+                    force,
+                    schema,
+                )
+            },
+        )?;
+        Ok(json_response(
+            if w.created { 201 } else { 200 },
+            &w.object,
+            &w.warnings,
+        ))
+    }
+
+    fn delete(&self) -> Result<Response<Body>, ApiError> {
+        let body: Value = if self.r.body.is_empty() {
+            json!({})
+        } else {
+            serde_json::from_slice(&self.r.body).unwrap_or(json!({}))
+        };
+        let dry_run = self.r.q("dryRun") == Some("All")
+            || body
+                .get("dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|a| a.iter().any(|v| v == "All"));
+        let obj = self.shared.store.delete(
+            self.def,
+            self.ns,
+            self.name,
+            body.pointer("/preconditions/uid").and_then(Value::as_str),
+            body.pointer("/preconditions/resourceVersion")
+                .and_then(Value::as_str),
+            dry_run,
+        )?;
+        Ok(json_response(200, &obj, &[]))
+    }
+
+    fn delete_collection(&self) -> Result<Response<Body>, ApiError> {
+        let sel = selection(self.r, self.scope)?;
+        let (items, _, _) = self.shared.store.list(self.def, &sel, None, None)?;
+        let dry_run = self.r.q("dryRun") == Some("All");
+        let mut deleted = Vec::new();
+        for item in items {
+            let n = item
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let ins = item
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            deleted.push(
+                self.shared
+                    .store
+                    .delete(self.def, &ins, &n, None, None, dry_run)?,
+            );
+        }
+        Ok(json_response(
+            200,
+            &json!({"kind": format!("{}List", self.def.kind), "apiVersion": self.def.api_version(), "metadata": {}, "items": deleted}),
+            &[],
+        ))
+    }
 }
 
 /// The objects as a `meta.k8s.io/v1` Table (`Accept: ...;as=Table`), rendered now.
@@ -108,170 +276,6 @@ fn table_response(
             Timestamp::now(),
             include_object(r)?,
         ),
-        &[],
-    ))
-}
-
-fn create(
-    shared: &Shared,
-    def: &ResourceDef,
-    ns: &str,
-    r: &Req,
-) -> Result<Response<Body>, ApiError> {
-    let obj = parse_request_body(r)?;
-    let opts = write_opts(r, "Update");
-    let w = shared.store.create(def, ns, obj, &opts)?;
-    Ok(json_response(
-        if opts.dry_run { 200 } else { 201 },
-        &w.object,
-        &w.warnings,
-    ))
-}
-
-fn update(
-    shared: &Shared,
-    def: &ResourceDef,
-    ns: &str,
-    name: &str,
-    part: Part,
-    r: &Req,
-) -> Result<Response<Body>, ApiError> {
-    let obj = parse_request_body(r)?;
-    let opts = write_opts(r, "Update");
-    let w = shared.store.update(def, ns, name, obj, part, &opts)?;
-    Ok(json_response(
-        if w.created { 201 } else { 200 },
-        &w.object,
-        &w.warnings,
-    ))
-}
-
-/// PATCH: a merge, JSON or strategic patch of the current object, or a server-side apply.
-fn patch_object(
-    shared: &Shared,
-    def: &ResourceDef,
-    ns: &str,
-    name: &str,
-    part: Part,
-    r: &Req,
-) -> Result<Response<Body>, ApiError> {
-    let kind = PatchKind::from_content_type(&r.content_type).ok_or_else(|| {
-        ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {:?})", r.content_type))
-    })?;
-    let body = patch::parse_body(&r.body)?;
-    if kind == PatchKind::Apply {
-        return apply_object(shared, def, ns, name, part, &body, r);
-    }
-    let opts = write_opts(r, "Update");
-    let w = shared
-        .store
-        .modify(def, ns, name, part, false, &opts, |current| {
-            let current =
-                current.ok_or_else(|| ApiError::not_found(&def.qualified_resource(), name))?;
-            let mut patched = patch::apply_patch(kind, current, &body)?;
-            // A patch that does not name a resourceVersion applies to the current one.
-            if body.pointer("/metadata/resourceVersion").is_none()
-                && let Some(rv) = current.pointer("/metadata/resourceVersion")
-            {
-                patched["metadata"]["resourceVersion"] = rv.clone();
-            }
-            Ok(patched)
-        })?;
-    Ok(json_response(200, &w.object, &w.warnings))
-}
-
-/// PATCH with `application/apply-patch+yaml`: server-side apply as `fieldManager`, creating
-/// the object when absent.
-fn apply_object(
-    shared: &Shared,
-    def: &ResourceDef,
-    ns: &str,
-    name: &str,
-    part: Part,
-    body: &Value,
-    r: &Req,
-) -> Result<Response<Body>, ApiError> {
-    let manager = r
-        .q("fieldManager")
-        .filter(|m| !m.is_empty())
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "PATCH requests of type application/apply-patch+yaml must have a fieldManager",
-            )
-        })?
-        .to_string();
-    let force = r.flag("force");
-    let schema = def.schema.as_ref();
-    let mut opts = write_opts(r, "Apply");
-    let config = apply::ApplyConfig::new(body, schema);
-    opts.applied_fields = Some(config.fields_v1());
-    let w = shared
-        .store
-        .modify(def, ns, name, part, true, &opts, |live| {
-            apply::apply(live, &config, &manager, part.subresource(), force, schema)
-        })?;
-    Ok(json_response(
-        if w.created { 201 } else { 200 },
-        &w.object,
-        &w.warnings,
-    ))
-}
-
-fn delete(
-    shared: &Shared,
-    def: &ResourceDef,
-    ns: &str,
-    name: &str,
-    r: &Req,
-) -> Result<Response<Body>, ApiError> {
-    let body: Value = if r.body.is_empty() {
-        json!({})
-    } else {
-        serde_json::from_slice(&r.body).unwrap_or(json!({}))
-    };
-    let dry_run = r.q("dryRun") == Some("All")
-        || body
-            .get("dryRun")
-            .and_then(Value::as_array)
-            .is_some_and(|a| a.iter().any(|v| v == "All"));
-    let obj = shared.store.delete(
-        def,
-        ns,
-        name,
-        body.pointer("/preconditions/uid").and_then(Value::as_str),
-        body.pointer("/preconditions/resourceVersion")
-            .and_then(Value::as_str),
-        dry_run,
-    )?;
-    Ok(json_response(200, &obj, &[]))
-}
-
-fn delete_collection(
-    shared: &Shared,
-    def: &ResourceDef,
-    ns: Option<&str>,
-    r: &Req,
-) -> Result<Response<Body>, ApiError> {
-    let sel = selection(r, ns)?;
-    let (items, _, _) = shared.store.list(def, &sel, None, None)?;
-    let dry_run = r.q("dryRun") == Some("All");
-    let mut deleted = Vec::new();
-    for item in items {
-        let n = item
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let ins = item
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        deleted.push(shared.store.delete(def, &ins, &n, None, None, dry_run)?);
-    }
-    Ok(json_response(
-        200,
-        &json!({"kind": format!("{}List", def.kind), "apiVersion": def.api_version(), "metadata": {}, "items": deleted}),
         &[],
     ))
 }
