@@ -98,7 +98,16 @@ impl CelRunner<'_> {
         if !root && old.is_some_and(|o| o == value) {
             return;
         }
-        self.eval_rules_at(schema, value, old, path, root, causes);
+        if let Some(rules) = schema
+            .get("x-kubernetes-validations")
+            .and_then(Value::as_array)
+            .filter(|r| !r.is_empty())
+        {
+            let (scope, old_cel) = self.bind_self(schema, value, old, root);
+            for rule in rules {
+                eval_rule(&scope, rule, old_cel.as_ref(), schema, path, causes);
+            }
+        }
         match value {
             Value::Object(map) => self.walk_object(schema, map, old, path, root, causes),
             Value::Array(items) => self.walk_list(schema, items, old, path, causes),
@@ -106,32 +115,21 @@ impl CelRunner<'_> {
         }
     }
 
-    /// The rules of this schema node, with `self` (and `oldSelf`) bound to `value` (and `old`).
-    fn eval_rules_at(
+    /// A scope with `self` (and `oldSelf`, with its CEL value) bound to `value` (and `old`).
+    fn bind_self(
         &self,
         schema: &Value,
         value: &Value,
         old: Option<&Value>,
-        path: &str,
         root: bool,
-        causes: &mut Vec<Cause>,
-    ) {
-        let Some(rules) = schema
-            .get("x-kubernetes-validations")
-            .and_then(Value::as_array)
-            .filter(|r| !r.is_empty())
-        else {
-            return;
-        };
+    ) -> (Context<'_>, Option<CelValue>) {
         let mut scope = self.ctx.new_inner_scope();
         scope.add_variable_from_value("self", to_cel(value, Some(schema), root));
         let old_cel = old.map(|o| to_cel(o, Some(schema), root));
         if let Some(o) = &old_cel {
             scope.add_variable_from_value("oldSelf", o.clone());
         }
-        for rule in rules {
-            eval_rule(&scope, rule, old_cel.as_ref(), schema, path, causes);
-        }
+        (scope, old_cel)
     }
 
     fn walk_object(

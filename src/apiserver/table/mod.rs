@@ -257,7 +257,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn ts(s: &str) -> Timestamp {
+    pub(super) fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
     }
 

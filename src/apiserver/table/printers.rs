@@ -48,13 +48,14 @@ fn col(
     }
 }
 
-fn name_column() -> Column {
+/// The Name column (shown by default, or with `-o wide` only for Events).
+fn name_column(priority: i32) -> Column {
     col(
         "Name",
         "string",
         "name",
         NAME_DESCRIPTION,
-        0,
+        priority,
         ".metadata.name",
     )
 }
@@ -77,7 +78,7 @@ fn age_date_column() -> Column {
 /// missing or empty the default single `Age` column (`.metadata.creationTimestamp`,
 /// type date) is used, like the real server.
 pub fn columns_from_crd(printer_columns: &Value) -> Vec<Column> {
-    let mut cols = vec![name_column()];
+    let mut cols = vec![name_column(0)];
     let defs = printer_columns.as_array().map(Vec::as_slice).unwrap_or(&[]);
     if defs.is_empty() {
         cols.push(age_date_column());
@@ -116,7 +117,7 @@ pub fn builtin_columns(group: &str, kind: &str) -> Vec<Column> {
     match (group, kind) {
         ("" | "events.k8s.io", "Event") => event_columns(),
         ("", "Namespace") => vec![
-            name_column(),
+            name_column(0),
             col(
                 "Status",
                 "string",
@@ -134,7 +135,7 @@ pub fn builtin_columns(group: &str, kind: &str) -> Vec<Column> {
                 COMPUTED_AGE,
             ),
         ],
-        _ => vec![name_column(), age_date_column()],
+        _ => vec![name_column(0), age_date_column()],
     }
 }
 
@@ -213,14 +214,7 @@ fn event_columns() -> Vec<Column> {
             1,
             COMPUTED_EVENT_COUNT,
         ),
-        col(
-            "Name",
-            "string",
-            "name",
-            NAME_DESCRIPTION,
-            1,
-            ".metadata.name",
-        ),
+        name_column(1),
     ]
 }
 
@@ -351,11 +345,8 @@ pub(super) fn computed_cell(marker: &str, obj: &Value, now: Timestamp) -> Value 
 #[cfg(test)]
 mod tests {
     use super::super::table;
+    use super::super::tests::ts;
     use super::*;
-
-    fn ts(s: &str) -> Timestamp {
-        s.parse().unwrap()
-    }
 
     #[test]
     fn builtin_event_tables() {
