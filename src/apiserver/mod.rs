@@ -1,6 +1,16 @@
 //! An embedded, in-memory Kubernetes API server over HTTP on 127.0.0.1. Generic: it knows
 //! nothing of our kinds and serves whatever CRDs are registered. Used by `up`, the tests and the
 //! benchmarks; kube-rs and the real kubectl both work against it.
+//!
+//! Where things are: a request is read in `http/mod.rs`, routed in `http/route.rs` (to a
+//! discovery document, or to a verb on a resource, authorised by `rbac.rs` for impersonated
+//! users) and served by `http/verbs.rs` (`http/watch.rs` for watches). Patches are made in
+//! `patch/` (server-side apply, with managedFields, in `patch/apply.rs`); every write is admitted
+//! in `admission/` (the pipeline in `mod.rs`; names, structural schema and CEL beside it) and
+//! kept in `storage/` (watch fan-out in `storage/watch.rs`, the namespace controller in
+//! `storage/namespaces.rs`). Tables are rendered in `table/` (JSONPath in `jsonpath.rs`), lists
+//! select with `selector/`, `discovery.rs` describes what is served (`resources.rs`), `persist.rs`
+//! saves and loads `--state`, and `faults.rs` injects failures.
 
 mod admission;
 mod discovery;
