@@ -1,13 +1,11 @@
 //! CRD registration: a stored CustomResourceDefinition serves its resources; a deleted one takes
 //! them, and their objects, away.
 
-use super::State;
+use super::{Change, State};
 use crate::apiserver::resources;
 use serde_json::Value;
 use std::sync::Arc;
 use tokio::sync::broadcast;
-
-use super::Change;
 
 impl State {
     pub(super) fn register_crd(&mut self, crd: &Value) {

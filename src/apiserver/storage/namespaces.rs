@@ -3,7 +3,7 @@
 //! honoured), then removed.
 
 use super::writes::mark_for_deletion;
-use super::{State, Store};
+use super::{Change, State, Store};
 use crate::apiserver::admission::WriteOpts;
 use crate::apiserver::error::ApiError;
 use crate::apiserver::meta::{finalizers, now_string, set_meta};
@@ -11,8 +11,6 @@ use crate::apiserver::resources::ResourceDef;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio::sync::broadcast;
-
-use super::Change;
 
 const BOOT_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 

@@ -1,7 +1,7 @@
 //! Writes: create, update, read-modify-write (patch, apply) and delete. Each takes the store's
 //! lock once, has the write admitted (see [`crate::apiserver::admission`]) and stores the result.
 
-use super::{State, Store};
+use super::{Change, State, Store};
 use crate::apiserver::admission::schema;
 use crate::apiserver::admission::{self, Admitted, Part, WriteOpts};
 use crate::apiserver::error::ApiError;
@@ -10,8 +10,6 @@ use crate::apiserver::resources::ResourceDef;
 use serde_json::Value;
 use std::sync::Arc;
 use tokio::sync::broadcast;
-
-use super::Change;
 
 /// The answer to a successful write.
 #[derive(Debug)]
