@@ -1,31 +1,45 @@
 //! An embedded, in-memory Kubernetes API server over HTTP on 127.0.0.1. Generic: it knows
 //! nothing of our kinds and serves whatever CRDs are registered. Used by `up`, the tests and the
 //! benchmarks; kube-rs and the real kubectl both work against it.
+//!
+//! Where things are: a request is read in `http/mod.rs`, routed in `http/route.rs` (to a
+//! discovery document, or to a verb on a resource, authorised by `rbac.rs` for impersonated
+//! users) and served by `http/verbs.rs` (`http/watch.rs` for watches). Patches are made in
+//! `patch/` (server-side apply, with managedFields, in `patch/apply.rs`); every write is admitted
+//! in `admission/` (the pipeline in `mod.rs`; names, structural schema and CEL beside it) and
+//! kept in `storage/` (watch fan-out in `storage/watch.rs`, the namespace controller in
+//! `storage/namespaces.rs`). Tables are rendered in `table/` (JSONPath in `jsonpath.rs`), lists
+//! select with `selector/`, `discovery.rs` describes what is served (`resources.rs`), `persist.rs`
+//! saves and loads `--state`, and `faults.rs` injects failures.
 
+mod admission;
 mod discovery;
 mod error;
+mod faults;
 mod http;
+mod jsonpath;
+mod meta;
 mod packed;
 mod patch;
+mod persist;
 mod protobuf;
 mod rbac;
 mod resources;
-pub mod schema;
 pub mod selector;
-mod store;
+mod storage;
 pub mod table;
 
+pub use admission::schema;
 pub use error::ApiError;
-pub use store::Stats;
+pub use faults::Faults;
+pub use storage::Stats;
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper::http::uri as http_parse;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use store::Store;
+use storage::Store;
 use tokio::net::TcpListener;
 
 /// Options of the embedded server.
@@ -46,60 +60,6 @@ impl Default for Config {
             history: 200_000,
             event_ttl: Duration::from_secs(3600),
         }
-    }
-}
-
-/// One injected failure rule.
-#[derive(Clone, Debug)]
-struct FaultRule {
-    verb: String,
-    resource: String,
-    remaining: usize,
-    code: u16,
-    retry_after: Option<u32>,
-}
-
-/// Fault injection, reachable from Rust only.
-pub struct Faults {
-    rules: Mutex<Vec<FaultRule>>,
-    latency: Mutex<Option<Duration>>,
-    drops: tokio::sync::watch::Sender<u64>,
-}
-
-impl Faults {
-    fn new() -> Self {
-        Self {
-            rules: Mutex::new(Vec::new()),
-            latency: Mutex::new(None),
-            drops: tokio::sync::watch::channel(0).0,
-        }
-    }
-
-    fn latency(&self) -> Option<Duration> {
-        *self.latency.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The error to answer instead, when a rule matches (and counts it down).
-    fn take(&self, verb: &str, resource: &str) -> Option<ApiError> {
-        let mut rules = self.rules.lock().unwrap_or_else(|p| p.into_inner());
-        let i = rules.iter().position(|r| {
-            (r.verb == "*" || r.verb == verb) && (r.resource == "*" || r.resource == resource)
-        })?;
-        let rule = rules[i].clone();
-        rules[i].remaining -= 1;
-        if rules[i].remaining == 0 {
-            rules.remove(i);
-        }
-        let (reason, msg): (&'static str, &str) = match rule.code {
-            409 => ("Conflict", "injected conflict"),
-            410 => ("Expired", "injected expiry"),
-            429 => ("TooManyRequests", "injected throttling"),
-            503 => ("ServiceUnavailable", "injected unavailability"),
-            _ => ("InternalError", "injected internal error"),
-        };
-        let mut e = ApiError::new(rule.code, reason, msg);
-        e.retry_after = rule.retry_after;
-        Some(e)
     }
 }
 
@@ -127,52 +87,13 @@ impl ApiServer {
             faults: Faults::new(),
             addr: addr.to_string(),
         });
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        // Events expire, as on a real cluster, so a long-running server does not grow forever.
-        let expiring = shared.clone();
-        let ttl = config.event_ttl;
-        let mut stop_expiry = stopped.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(
-                (ttl / 2)
-                    .min(Duration::from_secs(60))
-                    .max(Duration::from_millis(100)),
-            );
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {
-                        let cutoff = k8s_openapi::jiff::Timestamp::now() - ttl;
-                        expiring.store.expire_events(cutoff);
-                    }
-                    _ = stop_expiry.changed() => break,
-                }
-            }
-        });
-        let server = shared.clone();
-        tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    a = listener.accept() => a,
-                    _ = stopped.changed() => break,
-                };
-                let Ok((stream, _)) = accepted else { continue };
-                // Answers go out at once: no Nagle delay on small responses.
-                let _ = stream.set_nodelay(true);
-                let shared = server.clone();
-                let mut stop_conn = stopped.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| http::handle(shared.clone(), req));
-                    let conn = http1::Builder::new()
-                        .keep_alive(true)
-                        .serve_connection(TokioIo::new(stream), service);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        _ = conn.as_mut() => {}
-                        _ = stop_conn.changed() => {}
-                    }
-                });
-            }
-        });
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(expire_events(
+            shared.clone(),
+            config.event_ttl,
+            stopped.clone(),
+        ));
+        tokio::spawn(http::serve(listener, shared.clone(), stopped));
         Ok(Self { shared, addr, stop })
     }
 
@@ -314,84 +235,35 @@ impl ApiServer {
 
     /// Writes every object to `path` atomically (a temporary file, then a rename).
     pub fn save_state(&self, path: &Path) -> std::io::Result<()> {
-        let bytes = self
-            .shared
-            .store
-            .snapshot()
-            .map_err(std::io::Error::other)?;
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)?;
-        }
-        // A unique temporary name, synced before the rename: a crash leaves the old or the new
-        // file, never a torn one.
-        let tmp = path.with_extension(format!("tmp.{}", uuid::Uuid::new_v4().simple()));
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)
+        persist::save(&self.shared.store, path)
     }
 
     /// Loads objects saved by [`ApiServer::save_state`]; call before anything is written.
     pub fn load_state(&self, path: &Path) -> Result<usize, String> {
-        let bytes =
-            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        self.shared
-            .store
-            .restore(&bytes)
-            .map_err(|e| format!("{} is not a usable state file: {e}", path.display()))
+        persist::load(&self.shared.store, path)
     }
 
-    // --- fault injection -------------------------------------------------------------------
-
-    /// Fails the next `count` requests with `verb` ("get", "list", "watch", "create", "update",
-    /// "patch", "delete" or "*") on `resource` (plural or "*") with `code`.
-    pub fn fail_next(
-        &self,
-        verb: &str,
-        resource: &str,
-        count: usize,
-        code: u16,
-        retry_after: Option<u32>,
-    ) {
-        if count == 0 {
-            return;
-        }
-        self.shared
-            .faults
-            .rules
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(FaultRule {
-                verb: verb.into(),
-                resource: resource.into(),
-                remaining: count,
-                code,
-                retry_after,
-            });
-    }
-
-    /// Ends every open watch (clients re-watch from their last resourceVersion).
-    pub fn drop_watches(&self) {
-        self.shared.faults.drops.send_modify(|n| *n += 1);
-    }
-
-    /// Forgets the change history: resuming a watch from an older version gets 410 Expired.
-    pub fn compact(&self) {
-        self.shared.store.compact();
-    }
-
-    /// Adds latency to every request (None removes it).
-    pub fn set_latency(&self, latency: Option<Duration>) {
-        *self
-            .shared
-            .faults
-            .latency
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = latency;
-    }
+    // Fault injection (fail_next, drop_watches, compact, set_latency) is in faults.rs.
 }
 
-use hyper::http::uri as http_parse;
+/// Events expire, as on a real cluster, so a long-running server does not grow forever.
+async fn expire_events(
+    shared: Arc<Shared>,
+    ttl: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(
+        (ttl / 2)
+            .min(Duration::from_secs(60))
+            .max(Duration::from_millis(100)),
+    );
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let cutoff = k8s_openapi::jiff::Timestamp::now() - ttl;
+                shared.store.expire_events(cutoff);
+            }
+            _ = stop.changed() => break,
+        }
+    }
+}

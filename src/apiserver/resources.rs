@@ -55,6 +55,14 @@ impl ResourceDef {
         }
     }
 
+    pub fn is_crd(&self) -> bool {
+        self.group == "apiextensions.k8s.io" && self.plural == "customresourcedefinitions"
+    }
+
+    pub fn is_namespace(&self) -> bool {
+        self.group.is_empty() && self.plural == "namespaces"
+    }
+
     pub fn is_event(&self) -> bool {
         self.store == ("".to_string(), "events".to_string())
     }

@@ -10,20 +10,17 @@
 //! Error causes mimic the apiserver's `field.Error`s: `field` is the dotted path
 //! (`spec.resources[1]`), `message` is `ErrorBody()` (e.g. `Required value`).
 //!
-//! CEL rules are evaluated with `kube_cel`'s Kubernetes function library on top of
-//! the `cel` crate it re-exports (kube-cel's own `Validator` sits behind its
-//! non-default `validation` feature, so it is not used here).
+//! CEL rules are evaluated in [`super::cel`].
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::thread::LocalKey;
 
-use kube_cel::KubeCelExt;
-use kube_cel::cel::objects::{Key, Map as CelMap, OptionalValue};
-use kube_cel::cel::{self, Context, Program, Value as CelValue};
 use regex::Regex;
 use serde_json::{Map, Value};
+
+use super::cel;
 
 /// One entry of a 422 Status's details.causes, as the real apiserver writes it.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,14 +33,14 @@ pub struct Cause {
     pub field: String,
 }
 
-const INVALID: &str = "FieldValueInvalid";
-const REQUIRED: &str = "FieldValueRequired";
+pub(super) const INVALID: &str = "FieldValueInvalid";
+pub(super) const REQUIRED: &str = "FieldValueRequired";
 const NOT_SUPPORTED: &str = "FieldValueNotSupported";
 const TYPE_INVALID: &str = "FieldValueTypeInvalid";
 const TOO_LONG: &str = "FieldValueTooLong";
 const TOO_MANY: &str = "FieldValueTooMany";
-const DUPLICATE: &str = "FieldValueDuplicate";
-const FORBIDDEN: &str = "FieldValueForbidden";
+pub(super) const DUPLICATE: &str = "FieldValueDuplicate";
+pub(super) const FORBIDDEN: &str = "FieldValueForbidden";
 
 /// Error types that make the apiserver skip CEL rules (`hasBlockingErr`).
 const BLOCKING: [&str; 5] = [NOT_SUPPORTED, REQUIRED, TOO_LONG, TOO_MANY, TYPE_INVALID];
@@ -52,7 +49,7 @@ const NOT_CHECKED: &str = "some validation rules were not checked because the ob
                            correct the existing errors to complete validation";
 
 impl Cause {
-    fn new(reason: &str, field: &str, message: String) -> Self {
+    pub(super) fn new(reason: &str, field: &str, message: String) -> Self {
         Cause {
             reason: reason.to_owned(),
             message,
@@ -63,20 +60,20 @@ impl Cause {
 
 // ───────────────────────────── schema helpers ─────────────────────────────
 
-fn flag(schema: &Value, name: &str) -> bool {
+pub(super) fn flag(schema: &Value, name: &str) -> bool {
     schema.get(name).and_then(Value::as_bool) == Some(true)
 }
 
-fn schema_type(schema: &Value) -> Option<&str> {
+pub(super) fn schema_type(schema: &Value) -> Option<&str> {
     schema.get("type").and_then(Value::as_str)
 }
 
-fn properties(schema: &Value) -> Option<&Map<String, Value>> {
+pub(super) fn properties(schema: &Value) -> Option<&Map<String, Value>> {
     schema.get("properties").and_then(Value::as_object)
 }
 
 /// `additionalProperties` in its schema form.
-fn additional_schema(schema: &Value) -> Option<&Value> {
+pub(super) fn additional_schema(schema: &Value) -> Option<&Value> {
     schema.get("additionalProperties").filter(|a| a.is_object())
 }
 
@@ -91,11 +88,11 @@ fn count(schema: &Value, name: &str) -> Option<u64> {
     })
 }
 
-fn is_root_meta(root: bool, key: &str) -> bool {
+pub(super) fn is_root_meta(root: bool, key: &str) -> bool {
     root && matches!(key, "apiVersion" | "kind" | "metadata")
 }
 
-fn child(path: &str, key: &str) -> String {
+pub(super) fn child(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_owned()
     } else {
@@ -103,18 +100,13 @@ fn child(path: &str, key: &str) -> String {
     }
 }
 
-fn index(path: &str, i: usize) -> String {
+pub(super) fn index(path: &str, i: usize) -> String {
     format!("{path}[{i}]")
-}
-
-/// `field.Path.Key` (used by CEL errors under `additionalProperties`).
-fn key_path(path: &str, key: &str) -> String {
-    format!("{path}[{key}]")
 }
 
 // ───────────────────────────── value formatting ─────────────────────────────
 
-fn quote(s: &str) -> String {
+pub(super) fn quote(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| format!("{s:?}"))
 }
 
@@ -210,42 +202,33 @@ fn json_eq(a: &Value, b: &Value) -> bool {
 
 const CACHE_LIMIT: usize = 512;
 
-type CompiledRule = Rc<Result<Program, String>>;
-
 thread_local! {
     // Rc, not Regex clones: a cloned Regex starts a fresh match cache, which is costly.
     static REGEXES: RefCell<HashMap<String, Option<Rc<Regex>>>> = RefCell::new(HashMap::new());
-    static PROGRAMS: RefCell<HashMap<String, CompiledRule>> = RefCell::new(HashMap::new());
+}
+
+/// A per-thread cache keyed by source text (a pattern, a rule), emptied when it is full.
+pub(super) fn cached<T: Clone>(
+    cache: &'static LocalKey<RefCell<HashMap<String, T>>>,
+    source: &str,
+    make: impl FnOnce() -> T,
+) -> T {
+    cache.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(v) = cache.get(source) {
+            return v.clone();
+        }
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        let v = make();
+        cache.insert(source.to_owned(), v.clone());
+        v
+    })
 }
 
 fn regex(pattern: &str) -> Option<Rc<Regex>> {
-    REGEXES.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if let Some(re) = cache.get(pattern) {
-            return re.clone();
-        }
-        if cache.len() >= CACHE_LIMIT {
-            cache.clear();
-        }
-        let re = Regex::new(pattern).ok().map(Rc::new);
-        cache.insert(pattern.to_owned(), re.clone());
-        re
-    })
-}
-
-fn program(source: &str) -> CompiledRule {
-    PROGRAMS.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if let Some(p) = cache.get(source) {
-            return Rc::clone(p);
-        }
-        if cache.len() >= CACHE_LIMIT {
-            cache.clear();
-        }
-        let p = Rc::new(Program::compile(source).map_err(|e| e.to_string()));
-        cache.insert(source.to_owned(), Rc::clone(&p));
-        p
-    })
+    cached(&REGEXES, pattern, || Regex::new(pattern).ok().map(Rc::new))
 }
 
 // ───────────────────────────── date-time ─────────────────────────────
@@ -421,7 +404,7 @@ fn prune_node(
 pub fn validate(schema: &Value, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
     let mut causes = Vec::new();
     check_node(schema, obj, old, "", true, &mut causes);
-    if has_rules(schema) {
+    if cel::has_rules(schema) {
         if causes.iter().any(|c| BLOCKING.contains(&c.reason.as_str())) {
             causes.push(Cause::new(
                 INVALID,
@@ -429,32 +412,10 @@ pub fn validate(schema: &Value, obj: &Value, old: Option<&Value>) -> Vec<Cause> 
                 format!("Invalid value: {}: {NOT_CHECKED}", quote("null")),
             ));
         } else {
-            CEL_CONTEXT.with(|ctx| {
-                let runner = CelRunner { ctx };
-                runner.walk(schema, obj, old, "", true, &mut causes);
-            });
+            cel::check_rules(schema, obj, old, &mut causes);
         }
     }
     causes
-}
-
-fn has_rules(schema: &Value) -> bool {
-    if schema
-        .get("x-kubernetes-validations")
-        .and_then(Value::as_array)
-        .is_some_and(|r| !r.is_empty())
-    {
-        return true;
-    }
-    properties(schema).is_some_and(|p| p.values().any(has_rules))
-        || additional_schema(schema).is_some_and(has_rules)
-        || schema.get("items").is_some_and(has_rules)
-        || ["allOf", "anyOf", "oneOf"].iter().any(|k| {
-            schema
-                .get(*k)
-                .and_then(Value::as_array)
-                .is_some_and(|b| b.iter().any(has_rules))
-        })
 }
 
 fn type_invalid(path: &str, expected: &str, value: &Value) -> Cause {
@@ -657,8 +618,39 @@ fn check_number(schema: &Value, n: &serde_json::Number, path: &str, causes: &mut
 }
 
 fn check_array(schema: &Value, items: &[Value], path: &str, causes: &mut Vec<Cause>) {
-    let len = items.len() as u64;
-    if let Some(max) = count(schema, "maxItems")
+    check_count(
+        schema,
+        ("maxItems", "minItems"),
+        items.len(),
+        "items",
+        path,
+        causes,
+    );
+    let item_schema = schema.get("items");
+    if let Some(item_schema) = item_schema {
+        for (i, item) in items.iter().enumerate() {
+            check_node(item_schema, item, None, &index(path, i), false, causes);
+        }
+    }
+    match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
+        Some("set") => check_set(items, path, causes),
+        Some("map") => check_list_map(schema, item_schema, items, path, causes),
+        _ => {}
+    }
+}
+
+/// The bounds on how many entries an array or object has (`maxItems`/`minItems`,
+/// `maxProperties`/`minProperties`); `noun` names them in the lower bound's message.
+fn check_count(
+    schema: &Value,
+    (max_key, min_key): (&str, &str),
+    len: usize,
+    noun: &str,
+    path: &str,
+    causes: &mut Vec<Cause>,
+) {
+    let len = len as u64;
+    if let Some(max) = count(schema, max_key)
         && len > max
     {
         causes.push(Cause::new(
@@ -667,75 +659,84 @@ fn check_array(schema: &Value, items: &[Value], path: &str, causes: &mut Vec<Cau
             format!("Too many: {len}: must have at most {max} items"),
         ));
     }
-    if let Some(min) = count(schema, "minItems")
+    if let Some(min) = count(schema, min_key)
         && len < min
     {
         causes.push(invalid(
             path,
             &len.to_string(),
-            &format!("should have at least {min} items"),
+            &format!("should have at least {min} {noun}"),
         ));
-    }
-    let item_schema = schema.get("items");
-    if let Some(item_schema) = item_schema {
-        for (i, item) in items.iter().enumerate() {
-            check_node(item_schema, item, None, &index(path, i), false, causes);
-        }
-    }
-    match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
-        Some("set") => {
-            for (i, item) in items.iter().enumerate() {
-                if items[..i].iter().any(|earlier| json_eq(earlier, item)) {
-                    causes.push(Cause::new(
-                        DUPLICATE,
-                        &index(path, i),
-                        format!("Duplicate value: {}", fmt_value(item)),
-                    ));
-                }
-            }
-        }
-        Some("map") => {
-            let keys = list_map_keys(schema);
-            let mut seen: Vec<Vec<Value>> = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                if !item.is_object() {
-                    continue;
-                }
-                let key = map_key(&keys, item_schema, item);
-                if seen.iter().any(|k| json_eq_all(k, &key)) {
-                    let shown: Map<String, Value> = keys
-                        .iter()
-                        .zip(&key)
-                        .filter(|(_, v)| !v.is_null())
-                        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-                        .collect();
-                    causes.push(Cause::new(
-                        DUPLICATE,
-                        &index(path, i),
-                        format!("Duplicate value: {}", fmt_value(&Value::Object(shown))),
-                    ));
-                }
-                seen.push(key);
-            }
-        }
-        _ => {}
     }
 }
 
-fn json_eq_all(a: &[Value], b: &[Value]) -> bool {
+/// `x-kubernetes-list-type: set`: no item twice.
+fn check_set(items: &[Value], path: &str, causes: &mut Vec<Cause>) {
+    for (i, item) in items.iter().enumerate() {
+        if items[..i].iter().any(|earlier| json_eq(earlier, item)) {
+            causes.push(Cause::new(
+                DUPLICATE,
+                &index(path, i),
+                format!("Duplicate value: {}", fmt_value(item)),
+            ));
+        }
+    }
+}
+
+/// `x-kubernetes-list-type: map`: no key twice.
+fn check_list_map(
+    schema: &Value,
+    item_schema: Option<&Value>,
+    items: &[Value],
+    path: &str,
+    causes: &mut Vec<Cause>,
+) {
+    let keys = list_map_keys(schema).unwrap_or_default();
+    let mut seen: Vec<Vec<Value>> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        if !item.is_object() {
+            continue;
+        }
+        let key = map_key(&keys, item_schema, item);
+        if seen.iter().any(|k| json_eq_all(k, &key)) {
+            let shown: Map<String, Value> = keys
+                .iter()
+                .zip(&key)
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect();
+            causes.push(Cause::new(
+                DUPLICATE,
+                &index(path, i),
+                format!("Duplicate value: {}", fmt_value(&Value::Object(shown))),
+            ));
+        }
+        seen.push(key);
+    }
+}
+
+pub(super) fn json_eq_all(a: &[Value], b: &[Value]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| json_eq(x, y))
 }
 
-fn list_map_keys(schema: &Value) -> Vec<&str> {
-    schema
-        .get("x-kubernetes-list-map-keys")
-        .and_then(Value::as_array)
-        .map(|keys| keys.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default()
+/// The key fields of a list-map (`x-kubernetes-list-type: map`); None when the schema is not
+/// one or names no `x-kubernetes-list-map-keys`. Admission and server-side apply both read it.
+pub(in crate::apiserver) fn list_map_keys(schema: &Value) -> Option<Vec<&str>> {
+    if schema.get("x-kubernetes-list-type").and_then(Value::as_str) != Some("map") {
+        return None;
+    }
+    Some(
+        schema
+            .get("x-kubernetes-list-map-keys")?
+            .as_array()?
+            .iter()
+            .filter_map(Value::as_str)
+            .collect(),
+    )
 }
 
 /// The key tuple of a list-map item (missing keys take the key property's default).
-fn map_key(keys: &[&str], item_schema: Option<&Value>, item: &Value) -> Vec<Value> {
+pub(super) fn map_key(keys: &[&str], item_schema: Option<&Value>, item: &Value) -> Vec<Value> {
     keys.iter()
         .map(|k| {
             item.get(*k)
@@ -759,25 +760,14 @@ fn check_object(
     root: bool,
     causes: &mut Vec<Cause>,
 ) {
-    let len = map.len() as u64;
-    if let Some(max) = count(schema, "maxProperties")
-        && len > max
-    {
-        causes.push(Cause::new(
-            TOO_MANY,
-            path,
-            format!("Too many: {len}: must have at most {max} items"),
-        ));
-    }
-    if let Some(min) = count(schema, "minProperties")
-        && len < min
-    {
-        causes.push(invalid(
-            path,
-            &len.to_string(),
-            &format!("should have at least {min} properties"),
-        ));
-    }
+    check_count(
+        schema,
+        ("maxProperties", "minProperties"),
+        map.len(),
+        "properties",
+        path,
+        causes,
+    );
     let props = properties(schema);
     let non_nullable_null = |key: &str, v: &Value| {
         v.is_null()
@@ -817,311 +807,6 @@ fn check_object(
             check_node(prop, v, old_v, &child(path, key), false, causes);
         } else if let Some(add) = additional_schema(schema) {
             check_node(add, v, old_v, &child(path, key), false, causes);
-        }
-    }
-}
-
-// ───────────────────────────── CEL ─────────────────────────────
-
-thread_local! {
-    /// Root CEL context with the Kubernetes function library (built once per thread).
-    static CEL_CONTEXT: Context<'static> = Context::default().with_all();
-}
-
-struct CelRunner<'c> {
-    ctx: &'c Context<'static>,
-}
-
-impl CelRunner<'_> {
-    fn walk(
-        &self,
-        schema: &Value,
-        value: &Value,
-        old: Option<&Value>,
-        path: &str,
-        root: bool,
-        causes: &mut Vec<Cause>,
-    ) {
-        // Only non-null values are validated, like the apiserver.
-        if value.is_null() {
-            return;
-        }
-        let old = old.filter(|o| !o.is_null());
-        // Ratcheting, as the real server does: a value the update leaves unchanged was admitted
-        // before and is not evaluated again (status writes leave the spec's rules alone).
-        if !root && old.is_some_and(|o| o == value) {
-            return;
-        }
-        if let Some(rules) = schema
-            .get("x-kubernetes-validations")
-            .and_then(Value::as_array)
-            .filter(|r| !r.is_empty())
-        {
-            let mut scope = self.ctx.new_inner_scope();
-            scope.add_variable_from_value("self", to_cel(value, Some(schema), root));
-            let old_cel = old.map(|o| to_cel(o, Some(schema), root));
-            if let Some(o) = &old_cel {
-                scope.add_variable_from_value("oldSelf", o.clone());
-            }
-            for rule in rules {
-                eval_rule(&scope, rule, old_cel.as_ref(), schema, path, causes);
-            }
-        }
-        match value {
-            Value::Object(map) => {
-                let props = properties(schema);
-                let additional = additional_schema(schema);
-                for (key, v) in map {
-                    if is_root_meta(root, key) {
-                        continue;
-                    }
-                    let old_child = old.and_then(|o| o.get(key));
-                    if let Some(prop) = props.and_then(|p| p.get(key)) {
-                        self.walk(prop, v, old_child, &child(path, key), false, causes);
-                    } else if let Some(add) = additional {
-                        self.walk(add, v, old_child, &key_path(path, key), false, causes);
-                    }
-                }
-            }
-            Value::Array(items) => {
-                let Some(item_schema) = schema.get("items") else {
-                    return;
-                };
-                let is_map =
-                    schema.get("x-kubernetes-list-type").and_then(Value::as_str) == Some("map");
-                let keys = list_map_keys(schema);
-                let old_items = old.and_then(Value::as_array);
-                for (i, item) in items.iter().enumerate() {
-                    // Only list-type=map items correlate with the old object (by key).
-                    let old_item = if is_map && !keys.is_empty() {
-                        let key = map_key(&keys, Some(item_schema), item);
-                        old_items.and_then(|olds| {
-                            olds.iter()
-                                .find(|o| json_eq_all(&map_key(&keys, Some(item_schema), o), &key))
-                        })
-                    } else {
-                        None
-                    };
-                    self.walk(item_schema, item, old_item, &index(path, i), false, causes);
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-fn eval_rule(
-    scope: &Context<'_>,
-    rule: &Value,
-    old: Option<&CelValue>,
-    schema: &Value,
-    path: &str,
-    causes: &mut Vec<Cause>,
-) {
-    let Some(source) = rule.get("rule").and_then(Value::as_str) else {
-        return;
-    };
-    let message = rule
-        .get("message")
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|m| !m.is_empty());
-    let rule_error = message.unwrap_or(source.trim());
-    let ty = quote(schema_type(schema).unwrap_or(""));
-    // The apiserver's root field.Path is nil and prints as "<nil>".
-    let path = if path.is_empty() { "<nil>" } else { path };
-    let compiled = program(source);
-    let prog = match compiled.as_ref() {
-        Ok(p) => p,
-        Err(e) => {
-            causes.push(Cause::new(
-                INVALID,
-                path,
-                format!("Invalid value: {ty}: compilation failed for rule: {rule_error}: {e}"),
-            ));
-            return;
-        }
-    };
-    let optional_old_self = flag(rule, "optionalOldSelf");
-    let transition = prog.references().has_variable("oldSelf");
-    if transition && old.is_none() && !optional_old_self {
-        return;
-    }
-    let optional_scope;
-    let ctx = if transition && optional_old_self {
-        let mut s = scope.new_inner_scope();
-        let opt = match old {
-            Some(o) => OptionalValue::of(o.clone()),
-            None => OptionalValue::none(),
-        };
-        s.add_variable_from_value("oldSelf", CelValue::Opaque(Arc::new(opt)));
-        optional_scope = s;
-        &optional_scope
-    } else {
-        scope
-    };
-    match prog.execute(ctx) {
-        Ok(CelValue::Bool(true)) => {}
-        Ok(_) => {
-            let detail = rule
-                .get("messageExpression")
-                .and_then(Value::as_str)
-                .and_then(|expr| match program(expr).as_ref() {
-                    Ok(p) => match p.execute(ctx) {
-                        Ok(CelValue::String(s)) => {
-                            let s = s.trim();
-                            (!s.is_empty() && !s.contains('\n')).then(|| s.to_owned())
-                        }
-                        _ => None,
-                    },
-                    Err(_) => None,
-                })
-                .unwrap_or_else(|| match message {
-                    Some(m) => m.to_owned(),
-                    None => format!("failed rule: {rule_error}"),
-                });
-            let field = match rule.get("fieldPath").and_then(Value::as_str) {
-                Some(fp) if !fp.is_empty() => {
-                    if path == "<nil>" {
-                        fp.trim_start_matches('.').to_owned()
-                    } else if fp.starts_with('[') || fp.starts_with('.') {
-                        format!("{path}{fp}")
-                    } else {
-                        format!("{path}.{fp}")
-                    }
-                }
-                _ => path.to_owned(),
-            };
-            let msg = match rule.get("reason").and_then(Value::as_str) {
-                Some(FORBIDDEN) => (FORBIDDEN, format!("Forbidden: {detail}")),
-                Some(REQUIRED) => (REQUIRED, format!("Required value: {detail}")),
-                Some(DUPLICATE) => (DUPLICATE, format!("Duplicate value: {ty}")),
-                _ => (INVALID, format!("Invalid value: {ty}: {detail}")),
-            };
-            causes.push(Cause::new(msg.0, &field, msg.1));
-        }
-        Err(e) => causes.push(Cause::new(
-            INVALID,
-            path,
-            format!("Invalid value: {ty}: {e} evaluating rule: {rule_error}"),
-        )),
-    }
-}
-
-/// CEL reserved words that are escaped as `__word__` in field names.
-const CEL_RESERVED: [&str; 21] = [
-    "true",
-    "false",
-    "null",
-    "in",
-    "as",
-    "break",
-    "const",
-    "continue",
-    "else",
-    "for",
-    "function",
-    "if",
-    "import",
-    "let",
-    "loop",
-    "package",
-    "namespace",
-    "return",
-    "var",
-    "void",
-    "while",
-];
-
-/// Kubernetes' escaping of property names for CEL.
-fn escape_field(name: &str) -> String {
-    if CEL_RESERVED.contains(&name) {
-        return format!("__{name}__");
-    }
-    let mut out = String::with_capacity(name.len());
-    for ch in name.chars() {
-        match ch {
-            '_' => out.push_str("__"),
-            '.' => out.push_str("__dot__"),
-            '-' => out.push_str("__dash__"),
-            '/' => out.push_str("__slash__"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn cel_string(s: &str) -> CelValue {
-    CelValue::String(Arc::new(s.to_owned()))
-}
-
-/// Converts a JSON value to CEL the way the apiserver binds `self`: date-time and
-/// duration strings become timestamps/durations, `number` fields are doubles,
-/// declared property names are escaped (map keys under additionalProperties are not).
-fn to_cel(value: &Value, schema: Option<&Value>, root: bool) -> CelValue {
-    match value {
-        Value::Null => CelValue::Null,
-        Value::Bool(b) => CelValue::Bool(*b),
-        Value::Number(n) => {
-            let double = schema.and_then(schema_type) == Some("number");
-            match (n.as_i64(), n.as_u64(), n.as_f64()) {
-                (_, _, Some(f)) if double => CelValue::Float(f),
-                (Some(i), _, _) => CelValue::Int(i),
-                (None, Some(u), _) => CelValue::UInt(u),
-                (_, _, f) => CelValue::Float(f.unwrap_or(f64::NAN)),
-            }
-        }
-        Value::String(s) => {
-            let int_or_string = schema.is_some_and(|s| flag(s, "x-kubernetes-int-or-string"));
-            match schema.and_then(|s| s.get("format")).and_then(Value::as_str) {
-                Some("date-time") if !int_or_string => {
-                    cel::functions::timestamp(Arc::new(s.clone())).unwrap_or_else(|_| cel_string(s))
-                }
-                Some("duration") if !int_or_string => {
-                    cel::functions::time::duration(Arc::new(s.clone()))
-                        .unwrap_or_else(|_| cel_string(s))
-                }
-                _ => cel_string(s),
-            }
-        }
-        Value::Array(items) => {
-            let item_schema = schema.and_then(|s| s.get("items"));
-            CelValue::List(Arc::new(
-                items
-                    .iter()
-                    .map(|i| to_cel(i, item_schema, false))
-                    .collect(),
-            ))
-        }
-        Value::Object(map) => {
-            let props = schema.and_then(properties);
-            let additional = schema.and_then(|s| s.get("additionalProperties"));
-            let is_map = additional.is_some_and(|a| a.is_object() || a.as_bool() == Some(true));
-            let additional_schema = additional.filter(|a| a.is_object());
-            let mut out = HashMap::with_capacity(map.len());
-            for (key, v) in map {
-                let child_value = if root && key == "metadata" {
-                    // Only metadata.name and metadata.generateName are visible to CEL.
-                    let mut meta = Map::new();
-                    for k in ["name", "generateName"] {
-                        if let Some(x) = v.get(k) {
-                            meta.insert(k.to_owned(), x.clone());
-                        }
-                    }
-                    to_cel(&Value::Object(meta), None, false)
-                } else {
-                    let child_schema = props.and_then(|p| p.get(key)).or(additional_schema);
-                    to_cel(v, child_schema, false)
-                };
-                let declared = props.is_some_and(|p| p.contains_key(key));
-                let name = if is_map && !declared {
-                    key.clone()
-                } else {
-                    escape_field(key)
-                };
-                out.insert(Key::String(Arc::new(name)), child_value);
-            }
-            CelValue::Map(CelMap { map: Arc::new(out) })
         }
     }
 }

@@ -1,87 +1,45 @@
-//! Patches: JSON merge (RFC 7386), JSON patch (RFC 6902), strategic merge (as JSON merge for
-//! the kinds served here), and server-side apply with per-manager field ownership.
+//! Server-side apply, all of it: the fields an apply configuration sets, merging it into the
+//! live object (list-maps by key), removing what its manager no longer applies, conflicts with
+//! other appliers, and the managedFields entries that record who owns what.
 
-use super::error::ApiError;
+use super::super::admission::schema::list_map_keys;
+use super::super::admission::{Part, WriteOpts};
+use super::super::error::ApiError;
 use serde_json::{Map, Value, json};
 
-/// The patch types the server accepts, by Content-Type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PatchKind {
-    Merge,
-    Json,
-    Strategic,
-    Apply,
+/// Who a managedFields entry is filed under, (manager, operation, subresource), as the real
+/// server keys field ownership. Every lookup of entries goes through here.
+struct Owner<'a> {
+    manager: Option<&'a str>,
+    operation: Option<&'a str>,
+    subresource: &'a str,
 }
 
-impl PatchKind {
-    pub fn from_content_type(ct: &str) -> Option<Self> {
-        let ct = ct.split(';').next().unwrap_or("").trim();
-        match ct {
-            "application/merge-patch+json" => Some(Self::Merge),
-            "application/json-patch+json" => Some(Self::Json),
-            "application/strategic-merge-patch+json" => Some(Self::Strategic),
-            "application/apply-patch+yaml" | "application/apply-patch+cbor" => Some(Self::Apply),
-            _ => None,
+impl<'a> Owner<'a> {
+    fn of(entry: &'a Value) -> Self {
+        Self {
+            manager: entry.get("manager").and_then(Value::as_str),
+            operation: entry.get("operation").and_then(Value::as_str),
+            subresource: entry
+                .get("subresource")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
         }
     }
-}
 
-/// Parses a body that is JSON or YAML (apply patches may be either).
-pub fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
-    match serde_json::from_slice(body) {
-        Ok(v) => Ok(v),
-        Err(json_err) => {
-            let text = std::str::from_utf8(body)
-                .map_err(|_| ApiError::bad_request("the body is neither JSON nor UTF-8 YAML"))?;
-            serde_saphyr::from_str::<Value>(text).map_err(|yaml_err| {
-                ApiError::bad_request(format!(
-                    "the body is neither valid JSON ({json_err}) nor valid YAML ({yaml_err})"
-                ))
-            })
-        }
+    /// The entry of exactly this manager, operation and subresource.
+    fn is(&self, manager: &str, operation: &str, subresource: &str) -> bool {
+        self.manager == Some(manager)
+            && self.operation == Some(operation)
+            && self.subresource == subresource
     }
-}
 
-/// Applies a merge, strategic or JSON patch to `current`.
-pub fn apply_patch(kind: PatchKind, current: &Value, patch: &Value) -> Result<Value, ApiError> {
-    let mut doc = current.clone();
-    match kind {
-        PatchKind::Merge | PatchKind::Strategic => {
-            if !patch.is_object() {
-                return Err(ApiError::bad_request("a merge patch must be a JSON object"));
-            }
-            json_patch::merge(&mut doc, patch);
-        }
-        PatchKind::Json => {
-            // As the real server: a `test` for null passes when the path is absent.
-            let ops: Vec<Value> = patch
-                .as_array()
-                .ok_or_else(|| ApiError::bad_request("a JSON patch must be an array"))?
-                .iter()
-                .filter(|op| {
-                    !(op.get("op").and_then(Value::as_str) == Some("test")
-                        && op.get("value").is_some_and(Value::is_null)
-                        && op
-                            .get("path")
-                            .and_then(Value::as_str)
-                            .is_some_and(|p| doc.pointer(p).is_none()))
-                })
-                .cloned()
-                .collect();
-            let ops: json_patch::Patch = serde_json::from_value(Value::Array(ops))
-                .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-            // Any failing operation (a `test` included) is 422, as the real server answers.
-            json_patch::patch(&mut doc, &ops).map_err(|e| {
-                ApiError::new(
-                    422,
-                    "Invalid",
-                    format!("the server rejected our request due to an error in our request: {e}"),
-                )
-            })?;
-        }
-        PatchKind::Apply => return Err(ApiError::internal("apply is not a plain patch")),
+    /// Another manager's apply to the same subresource: whose fields an apply conflicts with.
+    fn is_other_applier(&self, manager: &str, subresource: &str) -> bool {
+        self.manager != Some(manager)
+            && self.operation == Some("Apply")
+            && self.subresource == subresource
     }
-    Ok(doc)
 }
 
 /// One step of a field path: an object field, or a list-map item by its keys.
@@ -110,6 +68,38 @@ impl<'a> ApplyConfig<'a> {
     }
 }
 
+/// The object a server-side apply makes of `live`: the configuration merged in and the fields
+/// this manager applied before but no longer applies removed. Without `force`, fields another
+/// applier owns and this configuration changes are a 409.
+pub fn apply(
+    live: Option<&Value>,
+    config: &ApplyConfig<'_>,
+    manager: &str,
+    subresource: &str,
+    force: bool,
+    schema: Option<&Value>,
+) -> Result<Value, ApiError> {
+    let owned = live
+        .and_then(|l| l.pointer("/metadata/managedFields"))
+        .and_then(Value::as_array)
+        .and_then(|m| {
+            m.iter()
+                .find(|e| Owner::of(e).is(manager, "Apply", subresource))
+        })
+        .and_then(|e| e.get("fieldsV1"));
+    if !force && let Some(live) = live {
+        check_conflicts(live, config, manager, subresource)?;
+    }
+    let mut merged = server_side_apply(live, config, owned, schema)?;
+    // Apply never conflicts on resourceVersion unless the configuration names one.
+    if config.body.pointer("/metadata/resourceVersion").is_none()
+        && let Some(rv) = live.and_then(|l| l.pointer("/metadata/resourceVersion"))
+    {
+        merged["metadata"]["resourceVersion"] = rv.clone();
+    }
+    Ok(merged)
+}
+
 /// Server-side apply conflicts: fields the configuration sets to a new value that another
 /// applier owns. Without `force` these refuse the apply with 409, as the real server does.
 pub fn check_conflicts(
@@ -125,13 +115,11 @@ pub fn check_conflicts(
         .map(Vec::as_slice)
         .unwrap_or(&[]);
     for e in entries {
-        let other = e.get("manager").and_then(Value::as_str).unwrap_or("");
-        if other == manager
-            || e.get("operation").and_then(Value::as_str) != Some("Apply")
-            || e.get("subresource").and_then(Value::as_str).unwrap_or("") != subresource
-        {
+        let owner = Owner::of(e);
+        if !owner.is_other_applier(manager, subresource) {
             continue;
         }
+        let other = owner.manager.unwrap_or("");
         let mut owned = Vec::new();
         if let Some(f) = e.get("fieldsV1") {
             fields_v1_paths(f, &mut Vec::new(), &mut owned);
@@ -247,20 +235,7 @@ fn collect_paths(
                     continue;
                 }
                 if prefix.is_empty() && k == "metadata" {
-                    // Of metadata, only labels and annotations are owned fields here.
-                    if let Some(meta) = child.as_object() {
-                        for key in ["labels", "annotations"] {
-                            if let Some(Value::Object(items)) = meta.get(key) {
-                                for item in items.keys() {
-                                    out.push(vec![
-                                        Seg::Field("metadata".into()),
-                                        Seg::Field(key.into()),
-                                        Seg::Field(item.clone()),
-                                    ]);
-                                }
-                            }
-                        }
-                    }
+                    collect_metadata_paths(child, out);
                     continue;
                 }
                 let child_schema = schema
@@ -274,45 +249,46 @@ fn collect_paths(
                 out.push(prefix.clone());
             }
         }
-        Value::Array(items) => {
-            let keys = list_map_keys(schema);
-            match keys {
-                Some(keys) => {
-                    let item_schema = schema.and_then(|s| s.get("items"));
-                    for item in items {
-                        let key = item_key(item, &keys);
-                        prefix.push(Seg::Key(key));
-                        collect_paths(item, item_schema, prefix, out);
-                        prefix.pop();
-                    }
-                    if items.is_empty() {
-                        out.push(prefix.clone());
-                    }
+        Value::Array(items) => match schema.and_then(list_map_keys) {
+            Some(keys) => {
+                let item_schema = schema.and_then(|s| s.get("items"));
+                for item in items {
+                    let key = item_key(item, &keys);
+                    prefix.push(Seg::Key(key));
+                    collect_paths(item, item_schema, prefix, out);
+                    prefix.pop();
                 }
-                None => out.push(prefix.clone()),
+                if items.is_empty() {
+                    out.push(prefix.clone());
+                }
             }
-        }
+            None => out.push(prefix.clone()),
+        },
         _ => out.push(prefix.clone()),
     }
 }
 
-fn list_map_keys(schema: Option<&Value>) -> Option<Vec<String>> {
-    let s = schema?;
-    if s.get("x-kubernetes-list-type").and_then(Value::as_str) != Some("map") {
-        return None;
+/// Of metadata, only labels and annotations are owned fields here.
+fn collect_metadata_paths(meta: &Value, out: &mut Vec<Vec<Seg>>) {
+    let Some(meta) = meta.as_object() else {
+        return;
+    };
+    for key in ["labels", "annotations"] {
+        if let Some(Value::Object(items)) = meta.get(key) {
+            for item in items.keys() {
+                out.push(vec![
+                    Seg::Field("metadata".into()),
+                    Seg::Field(key.into()),
+                    Seg::Field(item.clone()),
+                ]);
+            }
+        }
     }
-    Some(
-        s.get("x-kubernetes-list-map-keys")?
-            .as_array()?
-            .iter()
-            .filter_map(|k| k.as_str().map(String::from))
-            .collect(),
-    )
 }
 
-fn item_key(item: &Value, keys: &[String]) -> Map<String, Value> {
+fn item_key(item: &Value, keys: &[&str]) -> Map<String, Value> {
     keys.iter()
-        .filter_map(|k| item.get(k).map(|v| (k.clone(), v.clone())))
+        .filter_map(|k| item.get(*k).map(|v| (k.to_string(), v.clone())))
         .collect()
 }
 
@@ -330,7 +306,7 @@ fn merge_applied(live: &mut Value, applied: &Value, schema: Option<&Value>) {
                     Some(lv)
                         if lv.is_array()
                             && av.is_array()
-                            && list_map_keys(child_schema).is_some() =>
+                            && child_schema.and_then(list_map_keys).is_some() =>
                     {
                         merge_applied(lv, av, child_schema)
                     }
@@ -341,7 +317,7 @@ fn merge_applied(live: &mut Value, applied: &Value, schema: Option<&Value>) {
             }
         }
         (Value::Array(l), Value::Array(a)) => {
-            let keys = list_map_keys(schema).unwrap_or_default();
+            let keys = schema.and_then(list_map_keys).unwrap_or_default();
             let item_schema = schema.and_then(|s| s.get("items"));
             for ai in a {
                 let key = item_key(ai, &keys);
@@ -425,6 +401,76 @@ fn fields_v1_paths(v: &Value, prefix: &mut Vec<Seg>, out: &mut Vec<Vec<Seg>>) {
         fields_v1_paths(child, prefix, out);
         prefix.pop();
     }
+}
+
+/// One managedFields entry per (manager, operation, subresource); bounded by the managers.
+pub fn update_managed_fields(
+    obj: &mut Value,
+    old: Option<&Value>,
+    opts: &WriteOpts,
+    part: Part,
+    now: &str,
+) {
+    let mut entries: Vec<Value> = old
+        .and_then(|o| o.pointer("/metadata/managedFields"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if let Some(manager) = &opts.field_manager {
+        let sub = part.subresource();
+        let op = if opts.operation.is_empty() {
+            "Update"
+        } else {
+            opts.operation
+        };
+        if op == "Apply"
+            && let (Some(old), Some(applied)) = (old, opts.applied_fields.as_ref())
+        {
+            release_forced_fields(&mut entries, manager, sub, applied, old, obj);
+        }
+        entries.retain(|e| !Owner::of(e).is(manager, op, sub));
+        let mut entry = json!({
+            "manager": manager,
+            "operation": op,
+            "apiVersion": obj.get("apiVersion").cloned().unwrap_or(Value::Null),
+            "time": now,
+            "fieldsType": "FieldsV1",
+            "fieldsV1": opts.applied_fields.clone().unwrap_or(json!({})),
+        });
+        if !sub.is_empty() {
+            entry["subresource"] = sub.into();
+        }
+        entries.push(entry);
+        // Bounded: the oldest entries go first.
+        let excess = entries.len().saturating_sub(16);
+        entries.drain(..excess);
+    }
+    if let Some(m) = obj["metadata"].as_object_mut() {
+        if entries.is_empty() {
+            m.remove("managedFields");
+        } else {
+            m.insert("managedFields".into(), Value::Array(entries));
+        }
+    }
+}
+
+/// A forced apply takes over the fields it changed: other appliers' entries lose them, and an
+/// entry left owning nothing goes.
+fn release_forced_fields(
+    entries: &mut Vec<Value>,
+    manager: &str,
+    sub: &str,
+    applied: &Value,
+    old: &Value,
+    new: &Value,
+) {
+    entries.retain_mut(|e| {
+        let other_applier = Owner::of(e).is_other_applier(manager, sub);
+        match e.get_mut("fieldsV1") {
+            Some(f) if other_applier => release_taken_fields(f, applied, old, new),
+            _ => true,
+        }
+    });
 }
 
 #[cfg(test)]
@@ -520,24 +566,5 @@ mod tests {
             "",
         )
         .expect("own field");
-    }
-
-    #[test]
-    fn json_patch_test_failure_is_invalid() {
-        let err = apply_patch(
-            PatchKind::Json,
-            &json!({"a": 1}),
-            &json!([{"op": "test", "path": "/a", "value": 2}]),
-        )
-        .expect_err("test op fails");
-        assert_eq!(err.code, 422);
-    }
-
-    #[test]
-    fn yaml_bodies_parse() {
-        assert_eq!(
-            parse_body(b"a: 1\nb: [x]\n").expect("yaml"),
-            json!({"a": 1, "b": ["x"]})
-        );
     }
 }

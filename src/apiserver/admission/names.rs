@@ -1,0 +1,165 @@
+//! Name checks of `k8s.io/apimachinery/pkg/util/validation`, ONE copy for the whole server:
+//! object names (RFC 1123 subdomain characters), label keys (qualified names) and label values,
+//! with the real server's wording.
+
+use super::schema;
+use crate::apiserver::error::ApiError;
+use crate::apiserver::resources::ResourceDef;
+
+const QUALIFIED_NAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
+const QUALIFIED_NAME_ERR: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
+const LABEL_VALUE_ERR: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
+const DNS1123_SUBDOMAIN_FMT: &str =
+    "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+const DNS1123_SUBDOMAIN_ERR: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
+
+/// Whether `s` is non-empty, its first and last bytes are `edge` and every byte is `inner`: the
+/// shape of every name the server checks.
+fn edged(s: &str, edge: impl Fn(u8) -> bool, inner: impl Fn(u8) -> bool) -> bool {
+    let b = s.as_bytes();
+    match (b.first(), b.last()) {
+        (Some(&f), Some(&l)) => edge(f) && edge(l) && b.iter().all(|&c| inner(c)),
+        _ => false,
+    }
+}
+
+/// An object's `metadata.name`: at most 253 of `[a-z0-9.-]`, starting and ending alphanumeric.
+/// (Laxer than [`is_dns1123_subdomain`], which checks each dot-separated label: this is what
+/// the server has always accepted, kept as is.)
+pub(in crate::apiserver) fn validate_object_name(
+    def: &ResourceDef,
+    name: &str,
+) -> Result<(), ApiError> {
+    let ok = name.len() <= 253
+        && edged(
+            name,
+            |c| c.is_ascii_alphanumeric(),
+            |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.',
+        );
+    if ok {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        &def.qualified_kind(),
+        name,
+        vec![schema::Cause {
+            reason: "FieldValueInvalid".into(),
+            message: format!("Invalid value: \"{name}\": {DNS1123_SUBDOMAIN_ERR}"),
+            field: "metadata.name".into(),
+        }],
+    ))
+}
+
+fn regex_error(msg: &str, fmt: &str, examples: &[&str]) -> String {
+    if examples.is_empty() {
+        return format!("{msg} (regex used for validation is '{fmt}')");
+    }
+    let mut out = format!("{msg} (e.g. ");
+    for (i, e) in examples.iter().enumerate() {
+        if i > 0 {
+            out.push_str(" or ");
+        }
+        out.push_str(&format!("'{e}', "));
+    }
+    out.push_str(&format!("regex used for validation is '{fmt}')"));
+    out
+}
+
+/// `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`
+/// `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`
+fn is_qualified_name_part(s: &str) -> bool {
+    edged(
+        s,
+        |c| c.is_ascii_alphanumeric(),
+        |c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'),
+    )
+}
+
+fn is_dns1123_label(s: &str) -> bool {
+    let ok = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    edged(s, ok, |c| ok(c) || c == b'-')
+}
+
+fn is_dns1123_subdomain(s: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if s.len() > 253 {
+        errs.push("must be no more than 253 characters".to_string());
+    }
+    if !s.split('.').all(is_dns1123_label) {
+        errs.push(regex_error(
+            DNS1123_SUBDOMAIN_ERR,
+            DNS1123_SUBDOMAIN_FMT,
+            &["example.com"],
+        ));
+    }
+    errs
+}
+
+fn is_qualified_name(value: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    let parts: Vec<&str> = value.split('/').collect();
+    let name = match parts.as_slice() {
+        [name] => *name,
+        [prefix, name] => {
+            if prefix.is_empty() {
+                errs.push("prefix part must be non-empty".to_string());
+            } else {
+                for m in is_dns1123_subdomain(prefix) {
+                    errs.push(format!("prefix part {m}"));
+                }
+            }
+            *name
+        }
+        _ => {
+            errs.push(format!(
+                "a qualified name {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
+                regex_error(
+                    QUALIFIED_NAME_ERR,
+                    QUALIFIED_NAME_FMT,
+                    &["MyName", "my.name", "123-abc"]
+                )
+            ));
+            return errs;
+        }
+    };
+    if name.is_empty() {
+        errs.push("name part must be non-empty".to_string());
+    } else if name.len() > 63 {
+        errs.push("name part must be no more than 63 characters".to_string());
+    }
+    if !is_qualified_name_part(name) {
+        errs.push(format!(
+            "name part {}",
+            regex_error(
+                QUALIFIED_NAME_ERR,
+                QUALIFIED_NAME_FMT,
+                &["MyName", "my.name", "123-abc"]
+            )
+        ));
+    }
+    errs
+}
+
+pub(in crate::apiserver) fn is_valid_label_value(v: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if v.len() > 63 {
+        errs.push("must be no more than 63 characters".to_string());
+    }
+    if !v.is_empty() && !is_qualified_name_part(v) {
+        errs.push(regex_error(
+            LABEL_VALUE_ERR,
+            &format!("({QUALIFIED_NAME_FMT})?"),
+            &["MyValue", "my_value", "12345"],
+        ));
+    }
+    errs
+}
+
+pub(in crate::apiserver) fn validate_label_key(k: &str, path: &str) -> Option<String> {
+    let errs = is_qualified_name(k);
+    if errs.is_empty() {
+        None
+    } else {
+        Some(format!("{path}: Invalid value: {k:?}: {}", errs.join("; ")))
+    }
+}

@@ -1,0 +1,172 @@
+//! Streaming watches: `GET ...?watch=true` answered with a chunked stream of watch events (the
+//! initial objects or the history to replay, bookmarks, then live changes), fed by a task that
+//! ends at the timeout, on a dropped watch, or when the client goes.
+
+use super::verbs::selection;
+use super::{Body, Req};
+use crate::apiserver::Shared;
+use crate::apiserver::error::ApiError;
+use crate::apiserver::resources::ResourceDef;
+use crate::apiserver::selector::Selection;
+use crate::apiserver::storage::{Change, change_bytes};
+use bytes::Bytes;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use hyper::{Response, StatusCode};
+use serde_json::json;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
+
+/// What a watch request asks for.
+struct WatchParams {
+    sel: Selection,
+    /// `sendInitialEvents`: the current objects, then a bookmark that marks their end.
+    initial_events: bool,
+    /// The resourceVersion to resume after (None: start with the current objects).
+    from: Option<u64>,
+    bookmarks: bool,
+    timeout: Duration,
+}
+
+/// A watch as it starts: the events to send first, the live changes, and the resourceVersion
+/// they start from.
+type Started = Result<(Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>, u64), ApiError>;
+
+pub fn watch(
+    shared: &Shared,
+    def: Arc<ResourceDef>,
+    ns: Option<&str>,
+    r: &Req,
+) -> Result<Response<Body>, ApiError> {
+    let params = WatchParams::parse(r, ns)?;
+    let (tx, mut rx) = mpsc::channel::<Bytes>(256);
+    let started = shared.store.watch(&def, &params.sel, params.from);
+    let dropped = shared.faults.watch_drops();
+    tokio::spawn(stream_events(def, params, started, dropped, tx));
+    let stream = futures::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+            .map(|o| o.map(|b| Ok::<_, Infallible>(Frame::data(b))))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("Content-Type", "application/json")
+        .header("Transfer-Encoding", "chunked")
+        .body(StreamBody::new(stream).boxed_unsync())
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+impl WatchParams {
+    fn parse(r: &Req, ns: Option<&str>) -> Result<Self, ApiError> {
+        let sel = selection(r, ns)?;
+        let initial_events = r.flag("sendInitialEvents");
+        let from =
+            match r.q("resourceVersion") {
+                _ if initial_events => None,
+                None | Some("") | Some("0") => None,
+                Some(rv) => Some(rv.parse::<u64>().map_err(|_| {
+                    ApiError::bad_request(format!("invalid resourceVersion {rv:?}"))
+                })?),
+            };
+        let bookmarks = r.flag("allowWatchBookmarks");
+        let timeout = r
+            .q("timeoutSeconds")
+            .and_then(|t| t.parse::<u64>().ok())
+            .map(Duration::from_secs)
+            .unwrap_or(Duration::from_secs(1800));
+        Ok(Self {
+            sel,
+            initial_events,
+            from,
+            bookmarks,
+            timeout,
+        })
+    }
+}
+
+/// Feeds one watch's stream: the initial events, the end-of-initial-events bookmark when asked
+/// for, then live changes (and periodic bookmarks) until the timeout, a dropped watch, or the
+/// client going away.
+async fn stream_events(
+    def: Arc<ResourceDef>,
+    p: WatchParams,
+    started: Started,
+    mut dropped: tokio::sync::watch::Receiver<u64>,
+    tx: mpsc::Sender<Bytes>,
+) {
+    let api_version = def.api_version();
+    let kind = def.kind.clone();
+    let (initial, mut live, mut last_rv) = match started {
+        Ok(s) => s,
+        Err(e) => {
+            let status = serde_json::to_vec(&e.status()).unwrap_or_default();
+            let _ = tx.send(line("ERROR", &status)).await;
+            return;
+        }
+    };
+    for c in &initial {
+        last_rv = last_rv.max(c.rv);
+        let Some(type_) = p.sel.event_for(c, &def) else {
+            continue;
+        };
+        if tx.send(line(type_, &change_bytes(&def, c))).await.is_err() {
+            return;
+        }
+    }
+    let bookmark = |rv: u64, initial_end: bool| bookmark(&kind, &api_version, rv, initial_end);
+    if p.initial_events
+        && tx
+            .send(line("BOOKMARK", &bookmark(last_rv, true)))
+            .await
+            .is_err()
+    {
+        return;
+    }
+    let deadline = tokio::time::sleep(p.timeout);
+    tokio::pin!(deadline);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = &mut deadline => break,
+            _ = dropped.changed() => break,
+            _ = tick.tick(), if p.bookmarks => {
+                if tx.send(line("BOOKMARK", &bookmark(last_rv, false))).await.is_err() { break; }
+            }
+            c = live.recv() => match c {
+                Ok(c) => {
+                    if c.rv <= last_rv || c.store != def.store {
+                        continue;
+                    }
+                    let Some(type_) = p.sel.event_for(&c, &def) else { continue };
+                    last_rv = c.rv;
+                    if tx.send(line(type_, &change_bytes(&def, &c))).await.is_err() { break; }
+                }
+                // A watcher too slow for the stream ends; the client re-watches from its version.
+                Err(_) => break,
+            },
+        }
+    }
+}
+
+/// One watch event, `{"type":...,"object":...}` and a newline, around the object's JSON.
+fn line(type_: &str, object: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(object.len() + 32);
+    out.extend_from_slice(b"{\"type\":\"");
+    out.extend_from_slice(type_.as_bytes());
+    out.extend_from_slice(b"\",\"object\":");
+    out.extend_from_slice(object);
+    out.extend_from_slice(b"}\n");
+    Bytes::from(out)
+}
+
+/// A BOOKMARK's object: the kind with only a resourceVersion (and, at the end of the initial
+/// events, the annotation that says so).
+fn bookmark(kind: &str, api_version: &str, rv: u64, initial_end: bool) -> Vec<u8> {
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if initial_end {
+        meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+    }
+    serde_json::to_vec(&json!({"kind": kind, "apiVersion": api_version, "metadata": meta}))
+        .unwrap_or_default()
+}

@@ -1,0 +1,389 @@
+//! The object store: every object as compressed JSON ([`Packed`]) under one resourceVersion
+//! counter, with a bounded change history for watches. Writes come in through [`writes`] (which
+//! admits them first); the namespace controller, CRD registration and Event expiry are beside it.
+
+mod crds;
+mod events;
+mod namespaces;
+mod watch;
+mod writes;
+
+pub use watch::{Change, change_bytes};
+
+use super::error::ApiError;
+use super::meta::set_meta;
+use super::packed::{Packed, Packer};
+use super::rbac::RbacObjects;
+use super::resources::{self, ResourceDef, StoreKey, event_view};
+use super::selector::Selection;
+use bytes::Bytes;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::broadcast;
+
+/// A page of a list: objects, the list resourceVersion, and the key to continue after.
+pub type Page = (Vec<Value>, u64, Option<(String, String)>);
+
+/// Counters the tests and benchmarks read.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// Writes that changed something (each bumped the resourceVersion).
+    pub writes: u64,
+    /// Writes by field manager.
+    pub writes_by_manager: HashMap<String, u64>,
+    /// Writes by resource (plural name).
+    pub writes_by_resource: HashMap<String, u64>,
+    /// Write requests answered without a change (no-ops).
+    pub noop_writes: u64,
+}
+
+struct State {
+    rv: u64,
+    resources: Vec<Arc<ResourceDef>>,
+    objects: HashMap<StoreKey, BTreeMap<(String, String), Packed>>,
+    /// Compression of each store's objects (a dictionary per store).
+    packers: HashMap<StoreKey, Packer>,
+    history: VecDeque<Arc<Change>>,
+    history_cap: usize,
+    /// Watches may start from any resourceVersion >= this.
+    horizon: u64,
+    /// A namespace whose contents are being deleted in bulk (checked for emptiness once, after).
+    draining: Option<String>,
+    stats: Stats,
+}
+
+/// The store. Cheap to share; every operation takes one short lock.
+pub struct Store {
+    state: Mutex<State>,
+    tx: broadcast::Sender<Arc<Change>>,
+}
+
+impl Store {
+    pub fn new(history_cap: usize) -> Self {
+        let (tx, _) = broadcast::channel(16_384);
+        let store = Self {
+            state: Mutex::new(State {
+                rv: 100,
+                resources: resources::builtins().into_iter().map(Arc::new).collect(),
+                objects: HashMap::new(),
+                packers: HashMap::new(),
+                history: VecDeque::new(),
+                history_cap,
+                horizon: 0,
+                draining: None,
+                stats: Stats::default(),
+            }),
+            tx,
+        };
+        store.create_boot_namespaces();
+        store
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.lock().stats.clone()
+    }
+
+    pub fn resource_version(&self) -> u64 {
+        self.lock().rv
+    }
+
+    /// Every served resource.
+    pub fn resources(&self) -> Vec<Arc<ResourceDef>> {
+        self.lock().resources.clone()
+    }
+
+    pub fn resolve(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceDef>> {
+        self.lock()
+            .resources
+            .iter()
+            .find(|r| r.group == group && r.version == version && r.plural == plural)
+            .cloned()
+    }
+
+    /// The stored Roles, ClusterRoles, RoleBindings and ClusterRoleBindings, for the RBAC
+    /// authorizer (bytes are copied under the lock and parsed after it).
+    pub fn rbac_objects(&self) -> RbacObjects {
+        let kinds = [
+            "roles",
+            "clusterroles",
+            "rolebindings",
+            "clusterrolebindings",
+        ];
+        let st = self.lock();
+        let bytes = kinds
+            .iter()
+            .map(|plural| {
+                st.objects
+                    .get(&("rbac.authorization.k8s.io".to_string(), plural.to_string()))
+                    .map(|m| m.values().cloned().collect())
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<Vec<Packed>>>();
+        drop(st);
+        let mut parsed = bytes.into_iter().map(|objs| {
+            objs.iter()
+                .filter_map(|b| serde_json::from_slice(&b.unpack()).ok())
+                .collect::<Vec<Value>>()
+        });
+        RbacObjects {
+            roles: parsed.next().unwrap_or_default(),
+            cluster_roles: parsed.next().unwrap_or_default(),
+            role_bindings: parsed.next().unwrap_or_default(),
+            cluster_role_bindings: parsed.next().unwrap_or_default(),
+        }
+    }
+
+    /// Every stored object with its store and namespace, and the resourceVersion, copied under
+    /// the lock (the bytes are shared) for a snapshot.
+    #[allow(clippy::type_complexity)]
+    pub fn copy_objects(&self) -> (u64, Vec<(StoreKey, String, Packed)>) {
+        let st = self.lock();
+        let copied = st
+            .objects
+            .iter()
+            .flat_map(|(key, map)| {
+                map.iter()
+                    .map(move |((ns, _), bytes)| (key.clone(), ns.clone(), bytes.clone()))
+            })
+            .collect();
+        (st.rv, copied)
+    }
+
+    /// Loads objects into an empty store, under one lock held until [`Restoring::finish`].
+    pub fn restoring(&self) -> Restoring<'_> {
+        Restoring(self.lock())
+    }
+
+    /// Forgets the change history: watches from any earlier resourceVersion get 410 Expired.
+    pub fn compact(&self) {
+        let mut st = self.lock();
+        st.history.clear();
+        st.horizon = st.rv;
+    }
+
+    pub fn object_count(&self) -> usize {
+        self.lock().objects.values().map(BTreeMap::len).sum()
+    }
+
+    /// Calls `f` with the JSON of every stored object of a resource (group, plural), for
+    /// in-process checks: one object is unpacked at a time, outside the lock.
+    pub fn for_each_object(&self, group: &str, plural: &str, mut f: impl FnMut(&[u8])) {
+        let packed: Vec<Packed> = self
+            .lock()
+            .objects
+            .get(&(group.to_string(), plural.to_string()))
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        for p in packed {
+            f(&p.unpack());
+        }
+    }
+
+    /// Total bytes of stored objects (compressed JSON).
+    pub fn stored_bytes(&self) -> usize {
+        self.lock()
+            .objects
+            .values()
+            .flat_map(|m| m.values())
+            .map(Packed::len)
+            .sum()
+    }
+
+    pub fn get(&self, def: &ResourceDef, ns: &str, name: &str) -> Result<Value, ApiError> {
+        let st = self.lock();
+        let bytes = st
+            .objects
+            .get(&def.store)
+            .and_then(|m| m.get(&(ns.to_string(), name.to_string())))
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&def.qualified_resource(), name))?;
+        drop(st);
+        view(def, &bytes.unpack())
+    }
+
+    /// A page of objects (in the resource's view), the list resourceVersion, and the continue key.
+    pub fn list(
+        &self,
+        def: &ResourceDef,
+        sel: &Selection,
+        limit: Option<usize>,
+        continue_after: Option<(String, String)>,
+    ) -> Result<Page, ApiError> {
+        let st = self.lock();
+        let rv = st.rv;
+        let mut next = None;
+        let mut selected: Vec<Packed> = Vec::new();
+        if let Some(map) = st.objects.get(&def.store) {
+            let iter: Box<dyn Iterator<Item = (&(String, String), &Packed)>> = match &continue_after
+            {
+                Some(k) => Box::new(map.range::<(String, String), _>((
+                    std::ops::Bound::Excluded(k.clone()),
+                    std::ops::Bound::Unbounded,
+                ))),
+                None => Box::new(map.iter()),
+            };
+            let mut last: Option<&(String, String)> = None;
+            for (k, packed) in iter {
+                if !sel.matches(&k.0, packed, def) {
+                    continue;
+                }
+                if let Some(l) = limit
+                    && selected.len() == l
+                {
+                    next = last.cloned();
+                    break;
+                }
+                selected.push(packed.clone());
+                last = Some(k);
+            }
+        }
+        drop(st);
+        let items = selected
+            .iter()
+            .map(|b| view(def, &b.unpack()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((items, rv, next))
+    }
+}
+
+/// A restore in progress (see [`Store::restoring`]).
+pub struct Restoring<'a>(MutexGuard<'a, State>);
+
+impl Restoring<'_> {
+    /// Stores one object as it was saved; a CRD also registers its resources.
+    pub fn put(
+        &mut self,
+        key: StoreKey,
+        ns: String,
+        name: String,
+        object: &Value,
+    ) -> Result<(), String> {
+        let st = &mut *self.0;
+        let json = serde_json::to_vec(object).map_err(|e| e.to_string())?;
+        let is_crd = key.0 == "apiextensions.k8s.io" && key.1 == "customresourcedefinitions";
+        let bytes = st.packers.entry(key.clone()).or_default().pack(&json);
+        st.objects.entry(key).or_default().insert((ns, name), bytes);
+        if is_crd {
+            st.register_crd(object);
+        }
+        Ok(())
+    }
+
+    /// Moves the resourceVersion to at least `rv`; watches start from there.
+    pub fn finish(mut self, rv: u64) {
+        let st = &mut *self.0;
+        st.rv = st.rv.max(rv);
+        st.horizon = st.rv;
+    }
+}
+
+impl State {
+    fn exists(&self, def: &ResourceDef, ns: &str, name: &str) -> bool {
+        self.objects
+            .get(&def.store)
+            .is_some_and(|m| m.contains_key(&(ns.to_string(), name.to_string())))
+    }
+
+    /// The current object in the resource's view.
+    fn current(&self, def: &ResourceDef, ns: &str, name: &str) -> Result<Option<Value>, ApiError> {
+        match self
+            .objects
+            .get(&def.store)
+            .and_then(|m| m.get(&(ns.to_string(), name.to_string())))
+        {
+            Some(b) => view(def, &b.unpack()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores `obj` under a new resourceVersion and tells the watchers.
+    fn commit(
+        &mut self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        mut obj: Value,
+        created: bool,
+        tx: &broadcast::Sender<Arc<Change>>,
+    ) -> Result<Value, ApiError> {
+        self.count_write(def);
+        set_meta(&mut obj, "resourceVersion", self.rv.to_string().into());
+        let encoded = if def.is_events_k8s_io() {
+            serde_json::to_vec(&event_view::from_new(&obj))
+        } else {
+            serde_json::to_vec(&obj)
+        };
+        let encoded = encoded.map_err(|e| ApiError::internal(e.to_string()))?;
+        let packed = self
+            .packers
+            .entry(def.store.clone())
+            .or_default()
+            .pack(&encoded);
+        let prev = self
+            .objects
+            .entry(def.store.clone())
+            .or_default()
+            .insert((ns.to_string(), name.to_string()), packed.clone());
+        let type_ = if created { "ADDED" } else { "MODIFIED" };
+        self.record(def.store.clone(), ns, type_, packed, prev, tx);
+        Ok(obj)
+    }
+
+    /// A new resourceVersion for a write to `def`, counted.
+    fn count_write(&mut self, def: &ResourceDef) {
+        self.rv += 1;
+        self.stats.writes += 1;
+        *self
+            .stats
+            .writes_by_resource
+            .entry(def.store.1.clone())
+            .or_default() += 1;
+    }
+
+    /// Removes an object (a DELETED change); a namespace whose last object this was may go too.
+    fn remove(
+        &mut self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        tx: &broadcast::Sender<Arc<Change>>,
+    ) -> Option<Value> {
+        let bytes = self
+            .objects
+            .get_mut(&def.store)?
+            .remove(&(ns.to_string(), name.to_string()))?;
+        self.count_write(def);
+        let bytes = bytes.unpack();
+        let mut v: Value = serde_json::from_slice(&bytes).ok()?;
+        set_meta(&mut v, "resourceVersion", self.rv.to_string().into());
+        let out = self
+            .packers
+            .entry(def.store.clone())
+            .or_default()
+            .pack(&serde_json::to_vec(&v).unwrap_or_else(|_| bytes.to_vec()));
+        self.record(def.store.clone(), ns, "DELETED", out, None, tx);
+        if def.namespaced {
+            self.finish_namespace_if_empty(ns, tx);
+        }
+        if def.is_events_k8s_io() {
+            Some(event_view::to_new(&v))
+        } else {
+            Some(v)
+        }
+    }
+}
+
+/// The stored bytes in the resource's view.
+fn view(def: &ResourceDef, bytes: &Bytes) -> Result<Value, ApiError> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(if def.is_events_k8s_io() {
+        event_view::to_new(&v)
+    } else {
+        v
+    })
+}

@@ -1,0 +1,283 @@
+//! Writes: create, update, read-modify-write (patch, apply) and delete. Each takes the store's
+//! lock once, has the write admitted (see [`crate::apiserver::admission`]) and stores the result.
+
+use super::{Change, State, Store};
+use crate::apiserver::admission::schema;
+use crate::apiserver::admission::{self, Admitted, Part, WriteOpts};
+use crate::apiserver::error::ApiError;
+use crate::apiserver::meta::{finalizers, meta_str, now_string, set_meta};
+use crate::apiserver::resources::ResourceDef;
+use serde_json::Value;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// The answer to a successful write.
+#[derive(Debug)]
+pub struct Written {
+    pub object: Value,
+    pub created: bool,
+    pub warnings: Vec<String>,
+}
+
+impl Store {
+    pub(super) fn create_by_path(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+        ns: Option<&str>,
+        obj: Value,
+        opts: &WriteOpts,
+    ) -> Result<Written, ApiError> {
+        let def = self
+            .resolve(group, version, plural)
+            .ok_or_else(|| ApiError::not_found(plural, ""))?;
+        self.create(&def, ns.unwrap_or(""), obj, opts)
+    }
+
+    /// POST: create (with `generateName` when no name is given).
+    pub fn create(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        mut obj: Value,
+        opts: &WriteOpts,
+    ) -> Result<Written, ApiError> {
+        if !obj.is_object() {
+            return Err(ApiError::bad_request("the body must be a JSON object"));
+        }
+        let mut st = self.lock();
+        let has_name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
+        if !has_name {
+            let prefix = obj
+                .pointer("/metadata/generateName")
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        &def.qualified_kind(),
+                        "",
+                        vec![schema::Cause {
+                            reason: "FieldValueRequired".into(),
+                            message: "Required value: name or generateName is required".into(),
+                            field: "metadata.name".into(),
+                        }],
+                    )
+                })?
+                .to_string();
+            // Retried server-side on the (unlikely) collision.
+            let name = loop {
+                let candidate = format!("{prefix}{}", random_suffix());
+                if !st.exists(def, ns, &candidate) {
+                    break candidate;
+                }
+            };
+            set_meta(&mut obj, "name", name.into());
+        }
+        let name = meta_str(&obj, "name").unwrap_or_default();
+        if st.exists(def, ns, &name) {
+            return Err(ApiError::already_exists(&def.qualified_resource(), &name));
+        }
+        st.write(def, ns, &name, obj, None, Part::Main, opts, &self.tx)
+    }
+
+    /// PUT of the main resource or its status.
+    pub fn update(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        obj: Value,
+        part: Part,
+        opts: &WriteOpts,
+    ) -> Result<Written, ApiError> {
+        let mut st = self.lock();
+        let old = st.current(def, ns, name)?;
+        let Some(old) = old else {
+            // PUT creates when absent only for kinds that allow it (not custom resources).
+            if part == Part::Main && def.schema.is_none() {
+                drop(st);
+                return self.create(def, ns, obj, opts);
+            }
+            return Err(ApiError::not_found(&def.qualified_resource(), name));
+        };
+        if let Some(rv) = meta_str(&obj, "resourceVersion")
+            && Some(rv.as_str()) != meta_str(&old, "resourceVersion").as_deref()
+        {
+            return Err(ApiError::conflict(&def.qualified_resource(), name));
+        }
+        st.write(def, ns, name, obj, Some(old), part, opts, &self.tx)
+    }
+
+    /// Read-modify-write under one lock: `f` gets the current object (None when absent) and
+    /// returns the object to write.
+    #[allow(clippy::too_many_arguments)]
+    pub fn modify(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        part: Part,
+        create_if_absent: bool,
+        opts: &WriteOpts,
+        f: impl FnOnce(Option<&Value>) -> Result<Value, ApiError>,
+    ) -> Result<Written, ApiError> {
+        let mut st = self.lock();
+        let old = st.current(def, ns, name)?;
+        if old.is_none() && !(create_if_absent && part == Part::Main) {
+            return Err(ApiError::not_found(&def.qualified_resource(), name));
+        }
+        let mut new = f(old.as_ref())?;
+        if let Some(old_rv) = old.as_ref().and_then(|o| meta_str(o, "resourceVersion"))
+            && let Some(rv) = meta_str(&new, "resourceVersion")
+            && rv != old_rv
+        {
+            return Err(ApiError::conflict(&def.qualified_resource(), name));
+        }
+        if old.is_none() {
+            set_meta(&mut new, "name", name.into());
+        }
+        st.write(def, ns, name, new, old, part, opts, &self.tx)
+    }
+
+    /// DELETE: with finalizers, mark for deletion; without, remove.
+    pub fn delete(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        precondition_uid: Option<&str>,
+        precondition_rv: Option<&str>,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        let mut st = self.lock();
+        let Some(old) = st.current(def, ns, name)? else {
+            return Err(ApiError::not_found(&def.qualified_resource(), name));
+        };
+        if let Some(uid) = precondition_uid
+            && meta_str(&old, "uid").as_deref() != Some(uid)
+        {
+            return Err(ApiError::conflict(&def.qualified_resource(), name));
+        }
+        if let Some(rv) = precondition_rv
+            && meta_str(&old, "resourceVersion").as_deref() != Some(rv)
+        {
+            return Err(ApiError::conflict(&def.qualified_resource(), name));
+        }
+        let has_finalizers = old
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+        if dry_run {
+            return Ok(old);
+        }
+        if has_finalizers {
+            if old.pointer("/metadata/deletionTimestamp").is_some() {
+                return Ok(old);
+            }
+            let mut new = old;
+            mark_for_deletion(&mut new);
+            return st.commit(def, ns, name, new, false, &self.tx);
+        }
+        if def.is_namespace() {
+            return st.terminate_namespace(def, ns, name, old, &self.tx);
+        }
+        let deleted = st.remove(def, ns, name, &self.tx);
+        if def.is_crd() {
+            st.unregister_crd(&old, &self.tx);
+        }
+        Ok(deleted.unwrap_or(old))
+    }
+}
+
+impl State {
+    /// The shared write path of create, update and patch: the namespace must take new objects,
+    /// admission makes the object, and the store keeps it (or, dry-run, only answers it).
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &mut self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        obj: Value,
+        old: Option<Value>,
+        part: Part,
+        opts: &WriteOpts,
+        tx: &broadcast::Sender<Arc<Change>>,
+    ) -> Result<Written, ApiError> {
+        if def.namespaced && old.is_none() {
+            self.check_namespace_open(def, ns, name)?;
+        }
+        let (mut obj, created, warnings) =
+            match admission::admit(def, ns, name, obj, old, part, opts)? {
+                Admitted::Unchanged { current, warnings } => {
+                    self.stats.noop_writes += 1;
+                    return Ok(Written {
+                        object: current,
+                        created: false,
+                        warnings,
+                    });
+                }
+                Admitted::Changed {
+                    object,
+                    created,
+                    warnings,
+                } => (object, created, warnings),
+            };
+        if opts.dry_run {
+            if let Some(m) = obj["metadata"].as_object_mut()
+                && created
+            {
+                m.remove("uid");
+            }
+            return Ok(Written {
+                object: obj,
+                created,
+                warnings,
+            });
+        }
+        if let Some(m) = &opts.field_manager {
+            *self.stats.writes_by_manager.entry(m.clone()).or_default() += 1;
+        }
+        let finished =
+            obj.pointer("/metadata/deletionTimestamp").is_some() && finalizers(&obj).is_empty();
+        if finished {
+            // The last finalizer is gone: the object goes.
+            let removed = self.remove(def, ns, name, tx);
+            if def.is_crd() {
+                self.unregister_crd(&obj, tx);
+            }
+            return Ok(Written {
+                object: removed.unwrap_or(obj),
+                created: false,
+                warnings,
+            });
+        }
+        let object = self.commit(def, ns, name, obj, created, tx)?;
+        if def.is_crd() {
+            self.register_crd(&object);
+        }
+        Ok(Written {
+            object,
+            created,
+            warnings,
+        })
+    }
+}
+
+/// Marks an object with finalizers for deletion (its finalizers then only go).
+pub(super) fn mark_for_deletion(obj: &mut Value) {
+    set_meta(obj, "deletionTimestamp", now_string().into());
+    set_meta(obj, "deletionGracePeriodSeconds", 0.into());
+}
+
+fn random_suffix() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
