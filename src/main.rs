@@ -1,3 +1,5 @@
+//! The `csp-operator` command line (clap): each command calls into the library.
+
 use clap::{Parser, Subcommand, ValueEnum};
 use csp_operator::backend::ClusterBackend;
 use std::net::SocketAddr;

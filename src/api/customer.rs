@@ -1,3 +1,5 @@
+//! The Customer kind: a customer tenant of the partner.
+
 use super::{Condition, GUID_PATTERN};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};

@@ -1,3 +1,5 @@
+//! The PurchasePermission kind: the per-customer "Allow customer to purchase" switch.
+
 use super::{Condition, LocalRef};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{CustomResource, KubeSchema};

@@ -1,3 +1,5 @@
+//! The RoleAssignment kind: an Azure role (Owner, Contributor, Reader) a customer user holds on a subscription.
+
 use super::{Condition, GUID_PATTERN, LocalRef};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};

@@ -1,3 +1,5 @@
+//! The AzureSubscription kind: a subscription the partner bought for the customer.
+
 use super::{Condition, GUID_PATTERN, LocalRef};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};

@@ -80,6 +80,22 @@ pub(crate) mod testing {
         Timestamp::from_second(1_790_000_000 + secs).expect("valid timestamp")
     }
 
+    /// An AzureSubscription of customer "contoso".
+    pub fn subscription(
+        id: &str,
+        offer: crate::api::Offer,
+        billing_type: crate::api::BillingType,
+        state: crate::api::SubscriptionState,
+    ) -> crate::api::AzureSubscriptionSpec {
+        crate::api::AzureSubscriptionSpec {
+            customer_ref: crate::api::LocalRef::new("contoso"),
+            subscription_id: id.into(),
+            offer,
+            billing_type,
+            state,
+        }
+    }
+
     /// Claimants in which this object (created at t(10)) loses to an older one named `older`.
     pub fn lost_to(older: &str) -> super::Claimants<'_> {
         super::Claimants {

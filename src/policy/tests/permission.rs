@@ -14,20 +14,7 @@ const PLAN_ID: &str = "0b9e3c1d-5a2f-4c8e-b7d6-1e2f3a4b5c6d";
 const TENANT: &str = "6f1c2a44-3b7e-4d1a-9f0e-2b8c7d6e5f40";
 const GLOBAL_ID: &str = "1b9e3c1d-5a2f-4c8e-b7d6-1e2f3a4b5c6d";
 
-fn sub(
-    id: &str,
-    offer: Offer,
-    billing_type: BillingType,
-    state: SubscriptionState,
-) -> AzureSubscriptionSpec {
-    AzureSubscriptionSpec {
-        customer_ref: LocalRef::new("contoso"),
-        subscription_id: id.into(),
-        offer,
-        billing_type,
-        state,
-    }
-}
+use crate::policy::testing::subscription as sub;
 
 fn plan() -> AzureSubscriptionSpec {
     sub(

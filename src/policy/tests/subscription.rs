@@ -1,7 +1,6 @@
 //! Tests of AzureSubscription eligibility and status, on a fixed clock.
 
 use super::*;
-use crate::api::LocalRef;
 use crate::api::conditions::{reasons, types};
 use crate::api::{AzureSubscriptionSpec, BillingType, Offer, SubscriptionState};
 use crate::policy::Claimants;
@@ -13,13 +12,8 @@ fn spec(
     billing_type: BillingType,
     state: SubscriptionState,
 ) -> AzureSubscriptionSpec {
-    AzureSubscriptionSpec {
-        customer_ref: LocalRef::new("contoso"),
-        subscription_id: "0b9e3c1d-5a2f-4c8e-b7d6-1e2f3a4b5c6d".into(),
-        offer,
-        billing_type,
-        state,
-    }
+    let id = "0b9e3c1d-5a2f-4c8e-b7d6-1e2f3a4b5c6d";
+    crate::policy::testing::subscription(id, offer, billing_type, state)
 }
 
 #[test]
