@@ -1,6 +1,7 @@
 -- Argo CD health check for csp.operator.dev/PurchasePermission.
 -- Healthy: Ready=True for the current generation. Degraded: Ready=False (every Ready=False
--- reason is a blocking one). Progressing: the operator has not reported on this generation yet.
+-- reason is a blocking one; the operator also says Stalled=True then). Progressing: the operator
+-- has not reported on this generation yet, or Reconciling=True (a grant change in flight).
 local hs = {}
 
 if obj.status == nil then
@@ -18,12 +19,21 @@ if generation ~= nil and observed ~= generation then
 end
 
 local ready = nil
+local reconciling = nil
 if obj.status.conditions ~= nil then
   for _, condition in ipairs(obj.status.conditions) do
     if condition.type == "Ready" then
       ready = condition
+    elseif condition.type == "Reconciling" then
+      reconciling = condition
     end
   end
+end
+
+if reconciling ~= nil and reconciling.status == "True" then
+  hs.status = "Progressing"
+  hs.message = (reconciling.reason or "Reconciling") .. ": " .. (reconciling.message or "")
+  return hs
 end
 
 if ready == nil or ready.status == "Unknown" then

@@ -8,6 +8,10 @@ pub mod types {
     pub const RESERVATION_ELIGIBLE: &str = "ReservationEligible";
     pub const SUBSCRIPTION_ELIGIBLE: &str = "SubscriptionEligible";
     pub const OWNER_ROLE_ASSIGNED: &str = "OwnerRoleAssigned";
+    /// kstatus (Flux, kubectl wait): True while nothing can progress without a human.
+    pub const STALLED: &str = "Stalled";
+    /// kstatus: True while a grant change is in flight (being retried).
+    pub const RECONCILING: &str = "Reconciling";
 }
 
 /// Condition reasons (also used as Event reasons).
@@ -28,4 +32,6 @@ pub mod reasons {
     pub const PERMISSION_ENABLED: &str = "PermissionEnabled";
     pub const PERMISSION_DISABLED: &str = "PermissionDisabled";
     pub const DUPLICATE_PERMISSION: &str = "DuplicatePermission";
+    /// A grant change the backend has not confirmed yet: it failed and is being retried.
+    pub const GRANT_PENDING: &str = "GrantPending";
 }

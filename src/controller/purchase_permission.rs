@@ -49,8 +49,13 @@ async fn switch(obj: Arc<PurchasePermission>, ctx: Arc<Context>) -> Result<Actio
     let ns = obj.namespace().ok_or(Error::NoNamespace)?;
     let known = ctx.written.known_status(&obj);
     let related = Related::gather(&ctx.caches, &ns, &obj);
-    let decision = policy::permission_decision(&related.facts(&obj, known.as_ref()), now());
-    apply(&ctx, &obj, known.as_ref(), decision).await?;
+    let facts = related.facts(&obj, known.as_ref());
+    let decision = policy::permission_decision(&facts, now());
+    if let Err(error) = switch_grant(&ctx, &obj, known.as_ref(), &decision).await {
+        show_grant_pending(&ctx, &obj, &facts, &decision, &error).await;
+        return Err(error);
+    }
+    record(&ctx, &obj, decision).await?;
     Ok(Action::await_change())
 }
 
@@ -114,13 +119,13 @@ impl Related {
     }
 }
 
-/// Carries out a decision: the grant first (so a status never claims what the backend lacks),
-/// then the status, then the activity log.
-async fn apply(
+/// Carries out the decision's grant change in the backend. It comes first, so a status never
+/// claims what the backend lacks.
+async fn switch_grant(
     ctx: &Context,
     obj: &PurchasePermission,
     known: Option<&PurchasePermissionStatus>,
-    decision: PermissionDecision,
+    decision: &PermissionDecision,
 ) -> Result<(), Error> {
     match decision.grant {
         GrantChange::Create => {
@@ -142,6 +147,34 @@ async fn apply(
         GrantChange::Delete => ctx.backend.revoke(&granted_tenant(known)).await?,
         GrantChange::None => {}
     }
+    Ok(())
+}
+
+/// The grant change failed and will be retried: the status says so (`Reconciling` True) until
+/// it succeeds. Best effort: the retry is what matters, and it is already scheduled.
+async fn show_grant_pending(
+    ctx: &Context,
+    obj: &PurchasePermission,
+    facts: &policy::PermissionFacts<'_>,
+    decision: &PermissionDecision,
+    error: &Error,
+) {
+    let Some(pending) = policy::grant_pending(facts, decision, &error.to_string(), now()) else {
+        return;
+    };
+    let kind = metrics::Kind::purchasepermission;
+    match ctx.write_status(kind, obj, &pending).await {
+        Ok(()) => ctx.written.remember(&ctx.caches, obj, &pending),
+        Err(e) => tracing::warn!(error = %e, "could not show the pending grant change"),
+    }
+}
+
+/// Records a carried-out decision: the status (when it changed), then the activity log.
+async fn record(
+    ctx: &Context,
+    obj: &PurchasePermission,
+    decision: PermissionDecision,
+) -> Result<(), Error> {
     if decision.status_changed {
         let kind = metrics::Kind::purchasepermission;
         ctx.write_status(kind, obj, &decision.status).await?;

@@ -358,6 +358,14 @@ fn next_status(
         .current
         .map(|s| s.conditions.as_slice())
         .unwrap_or(&[]);
+    let stalled = stalled_condition(&ready);
+    // The grant change (if any) is made before this status is written: nothing stays in flight.
+    let settled = DesiredCondition::new(
+        types::RECONCILING,
+        false,
+        ready.reason,
+        "no grant change in flight",
+    );
     PurchasePermissionStatus {
         granted_tenant_id,
         observed_generation: facts.generation,
@@ -366,11 +374,57 @@ fn next_status(
         enabled_since,
         conditions: merge_conditions(
             existing,
-            &[checks.subscription_eligible, checks.owner_role, ready],
+            &[
+                checks.subscription_eligible,
+                checks.owner_role,
+                stalled,
+                settled,
+                ready,
+            ],
             facts.generation,
             now,
         ),
     }
+}
+
+/// kstatus' `Stalled` (Flux fails its health check at once, with our message): True when Ready
+/// is False, since every Ready=False reason waits for a human to fix a prerequisite.
+fn stalled_condition(ready: &DesiredCondition) -> DesiredCondition {
+    let message = if ready.status {
+        "nothing waits for a human".to_string()
+    } else {
+        ready.message.clone()
+    };
+    DesiredCondition::new(types::STALLED, !ready.status, ready.reason, message)
+}
+
+/// The status to write when the backend failed to carry out the decision's grant change: the
+/// current status with `Reconciling` True (the change is in flight, being retried), so
+/// dashboards and kstatus show it. `None` when that is already the status.
+pub fn grant_pending(
+    facts: &PermissionFacts<'_>,
+    decision: &PermissionDecision,
+    error: &str,
+    now: Timestamp,
+) -> Option<PurchasePermissionStatus> {
+    let switching = match decision.grant {
+        GrantChange::Create => "on",
+        GrantChange::Delete => "off",
+        GrantChange::None => return None,
+    };
+    let current = facts.current.cloned().unwrap_or_default();
+    let reconciling = DesiredCondition::new(
+        types::RECONCILING,
+        true,
+        reasons::GRANT_PENDING,
+        format!("switching the permission {switching}; the backend failed, retrying: {error}"),
+    );
+    let conditions = merge_conditions(&current.conditions, &[reconciling], facts.generation, now);
+    let pending = PurchasePermissionStatus {
+        conditions,
+        ..current
+    };
+    (facts.current != Some(&pending)).then_some(pending)
 }
 
 fn resources(spec: &PurchasePermissionSpec) -> String {

@@ -242,6 +242,17 @@ fn health_scripts_on_edge_cases() {
         assert!(h.message.contains("SomethingNew: fix it"), "{kind}: {h:?}");
         let h = health(&obj(Value::Null));
         assert_eq!(h.status, "Progressing", "{kind}: {h:?}");
+        // A grant change in flight (being retried) is progress, not health or failure.
+        let h = health(&obj(serde_json::json!({
+            "observedGeneration": 3,
+            "state": "Disabled",
+            "conditions": [
+                {"type": "Reconciling", "status": "True", "reason": "GrantPending", "message": "retrying"},
+                {"type": "Ready", "status": "True", "reason": "PermissionDisabled"},
+            ],
+        })));
+        assert_eq!(h.status, "Progressing", "{kind}: {h:?}");
+        assert!(h.message.contains("GrantPending: retrying"), "{kind}: {h:?}");
     }
 }
 

@@ -6,7 +6,9 @@ use crate::support::kubectl::patch_enabled;
 use crate::support::paths::EXAMPLES;
 use crate::support::poll::Poll;
 use crate::support::{Env, spawn_controllers};
+use csp_operator::backend::{Backend, BackendError, BackendFuture, Grant};
 use std::cell::Cell;
+use std::sync::Arc;
 use std::time::Duration;
 
 const NS: &str = "partner-a";
@@ -560,4 +562,105 @@ async fn api_failures_are_retried_and_shown_as_a_warning_once() {
     objects.sort();
     objects.dedup();
     assert_eq!(n, objects.len(), "{failures:?}");
+}
+
+/// A backend whose calls fail while `down` is set, as Partner Center does during an outage.
+#[derive(Default)]
+struct OutageBackend {
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl Backend for OutageBackend {
+    fn name(&self) -> &'static str {
+        "outage"
+    }
+
+    fn grant<'a>(&'a self, _grant: &'a Grant) -> BackendFuture<'a> {
+        Box::pin(async { self.answer() })
+    }
+
+    fn revoke<'a>(&'a self, _customer_tenant_id: &'a str) -> BackendFuture<'a> {
+        Box::pin(async { self.answer() })
+    }
+}
+
+impl OutageBackend {
+    fn answer(&self) -> Result<(), BackendError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(BackendError("503 Service Unavailable".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kstatus_conditions_show_a_blocked_switch_and_a_grant_in_flight() {
+    let mut env = Env::new().await;
+    let backend = Arc::new(OutageBackend::default());
+    backend
+        .down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    env.start_controllers_with(backend.clone());
+    env.ok(&["apply", "-f", EXAMPLES]).await;
+
+    // Blocked waits for a human: Stalled, with the blocking reason (what Flux's kstatus reads).
+    let stalled = r#"{.status.conditions[?(@.type=="Stalled")].status}/{.status.conditions[?(@.type=="Stalled")].reason}"#;
+    env.wait_for(
+        "cspperm/fabrikam",
+        NS,
+        stalled,
+        "True/NoEligibleSubscription",
+    )
+    .await;
+    env.ok(&[
+        "wait",
+        "--for=condition=Stalled",
+        "cspperm/adatum",
+        "-n",
+        NS,
+        "--timeout=20s",
+    ])
+    .await;
+
+    // The backend is down: contoso's grant is in flight, and says so; nothing is claimed.
+    let reconciling = r#"{.status.conditions[?(@.type=="Reconciling")].status}/{.status.conditions[?(@.type=="Reconciling")].reason}"#;
+    env.wait_for("cspperm/contoso", NS, reconciling, "True/GrantPending")
+        .await;
+    let message = env
+        .jsonpath(
+            "cspperm/contoso",
+            NS,
+            r#"{.status.conditions[?(@.type=="Reconciling")].message}"#,
+        )
+        .await;
+    assert!(message.contains("503 Service Unavailable"), "{message}");
+    let state = env.jsonpath("cspperm/contoso", NS, "{.status.state}").await;
+    assert_ne!(
+        state, "Enabled",
+        "no grant is claimed before the backend made it"
+    );
+
+    // The backend recovers: the retry makes the grant, Reconciling clears, one activity-log entry.
+    backend
+        .down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
+    env.wait_for(
+        "cspperm/contoso",
+        NS,
+        reconciling,
+        "False/PermissionEnabled",
+    )
+    .await;
+    env.wait_for("cspperm/contoso", NS, stalled, "False/PermissionEnabled")
+        .await;
+    let enabled: Vec<String> = env
+        .activity_log(NS)
+        .await
+        .into_iter()
+        .filter(|l| l == "PermissionEnabled/CreateCustomerPurchasePermissions/contoso")
+        .collect();
+    assert_eq!(enabled.len(), 1, "{enabled:?}");
 }

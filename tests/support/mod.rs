@@ -8,7 +8,7 @@ pub mod paths;
 pub mod poll;
 
 use csp_operator::apiserver::{ApiServer, Config};
-use csp_operator::backend::ClusterBackend;
+use csp_operator::backend::{Backend, ClusterBackend};
 use csp_operator::controller::{Error, RunOptions};
 use kubectl::{Args, Kubectl};
 use std::future::Future;
@@ -83,6 +83,16 @@ impl Env {
             RunOptions::default(),
             futures::future::pending(),
         ));
+    }
+
+    /// Starts the controllers with grants held by `backend` instead of the cluster.
+    pub fn start_controllers_with(&mut self, backend: Arc<dyn Backend>) {
+        self.controllers = Some(tokio::spawn(csp_operator::controller::run(
+            self.client.clone(),
+            backend,
+            RunOptions::default(),
+            futures::future::pending(),
+        )));
     }
 
     pub fn stop_controllers(&mut self) {

@@ -283,6 +283,23 @@ fn decision_table() {
         );
         assert_eq!(d.status.state, state, "{case}: state");
         assert_eq!(ready(&d), want_ready, "{case}: Ready");
+        // kstatus: stalled exactly when not ready (every Ready=False reason waits for a human),
+        // with the same reason; nothing in flight once decided.
+        let stalled = if want_ready.0 == "True" {
+            "False"
+        } else {
+            "True"
+        };
+        assert_eq!(
+            cond(&d, types::STALLED),
+            (stalled, want_ready.1),
+            "{case}: Stalled"
+        );
+        assert_eq!(
+            cond(&d, types::RECONCILING).0,
+            "False",
+            "{case}: Reconciling"
+        );
         assert_eq!(
             cond(&d, types::SUBSCRIPTION_ELIGIBLE).1,
             want_sub,
@@ -715,4 +732,95 @@ fn deleting_an_enabled_permission_withdraws_it() {
     let blocked = permission_decision(&facts(&spec, vec![]), t(0));
     assert_eq!(withdraw_on_delete(Some(&blocked.status)), None);
     assert_eq!(withdraw_on_delete(None), None);
+}
+
+#[test]
+fn lost_prerequisite_after_the_grant_is_stalled_too() {
+    let spec = perm(true);
+    let plan = plan();
+    let with_owner = vec![SubscriptionFact {
+        name: "plan",
+        spec: &plan,
+        has_owner: true,
+    }];
+    let granted = permission_decision(&facts(&spec, with_owner), t(0));
+    assert_eq!(cond(&granted, types::STALLED).0, "False");
+    let without_owner = vec![SubscriptionFact {
+        name: "plan",
+        spec: &plan,
+        has_owner: false,
+    }];
+    let lost = permission_decision(
+        &PermissionFacts {
+            current: Some(&granted.status),
+            ..facts(&spec, without_owner)
+        },
+        t(10),
+    );
+    assert_eq!(lost.status.state, PermissionState::Enabled);
+    assert_eq!(
+        cond(&lost, types::STALLED),
+        ("True", reasons::OWNER_ROLE_MISSING)
+    );
+}
+
+#[test]
+fn a_failed_grant_change_shows_reconciling_until_it_is_made() {
+    let spec = perm(true);
+    let plan = plan();
+    let subs = || {
+        vec![SubscriptionFact {
+            name: "plan",
+            spec: &plan,
+            has_owner: true,
+        }]
+    };
+    let disabled = permission_decision(&facts(&perm(false), subs()), t(0));
+    let current = PermissionFacts {
+        current: Some(&disabled.status),
+        ..facts(&spec, subs())
+    };
+    let decision = permission_decision(&current, t(5));
+    assert_eq!(decision.grant, GrantChange::Create);
+    let pending = grant_pending(&current, &decision, "503 Service Unavailable", t(5))
+        .expect("a pending status to write");
+    // The state stays what the backend has; Reconciling says what is in flight and why.
+    assert_eq!(pending.state, PermissionState::Disabled);
+    let reconciling = find(&pending.conditions, types::RECONCILING).expect("Reconciling");
+    assert_eq!(
+        (reconciling.status.as_str(), reconciling.reason.as_str()),
+        ("True", reasons::GRANT_PENDING)
+    );
+    assert!(reconciling.message.contains("switching the permission on"));
+    assert!(reconciling.message.contains("503 Service Unavailable"));
+    // Retried with the same error: nothing new to write.
+    let retry = PermissionFacts {
+        current: Some(&pending),
+        ..facts(&spec, subs())
+    };
+    let again = permission_decision(&retry, t(9));
+    assert_eq!(
+        again.grant,
+        GrantChange::Create,
+        "the change is still to be made"
+    );
+    assert_eq!(
+        grant_pending(&retry, &again, "503 Service Unavailable", t(9)),
+        None
+    );
+    // Once made, the decided status clears Reconciling and records the grant.
+    assert_eq!(again.status.state, PermissionState::Enabled);
+    assert_eq!(cond(&again, types::RECONCILING).0, "False");
+    assert_eq!(
+        again.events.len(),
+        1,
+        "the activity log records the switch once"
+    );
+    // No grant change, nothing pending.
+    let settled = PermissionFacts {
+        current: Some(&again.status),
+        ..facts(&spec, subs())
+    };
+    let quiet = permission_decision(&settled, t(20));
+    assert_eq!(grant_pending(&settled, &quiet, "irrelevant", t(20)), None);
 }
