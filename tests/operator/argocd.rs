@@ -252,7 +252,10 @@ fn health_scripts_on_edge_cases() {
             ],
         })));
         assert_eq!(h.status, "Progressing", "{kind}: {h:?}");
-        assert!(h.message.contains("GrantPending: retrying"), "{kind}: {h:?}");
+        assert!(
+            h.message.contains("GrantPending: retrying"),
+            "{kind}: {h:?}"
+        );
     }
 }
 
