@@ -6,7 +6,7 @@ use super::caches::Caches;
 use super::metrics::{self, Metrics};
 use super::{Error, MANAGER};
 use crate::api::{PurchasePermission, PurchasePermissionStatus};
-use crate::backend::Backend;
+use crate::backend::{Backend, Grant};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::ObjectRef;
@@ -52,6 +52,29 @@ impl Context {
             backoff: Backoff::default(),
             written: WrittenStatuses::default(),
         }
+    }
+
+    /// Switches a grant on where it lives, counted by result.
+    pub async fn grant(&self, grant: &Grant) -> Result<(), Error> {
+        let result = self.backend.grant(grant).await;
+        self.count_backend_call("grant", result.is_ok());
+        Ok(result?)
+    }
+
+    /// Withdraws the grant of a customer tenant where it lives, counted by result.
+    pub async fn revoke(&self, customer_tenant_id: &str) -> Result<(), Error> {
+        let result = self.backend.revoke(customer_tenant_id).await;
+        self.count_backend_call("revoke", result.is_ok());
+        Ok(result?)
+    }
+
+    fn count_backend_call(&self, call: &'static str, ok: bool) {
+        let labels = metrics::BackendLabels {
+            backend: self.backend.name(),
+            call,
+            result: if ok { "ok" } else { "error" },
+        };
+        self.metrics.backend_calls.get_or_create(&labels).inc();
     }
 
     /// Writes an object's status by server-side apply (forced: the operator owns status).

@@ -58,6 +58,16 @@ pub struct WriteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackendLabels {
+    /// Where grants live (`cluster`, ...).
+    pub backend: &'static str,
+    /// `grant` or `revoke`.
+    pub call: &'static str,
+    /// `ok` or `error`.
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {
     pub state: &'static str,
 }
@@ -70,6 +80,9 @@ pub struct Metrics {
     pub reconcile_duration: Family<KindLabels, Histogram>,
     pub api_writes: Family<WriteLabels, Counter>,
     pub permissions: Family<StateLabels, Gauge>,
+    /// Enabled permissions whose prerequisites were lost after the grant (Ready False).
+    pub prerequisites_lost: Gauge,
+    pub backend_calls: Family<BackendLabels, Counter>,
     pub in_flight: Family<KindLabels, Gauge>,
     pub triggers_pending: Family<KindLabels, Gauge>,
     pub leader: Gauge,
@@ -104,6 +117,18 @@ impl Default for Metrics {
             "PurchasePermissions by state (Enabled, Disabled, Blocked)",
             permissions.clone(),
         );
+        let prerequisites_lost = Gauge::default();
+        registry.register(
+            "purchase_permissions_prerequisite_lost",
+            "Enabled PurchasePermissions whose prerequisites were lost after the grant: the customer gets an error in the Azure portal when buying",
+            prerequisites_lost.clone(),
+        );
+        let backend_calls = Family::<BackendLabels, Counter>::default();
+        registry.register(
+            "backend_calls",
+            "Calls that switch a grant where it lives, by backend, call and result",
+            backend_calls.clone(),
+        );
         let in_flight = Family::<KindLabels, Gauge>::default();
         registry.register(
             "reconciles_in_flight",
@@ -128,6 +153,8 @@ impl Default for Metrics {
             reconcile_duration,
             api_writes,
             permissions,
+            prerequisites_lost,
+            backend_calls,
             in_flight,
             triggers_pending,
             leader,

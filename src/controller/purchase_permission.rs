@@ -142,9 +142,9 @@ async fn switch_grant(
                     .map(|r| r.partner_center_name().to_string())
                     .collect(),
             };
-            ctx.backend.grant(&grant).await?;
+            ctx.grant(&grant).await?;
         }
-        GrantChange::Delete => ctx.backend.revoke(&granted_tenant(known)).await?,
+        GrantChange::Delete => ctx.revoke(&granted_tenant(known)).await?,
         GrantChange::None => {}
     }
     Ok(())
@@ -194,7 +194,7 @@ async fn withdraw_on_delete(
     let known = ctx.written.known_status(&obj);
     ctx.written.forget(&obj);
     if let Some(event) = policy::withdraw_on_delete(known.as_ref()) {
-        ctx.backend.revoke(&granted_tenant(known.as_ref())).await?;
+        ctx.revoke(&granted_tenant(known.as_ref())).await?;
         events::publish(&ctx, obj.as_ref(), &event).await;
     }
     Ok(Action::await_change())

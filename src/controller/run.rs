@@ -5,7 +5,9 @@ use super::metrics::{self, Metrics};
 use super::wiring::{self, Wiring};
 use super::{Caches, Error};
 use crate::api::PermissionState;
+use crate::api::conditions::types;
 use crate::backend::Backend;
+use crate::policy::conditions::find;
 use futures::FutureExt;
 use kube::Client;
 use std::sync::Arc;
@@ -97,14 +99,24 @@ impl Drop for AbortOnDrop {
 /// The permissions-by-state gauge, counted from the cache at each scrape.
 fn refresh_gauges(metrics: &Metrics, caches: &Caches) {
     let mut counts = [0i64; 3];
+    let mut prerequisites_lost = 0;
     for p in caches.permissions.state() {
-        let i = match p.status.as_ref().map(|s| s.state).unwrap_or_default() {
+        let state = p.status.as_ref().map(|s| s.state).unwrap_or_default();
+        let i = match state {
             PermissionState::Enabled => 0,
             PermissionState::Disabled => 1,
             PermissionState::Blocked => 2,
         };
         counts[i] += 1;
+        let ready = p
+            .status
+            .as_ref()
+            .and_then(|s| find(&s.conditions, types::READY));
+        if state == PermissionState::Enabled && ready.is_some_and(|c| c.status == "False") {
+            prerequisites_lost += 1;
+        }
     }
+    metrics.prerequisites_lost.set(prerequisites_lost);
     for (state, n) in ["Enabled", "Disabled", "Blocked"].into_iter().zip(counts) {
         metrics
             .permissions

@@ -7,5 +7,6 @@ mod support;
 mod argocd;
 mod crds;
 mod deploy;
+mod monitoring;
 mod up;
 mod workflow;

@@ -22,5 +22,7 @@ pub const AGENT_ROLEBINDINGS: &str = concat!(
 );
 /// `deploy/argocd/`: the Argo CD health scripts, their template and README.
 pub const ARGOCD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/argocd");
+/// `deploy/monitoring/`: the Grafana dashboard and the Prometheus alert rules.
+pub const MONITORING: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/monitoring");
 /// The project's own binary, as cargo built it for these tests.
 pub const BINARY: &str = env!("CARGO_BIN_EXE_csp-operator");
