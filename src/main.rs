@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use csp_operator::backend::ClusterBackend;
+use csp_operator::up::ApplyMode;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -159,7 +161,12 @@ impl RunArgs {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Logs go to stderr (stdout is what `up` tells the user, and what `crd` prints), coloured
+    // only on a terminal.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -289,8 +296,20 @@ async fn up(
     let (server, client) = (&running.server, &running.client);
     println!("API server listening on {}", server.url());
     println!("CRDs installed; controllers running");
+    let mode = match running.restored {
+        Some(n) => {
+            println!("{n} objects restored from the saved state");
+            if !apply.is_empty() {
+                println!(
+                    "--apply creates what is missing and leaves the saved objects as they are"
+                );
+            }
+            ApplyMode::CreateMissing
+        }
+        None => ApplyMode::Apply,
+    };
     if !apply.is_empty() {
-        for line in csp_operator::up::apply_paths(client, &apply).await? {
+        for line in csp_operator::up::apply_paths(client, &apply, mode).await? {
             println!("{line}");
         }
     }

@@ -39,6 +39,10 @@ pub enum UpError {
     },
     #[error("state: {0}")]
     State(String),
+    #[error(
+        "port {port} is already in use (another `csp-operator up`?); stop it or pick another port with --port"
+    )]
+    PortInUse { port: u16 },
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("Kubernetes API: {0}")]
@@ -82,9 +86,23 @@ fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, UpError> {
     Ok(files)
 }
 
-/// Server-side applies every object in the given files or folders; returns one line per
-/// object in kubectl's words ("customer.csp.operator.dev/contoso created").
-pub async fn apply_paths(client: &Client, paths: &[PathBuf]) -> Result<Vec<String>, UpError> {
+/// How `--apply` treats objects that exist already.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApplyMode {
+    /// Server-side apply every object, as `kubectl apply --server-side` does.
+    Apply,
+    /// Create only what is missing; leave existing objects as they are (after `--state`
+    /// restored the user's objects, so a restart does not undo their edits).
+    CreateMissing,
+}
+
+/// Applies every object in the given files or folders; returns one line per object in
+/// kubectl's words ("customer.csp.operator.dev/contoso created").
+pub async fn apply_paths(
+    client: &Client,
+    paths: &[PathBuf],
+    mode: ApplyMode,
+) -> Result<Vec<String>, UpError> {
     let discovery = Discovery::new(client.clone()).run().await?;
     let mut report = Vec::new();
     for root in paths {
@@ -102,7 +120,7 @@ pub async fn apply_paths(client: &Client, paths: &[PathBuf]) -> Result<Vec<Strin
                 if doc.is_null() {
                     continue;
                 }
-                report.push(apply_one(client, &discovery, &file, index, doc).await?);
+                report.push(apply_one(client, &discovery, &file, index, doc, mode).await?);
             }
         }
     }
@@ -115,6 +133,7 @@ async fn apply_one(
     file: &Path,
     index: usize,
     doc: Value,
+    mode: ApplyMode,
 ) -> Result<String, UpError> {
     let incomplete = || UpError::Incomplete {
         path: file.to_path_buf(),
@@ -165,6 +184,14 @@ async fn apply_one(
         .get_opt(&name)
         .await
         .map_err(api_err(&format!("reading {kind} {name}")))?;
+    let qualified = if ar.group.is_empty() {
+        kind.to_lowercase()
+    } else {
+        format!("{}.{}", kind.to_lowercase(), ar.group)
+    };
+    if before.is_some() && mode == ApplyMode::CreateMissing {
+        return Ok(format!("{qualified}/{name} kept as saved"));
+    }
     let after = api
         .patch(
             &name,
@@ -178,11 +205,6 @@ async fn apply_one(
         Some(b) if b.resource_version() == after.resource_version() => "unchanged",
         Some(_) => "configured",
     };
-    let qualified = if ar.group.is_empty() {
-        kind.to_lowercase()
-    } else {
-        format!("{}.{}", kind.to_lowercase(), ar.group)
-    };
     Ok(format!("{qualified}/{name} {verb}"))
 }
 
@@ -193,6 +215,8 @@ pub struct Running {
     pub controllers: tokio::task::JoinHandle<Result<(), crate::controller::Error>>,
     saver: Option<tokio::task::JoinHandle<()>>,
     state: Option<PathBuf>,
+    /// Objects restored from `--state` (None: no saved state was loaded).
+    pub restored: Option<usize>,
 }
 
 impl Running {
@@ -228,13 +252,19 @@ pub async fn start(opts: &UpOptions) -> Result<Running, UpError> {
         port: opts.port,
         ..Default::default()
     })
-    .await?;
+    .await
+    .map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => UpError::PortInUse { port: opts.port },
+        _ => UpError::Io(e),
+    })?;
+    let mut restored = None;
     if let Some(path) = &opts.state
         && path.exists()
     {
         // A corrupt or unreadable file stops start-up: starting empty would lose the objects.
         let n = server.load_state(path).map_err(UpError::State)?;
         tracing::info!(objects = n, path = %path.display(), "state loaded");
+        restored = Some(n);
     }
     let client = server.client()?;
     install_crds(&client).await?;
@@ -259,6 +289,7 @@ pub async fn start(opts: &UpOptions) -> Result<Running, UpError> {
         controllers,
         saver,
         state: opts.state.clone(),
+        restored,
     })
 }
 
