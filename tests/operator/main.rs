@@ -8,5 +8,6 @@ mod argocd;
 mod crds;
 mod deploy;
 mod monitoring;
+mod readme;
 mod up;
 mod workflow;
