@@ -1,10 +1,9 @@
 //! The shipped Grafana dashboard and Prometheus alert rules (deploy/monitoring/) only use
 //! metrics, and labels, that the real operator exports after the article's workflow.
 
-use crate::support::clients::{free_port, http_get};
+use crate::support::Env;
+use crate::support::clients::http_get;
 use crate::support::paths::{EXAMPLES, MONITORING};
-use crate::support::{Env, spawn_controllers};
-use csp_operator::controller::RunOptions;
 use regex::Regex;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -95,16 +94,8 @@ fn metrics_used(expr: &str) -> Vec<(String, Vec<String>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_and_alerts_use_only_exported_metrics() {
-    let env = Env::new().await;
-    let addr = free_port();
-    let run = spawn_controllers(
-        env.client.clone(),
-        RunOptions {
-            metrics_addr: Some(addr),
-            ..Default::default()
-        },
-        futures::future::pending(),
-    );
+    let mut env = Env::new().await;
+    let addr = env.start_controllers_with_metrics();
     // The workflow: grant contoso, then lose its Owner (the grant stays, at risk).
     env.ok(&["apply", "-f", EXAMPLES]).await;
     env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
@@ -151,7 +142,6 @@ async fn dashboard_and_alerts_use_only_exported_metrics() {
         missing.is_empty(),
         "not exported: {missing:#?}\nscrape:\n{scrape}"
     );
-    run.abort();
 }
 
 #[test]

@@ -494,18 +494,8 @@ async fn two_replicas_one_leader_and_handover() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_health_endpoints() {
-    use csp_operator::controller::RunOptions;
-
-    let env = Env::new().await;
-    let addr = free_port();
-    let run = spawn_controllers(
-        env.client.clone(),
-        RunOptions {
-            metrics_addr: Some(addr),
-            ..Default::default()
-        },
-        futures::future::pending(),
-    );
+    let mut env = Env::new().await;
+    let addr = env.start_controllers_with_metrics();
     env.ok(&["apply", "-f", EXAMPLES]).await;
     env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
         .await;
@@ -527,7 +517,6 @@ async fn metrics_and_health_endpoints() {
     ] {
         assert!(body.contains(needle), "missing {needle} in\n{body}");
     }
-    run.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

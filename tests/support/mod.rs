@@ -85,6 +85,18 @@ impl Env {
         ));
     }
 
+    /// Starts the controllers serving `/metrics`, `/healthz` and `/readyz`; returns where.
+    pub fn start_controllers_with_metrics(&mut self) -> std::net::SocketAddr {
+        let addr = clients::free_port();
+        let options = RunOptions {
+            metrics_addr: Some(addr),
+            ..Default::default()
+        };
+        let run = spawn_controllers(self.client.clone(), options, futures::future::pending());
+        self.controllers = Some(run);
+        addr
+    }
+
     /// Starts the controllers with grants held by `backend` instead of the cluster.
     pub fn start_controllers_with(&mut self, backend: Arc<dyn Backend>) {
         self.controllers = Some(tokio::spawn(csp_operator::controller::run(
