@@ -133,6 +133,10 @@ struct RunArgs {
     /// Milliseconds to wait after a change for related ones before reconciling (0: none).
     #[arg(long, default_value_t = 0)]
     debounce_ms: u64,
+    /// Seconds between re-checks of every object (jittered; 0: never). Costs no writes when
+    /// nothing changed.
+    #[arg(long, default_value_t = 3600)]
+    resync_secs: u64,
 }
 
 impl RunArgs {
@@ -154,6 +158,7 @@ impl RunArgs {
             concurrency: self.concurrency,
             metrics: None,
             debounce: std::time::Duration::from_millis(self.debounce_ms),
+            resync: Some(std::time::Duration::from_secs(self.resync_secs)),
         }
     }
 }

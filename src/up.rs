@@ -274,6 +274,7 @@ pub async fn start(opts: &UpOptions) -> Result<Running, UpError> {
         .map(|path| spawn_state_saver(server.clone(), path.clone()));
     let run_opts = crate::controller::RunOptions {
         metrics_addr: opts.metrics_addr,
+        resync: Some(std::time::Duration::from_secs(3600)),
         ..Default::default()
     };
     let controllers = tokio::spawn(crate::controller::run(

@@ -5,7 +5,7 @@ use super::backoff::Backoff;
 use super::caches::Caches;
 use super::metrics::{self, Metrics};
 use super::{Error, MANAGER};
-use crate::api::{PurchasePermission, PurchasePermissionStatus};
+use crate::api::{PermissionState, PurchasePermission, PurchasePermissionStatus};
 use crate::backend::{Backend, Grant};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::Reporter;
@@ -30,6 +30,8 @@ pub struct Context {
     pub backoff: Backoff,
     /// Permission statuses written but not yet seen by the cache.
     pub written: WrittenStatuses,
+    /// What this process last wrote as each object's status, to tell its own writes from others'.
+    pub owned: OwnedStatuses,
 }
 
 impl Context {
@@ -51,6 +53,7 @@ impl Context {
             metrics,
             backoff: Backoff::default(),
             written: WrittenStatuses::default(),
+            owned: OwnedStatuses::default(),
         }
     }
 
@@ -90,7 +93,36 @@ impl Context {
             + DeserializeOwned
             + Debug,
     {
+        self.write_owned_status(kind, obj, status, false).await
+    }
+
+    /// Writes a permission's status, recording whether it holds a grant.
+    pub async fn write_permission_status(
+        &self,
+        obj: &PurchasePermission,
+        status: &PurchasePermissionStatus,
+    ) -> Result<(), Error> {
+        let granted = status.state == PermissionState::Enabled;
+        let kind = metrics::Kind::purchasepermission;
+        self.write_owned_status(kind, obj, status, granted).await
+    }
+
+    async fn write_owned_status<K>(
+        &self,
+        kind: metrics::Kind,
+        obj: &K,
+        status: impl Serialize,
+        granted: bool,
+    ) -> Result<(), Error>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug,
+    {
         let ns = obj.meta().namespace.as_deref().ok_or(Error::NoNamespace)?;
+        // Noted before the write: its watch event may arrive before the answer does.
+        self.owned.writing(obj, status_hash(&status), granted);
         let api: Api<K> = Api::namespaced(self.client.clone(), ns);
         let body = json!({
             "apiVersion": K::api_version(&()),
@@ -108,6 +140,7 @@ impl Context {
             )
             .map_err(kube::Error::BuildRequest)?;
         self.client.request_text(request).await?;
+        self.owned.written(obj);
         self.metrics.write(kind, "status");
         Ok(())
     }
@@ -176,5 +209,175 @@ impl WrittenStatuses {
     pub fn forget(&self, obj: &PurchasePermission) {
         self.lock()
             .remove(obj.metadata.uid.as_deref().unwrap_or(""));
+    }
+}
+
+/// A hash of a status as it goes on the wire: equal statuses hash equal, whoever holds them.
+pub fn status_hash(status: &impl Serialize) -> u64 {
+    use std::hash::Hasher;
+    /// Feeds the serialized bytes straight into the hasher (no buffer).
+    struct HashWriter(std::collections::hash_map::DefaultHasher);
+    impl std::io::Write for HashWriter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.write(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut writer = HashWriter(Default::default());
+    // Serializing our own status types cannot fail; a failure would only cost a reconcile.
+    let _ = serde_json::to_writer(&mut writer, status);
+    writer.0.finish()
+}
+
+/// What this process last wrote as each object's status (a hash of it) and, for a permission,
+/// whether that status recorded a grant: a few dozen bytes of memo per object. A status-only change to
+/// anything else was made by someone else (a person, another tool, a stale replica): the object
+/// is reconciled so the status it owns heals, and a permission's grant is taken from this
+/// record rather than from the forged status.
+#[derive(Default)]
+pub struct OwnedStatuses(Mutex<HashMap<u64, Owned>>);
+
+#[derive(Clone, Copy, Default)]
+struct Owned {
+    /// The status last written for sure, and whether it recorded a grant.
+    status: Option<(u64, bool)>,
+    /// A write sent but not confirmed: it may have landed even if its answer was lost.
+    pending: Option<(u64, bool)>,
+}
+
+impl Owned {
+    /// The record a status of this hash belongs to, when it is one of ours.
+    fn ours(&self, hash: u64) -> Option<(u64, bool)> {
+        [self.pending, self.status]
+            .into_iter()
+            .flatten()
+            .find(|(h, _)| *h == hash)
+    }
+}
+
+/// The memo's key for an object: a hash of its uid (keeping the uid itself would cost 60 bytes).
+fn uid_key<K: Resource>(obj: &K) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    obj.meta().uid.hash(&mut h);
+    h.finish()
+}
+
+impl OwnedStatuses {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Owned>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn writing<K: Resource>(&self, obj: &K, status: u64, granted: bool) {
+        let mut owned = self.lock();
+        owned.entry(uid_key(obj)).or_default().pending = Some((status, granted));
+    }
+
+    fn written<K: Resource>(&self, obj: &K) {
+        if let Some(o) = self.lock().get_mut(&uid_key(obj)) {
+            o.status = o.pending.take().or(o.status);
+        }
+    }
+
+    /// Whether `hash` is a status this process wrote (or is writing) for the object.
+    pub fn is_ours<K: Resource>(&self, obj: &K, hash: u64) -> bool {
+        let owned = self.lock();
+        owned
+            .get(&uid_key(obj))
+            .and_then(|o| o.ours(hash))
+            .is_some()
+    }
+
+    /// A permission's status with the grant as this process recorded it, when someone else
+    /// changed the status since: a forged `Enabled` is no grant, and a grant this process made
+    /// is not lost to a forged `Disabled`. (After a restart there is no record: the status is.)
+    /// The flag says the status was someone else's, so it must be written back even where the
+    /// decision matches the corrected one.
+    pub fn with_recorded_grant(
+        &self,
+        obj: &PurchasePermission,
+        status: Option<PurchasePermissionStatus>,
+    ) -> (Option<PurchasePermissionStatus>, bool) {
+        let owned = self.lock().get(&uid_key(obj)).copied();
+        let Some(mut status) = status else {
+            return (None, false);
+        };
+        // No record (nothing written since start-up), or the status is one of ours.
+        let Some(owned) = owned.filter(|o| o.ours(status_hash(&status)).is_none()) else {
+            return (Some(status), false);
+        };
+        // The grant as last written for sure (a pending write may not have landed).
+        let granted = owned.status.or(owned.pending).is_some_and(|(_, g)| g);
+        let claims_grant = status.state == PermissionState::Enabled;
+        if granted != claims_grant {
+            status.state = if granted {
+                PermissionState::Enabled
+            } else {
+                PermissionState::Disabled
+            };
+            if !granted {
+                status.enabled_since = None;
+                status.granted_tenant_id = None;
+            }
+        }
+        (Some(status), true)
+    }
+
+    /// Forgets a deleted object.
+    pub fn forget<K: Resource>(&self, obj: &K) {
+        self.lock().remove(&uid_key(obj));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn permission(state: &str) -> PurchasePermission {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "csp.operator.dev/v1alpha1", "kind": "PurchasePermission",
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u1"},
+            "spec": {"customerRef": {"name": "c"}, "enabled": true},
+            "status": {"state": state, "grantedTenantId": "t"}}))
+        .expect("a permission")
+    }
+
+    #[test]
+    fn own_writes_are_told_from_forged_statuses() {
+        let owned = OwnedStatuses::default();
+        let enabled = permission("Enabled");
+        let status = enabled.status.clone().expect("status");
+        // No record since start-up: the status is the record.
+        assert_eq!(
+            owned.with_recorded_grant(&enabled, Some(status.clone())),
+            (Some(status.clone()), false)
+        );
+        owned.writing(&enabled, status_hash(&status), true);
+        assert!(owned.is_ours(&enabled, status_hash(&status)), "pending counts");
+        owned.written(&enabled);
+        assert!(owned.is_ours(&enabled, status_hash(&status)));
+
+        // Someone writes Disabled over the grant this process made: the grant stays.
+        let forged = permission("Disabled").status.expect("status");
+        assert!(!owned.is_ours(&enabled, status_hash(&forged)));
+        let (corrected, was_forged) = owned.with_recorded_grant(&enabled, Some(forged));
+        assert!(was_forged);
+        assert_eq!(corrected.map(|s| s.state), Some(PermissionState::Enabled));
+
+        // This process records Disabled; a forged Enabled is then no grant.
+        let disabled = permission("Disabled").status.expect("status");
+        owned.writing(&enabled, status_hash(&disabled), false);
+        owned.written(&enabled);
+        let (corrected, was_forged) = owned.with_recorded_grant(&enabled, Some(status));
+        assert!(was_forged);
+        let corrected = corrected.expect("status");
+        assert_eq!(corrected.state, PermissionState::Disabled);
+        assert_eq!(corrected.granted_tenant_id, None);
+
+        owned.forget(&enabled);
+        assert!(!owned.is_ours(&enabled, status_hash(&disabled)));
     }
 }

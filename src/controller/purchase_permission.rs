@@ -5,7 +5,7 @@
 
 use super::caches::{Caches, seniority};
 use super::context::Context;
-use super::{Error, events, metrics, now};
+use super::{Error, events, now};
 use crate::api::{
     AzureSubscription, Customer, FINALIZER, PurchasePermission, PurchasePermissionStatus,
 };
@@ -48,9 +48,12 @@ pub async fn reconcile(obj: Arc<PurchasePermission>, ctx: Arc<Context>) -> Resul
 async fn switch(obj: Arc<PurchasePermission>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = obj.namespace().ok_or(Error::NoNamespace)?;
     let known = ctx.written.known_status(&obj);
+    let (known, forged) = ctx.owned.with_recorded_grant(&obj, known);
     let related = Related::gather(&ctx.caches, &ns, &obj);
     let facts = related.facts(&obj, known.as_ref());
-    let decision = policy::permission_decision(&facts, now());
+    let mut decision = policy::permission_decision(&facts, now());
+    // Someone else's status is written over even where it matches the corrected one.
+    decision.status_changed |= forged;
     if let Err(error) = switch_grant(&ctx, &obj, known.as_ref(), &decision).await {
         show_grant_pending(&ctx, &obj, &facts, &decision, &error).await;
         return Err(error);
@@ -162,8 +165,7 @@ async fn show_grant_pending(
     let Some(pending) = policy::grant_pending(facts, decision, &error.to_string(), now()) else {
         return;
     };
-    let kind = metrics::Kind::purchasepermission;
-    match ctx.write_status(kind, obj, &pending).await {
+    match ctx.write_permission_status(obj, &pending).await {
         Ok(()) => ctx.written.remember(&ctx.caches, obj, &pending),
         Err(e) => tracing::warn!(error = %e, "could not show the pending grant change"),
     }
@@ -176,8 +178,7 @@ async fn record(
     decision: PermissionDecision,
 ) -> Result<(), Error> {
     if decision.status_changed {
-        let kind = metrics::Kind::purchasepermission;
-        ctx.write_status(kind, obj, &decision.status).await?;
+        ctx.write_permission_status(obj, &decision.status).await?;
         ctx.written.remember(&ctx.caches, obj, &decision.status);
     }
     for e in &decision.events {

@@ -31,6 +31,9 @@ pub struct RunOptions {
     /// Wait this long after a trigger for more before reconciling (merges bursts of related
     /// changes into one decision and one write).
     pub debounce: Duration,
+    /// Re-check every object about this often (jittered), as controller-runtime's SyncPeriod
+    /// does: a safety net for anything a watch missed. Costs no write when nothing changed.
+    pub resync: Option<Duration>,
 }
 
 /// Runs the controllers until `shutdown` resolves (then finishes in-flight reconciles and

@@ -5,7 +5,7 @@
 //! always sees the change that triggered it.
 
 use super::caches::cached_stream;
-use super::context::Context;
+use super::context::{Context, status_hash};
 use super::metrics::{self, Metrics};
 use crate::api::{AzureSubscription, Customer, PurchasePermission, RoleAssignment};
 use futures::channel::mpsc;
@@ -25,6 +25,17 @@ pub struct Feeds {
     pub triggers: Triggers,
 }
 
+impl Feeds {
+    /// Every cached object of every kind, queued once (a no-op on a standby replica).
+    pub fn resync(&self) {
+        let (c, t) = (&self.ctx.caches, &self.triggers);
+        t.customers.send_all(c.customers.state());
+        t.subscriptions.send_all(c.subscriptions.state());
+        t.roles.send_all(c.roles.state());
+        t.permissions.send_all(c.permissions.state());
+    }
+}
+
 /// How the changes of one kind reach the controllers that depend on them.
 pub trait Relations:
     Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static
@@ -38,6 +49,8 @@ pub trait Relations:
     fn relisted(feeds: &Feeds);
     /// After a change of spec or existence (or a move): the dependents that read it.
     fn changed(feeds: &Feeds, obj: &Self, moved_from: Option<String>);
+    /// The hash of the object's status (see `context::status_hash`).
+    fn status_hash(obj: &Self) -> u64;
 }
 
 impl Relations for Customer {
@@ -66,6 +79,10 @@ impl Relations for Customer {
         let rivals = c.customers_with_tenant(&ns, &obj.spec.tenant_id);
         t.customers
             .send_all(rivals.into_iter().filter(|o| o.name_any() != name));
+    }
+
+    fn status_hash(obj: &Self) -> u64 {
+        status_hash(&obj.status)
     }
 }
 
@@ -106,6 +123,10 @@ impl Relations for AzureSubscription {
         t.subscriptions
             .send_all(rivals.into_iter().filter(|o| o.name_any() != name));
     }
+
+    fn status_hash(obj: &Self) -> u64 {
+        status_hash(&obj.status)
+    }
 }
 
 impl Relations for RoleAssignment {
@@ -135,6 +156,10 @@ impl Relations for RoleAssignment {
                 t.subscriptions.send_all([s]);
             }
         }
+    }
+
+    fn status_hash(obj: &Self) -> u64 {
+        status_hash(&obj.status)
     }
 }
 
@@ -169,6 +194,10 @@ impl Relations for PurchasePermission {
         t.permissions
             .send_all(rivals.into_iter().filter(|o| o.name_any() != name));
     }
+
+    fn status_hash(obj: &Self) -> u64 {
+        status_hash(&obj.status)
+    }
 }
 
 /// The feed of one kind: its watch fills its cache, then every event is recorded in the
@@ -188,7 +217,7 @@ pub async fn feed<K: Relations>(
                 Seen::Object(obj, live) => {
                     let moved_from = K::record(&feeds, obj, live);
                     let (spec_changed, needed) = last_seen.observe(obj, live);
-                    own_needed = needed;
+                    own_needed = needed || !status_is_ours(&feeds.ctx, obj, live);
                     if spec_changed || moved_from.is_some() {
                         K::changed(&feeds, obj, moved_from);
                     }
@@ -199,6 +228,16 @@ pub async fn feed<K: Relations>(
             std::future::ready(())
         })
         .await
+}
+
+/// Whether the object's status is the one this process last wrote. Anything else (a person, a
+/// tool, a stale replica wrote it) re-reconciles the object so the status it owns heals.
+fn status_is_ours<K: Relations>(ctx: &Context, obj: &K, live: bool) -> bool {
+    if !live {
+        ctx.owned.forget(obj);
+        return true;
+    }
+    ctx.owned.is_ours(obj, K::status_hash(obj))
 }
 
 /// What a feed does with one watch event: the object (borrowed from the event) and whether it

@@ -21,6 +21,7 @@ use kube::runtime::watcher;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// What `build` hands to `run`.
 pub struct Wiring<C> {
@@ -91,6 +92,7 @@ pub fn build(
             permissions: pt,
         },
     });
+    let resync = resync_every(feeds.clone(), opts.resync);
     let watches = futures::future::join4(
         triggers::feed(
             feeds.clone(),
@@ -127,8 +129,24 @@ pub fn build(
     };
     Wiring {
         caches,
-        feeds: futures::future::join(watches, sync).map(|_| ()).boxed(),
+        feeds: futures::future::join3(watches, sync, resync)
+            .map(|_| ())
+            .boxed(),
         controllers,
+    }
+}
+
+/// Re-checks everything every `period` (each wait jittered by up to a tenth either way, so
+/// replicas and restarts do not line up); never when `period` is None.
+async fn resync_every(feeds: Arc<Feeds>, period: Option<Duration>) {
+    let Some(period) = period.filter(|p| !p.is_zero()) else {
+        return;
+    };
+    loop {
+        let jitter = rand::random_range(0.9..1.1);
+        tokio::time::sleep(period.mul_f64(jitter)).await;
+        tracing::debug!("periodic resync");
+        feeds.resync();
     }
 }
 

@@ -4,10 +4,8 @@
 use crate::support::clients::{free_port, http_get};
 use crate::support::kubectl::patch_enabled;
 use crate::support::paths::EXAMPLES;
-use crate::support::poll::Poll;
 use crate::support::{Env, spawn_controllers};
 use csp_operator::backend::{Backend, BackendError, BackendFuture, Grant};
-use std::cell::Cell;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -370,25 +368,7 @@ async fn settled_objects_cause_no_writes_even_after_restart() {
         .await;
     env.wait_for_permission(NS, "northwind", "Blocked/False/OwnerRoleMissing")
         .await;
-    // Let everything settle: the same write count at two looks 1.5 s apart.
-    let previous = Cell::new(None);
-    let settle = Poll {
-        timeout: Duration::from_secs(60),
-        every: Duration::from_millis(1500),
-    };
-    let last = settle
-        .eventually("the writes to stop", || {
-            let now = env.server.stats().writes;
-            let settled = previous.replace(Some(now)) == Some(now);
-            async move {
-                if settled {
-                    Ok(now)
-                } else {
-                    Err(format!("{now} writes, still changing"))
-                }
-            }
-        })
-        .await;
+    let last = env.settled_writes().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(env.server.stats().writes, last, "writes after settling");
 
@@ -652,4 +632,84 @@ async fn kstatus_conditions_show_a_blocked_switch_and_a_grant_in_flight() {
         .filter(|l| l == "PermissionEnabled/CreateCustomerPurchasePermissions/contoso")
         .collect();
     assert_eq!(enabled.len(), 1, "{enabled:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_changed_by_someone_else_heals() {
+    let env = Env::with_controllers().await;
+    env.ok(&["apply", "-f", EXAMPLES]).await;
+    env.wait_for_permission(NS, "adatum", "Blocked/False/NoEligibleSubscription")
+        .await;
+    // A person (or a stale replica) writes a false status: the dashboard would show a grant.
+    let lie = r#"{"status":{"state":"Enabled","enabledSince":"2026-01-01T00:00:00Z"}}"#;
+    env.ok(&[
+        "patch",
+        "cspperm",
+        "adatum",
+        "-n",
+        NS,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        lie,
+    ])
+    .await;
+    env.wait_for_permission(NS, "adatum", "Blocked/False/NoEligibleSubscription")
+        .await;
+    // (The forged enabledSince stays, as on a real API server: server-side apply removes only
+    // fields its manager owned, and the operator never set one on a permission never enabled.)
+    // A grant the operator made is not lost to a forged Disabled either.
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
+    env.ok(&[
+        "patch",
+        "cspperm",
+        "contoso",
+        "-n",
+        NS,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"state":"Disabled"}}"#,
+    ])
+    .await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
+    // Healing is not a transition: the activity log records no grant for adatum and only the
+    // one real grant for contoso.
+    let log = env.activity_log(NS).await;
+    let grants = |who: &str| {
+        log.iter()
+            .filter(|l| l.starts_with("PermissionEnabled/") && l.ends_with(&format!("/{who}")))
+            .count()
+    };
+    assert_eq!((grants("adatum"), grants("contoso")), (0, 1), "{log:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periodic_resync_rechecks_everything_without_writing() {
+    use csp_operator::controller::{Metrics, RunOptions, metrics::Kind};
+
+    let env = Env::new().await;
+    let metrics = Arc::new(Metrics::default());
+    let run = spawn_controllers(
+        env.client.clone(),
+        RunOptions {
+            metrics: Some(metrics.clone()),
+            resync: Some(Duration::from_millis(500)),
+            ..Default::default()
+        },
+        futures::future::pending(),
+    );
+    env.ok(&["apply", "-f", EXAMPLES]).await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
+    let writes = env.settled_writes().await;
+    let before = metrics.reconcile_count(Kind::purchasepermission);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = metrics.reconcile_count(Kind::purchasepermission);
+    // Four permissions, re-checked about every half second.
+    assert!(after >= before + 8, "resync re-checks: {before} -> {after}");
+    assert_eq!(env.server.stats().writes, writes, "a resync writes nothing");
+    run.abort();
 }

@@ -206,6 +206,29 @@ impl Env {
             .await
     }
 
+    /// Waits until the server's write count stands still (the same at two looks 1.5 s apart,
+    /// within a minute); returns it.
+    pub async fn settled_writes(&self) -> u64 {
+        let previous = std::cell::Cell::new(None);
+        let settle = poll::Poll {
+            timeout: std::time::Duration::from_secs(60),
+            every: std::time::Duration::from_millis(1500),
+        };
+        settle
+            .eventually("the writes to stop", || {
+                let now = self.server.stats().writes;
+                let settled = previous.replace(Some(now)) == Some(now);
+                async move {
+                    if settled {
+                        Ok(now)
+                    } else {
+                        Err(format!("{now} writes, still changing"))
+                    }
+                }
+            })
+            .await
+    }
+
     /// Writes a manifest into the temp dir and returns its path.
     pub fn manifest(&self, name: &str, yaml: &str) -> String {
         let p = self.dir.path().join(name);
