@@ -9,3 +9,4 @@ mod kubectl;
 mod protobuf;
 mod rbac;
 mod server;
+mod watch_tables;
