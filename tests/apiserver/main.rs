@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod auth_reviews;
 mod kube_rs;
 mod kubectl;
 mod protobuf;
