@@ -5,6 +5,7 @@
 mod support;
 
 mod auth_reviews;
+mod crd_deletion;
 mod kube_rs;
 mod kubectl;
 mod protobuf;
