@@ -8,6 +8,7 @@ mod auth_reviews;
 mod crd_deletion;
 mod kube_rs;
 mod kubectl;
+mod ownership;
 mod protobuf;
 mod rbac;
 mod server;

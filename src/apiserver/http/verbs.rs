@@ -299,10 +299,28 @@ fn write_opts(r: &Req, operation: &'static str) -> WriteOpts {
     WriteOpts {
         dry_run: r.q("dryRun") == Some("All"),
         strict: r.q("fieldValidation") == Some("Strict"),
-        field_manager: r.q("fieldManager").map(String::from),
+        field_manager: field_manager(r),
         operation,
         applied_fields: None,
     }
+}
+
+/// The manager a write's fields are recorded under: `fieldManager`, else (as the real server
+/// does) the User-Agent up to its first `/`, printable characters only, at most 128.
+fn field_manager(r: &Req) -> Option<String> {
+    if let Some(m) = r.q("fieldManager").filter(|m| !m.is_empty()) {
+        return Some(m.to_string());
+    }
+    let prefix: String = r
+        .user_agent
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(128)
+        .collect();
+    (!prefix.is_empty()).then_some(prefix)
 }
 
 pub(super) fn selection(r: &Req, ns: Option<&str>) -> Result<Selection, ApiError> {
