@@ -12,11 +12,11 @@ spec: {tenantId: 6f1c2a44-3b7e-4d1a-9f0e-2b8c7d6e5f40, companyName: Contoso Ltd}
 ";
 
 /// The managedFields entries as (manager, operation, owned paths under spec and metadata).
-async fn owners(env: &Env) -> Vec<(String, String, Value)> {
+async fn owners_of(env: &Env, name: &str) -> Vec<(String, String, Value)> {
     let out = env
         .ok(&[
             "get",
-            "cspcust/contoso",
+            &format!("cspcust/{name}"),
             "-o",
             "json",
             "--show-managed-fields",
@@ -36,6 +36,10 @@ async fn owners(env: &Env) -> Vec<(String, String, Value)> {
             )
         })
         .collect()
+}
+
+async fn owners(env: &Env) -> Vec<(String, String, Value)> {
+    owners_of(env, "contoso").await
 }
 
 fn owns(owners: &[(String, String, Value)], manager: &str, pointer: &str) -> bool {
@@ -159,6 +163,14 @@ async fn an_update_without_field_manager_is_named_by_its_user_agent() {
     .body(br#"{"spec":{"companyName":"From the dashboard"}}"#.to_vec())
     .expect("request");
     env.client.request_text(request).await.expect("patch");
+    // kubectl names its creates: the creator owns what it set.
+    let created = env.manifest("d.yaml", &CUSTOMER.replace("name: contoso", "name: dunder"));
+    env.ok(&["create", "-f", &created]).await;
+    let creator = owners_of(&env, "dunder").await;
+    assert!(
+        owns(&creator, "kubectl-create", "/f:spec/f:tenantId"),
+        "{creator:?}"
+    );
     assert!(owns(
         &owners(&env).await,
         "dashboard",
