@@ -2,6 +2,7 @@
 //! from the served resources, enough for kubectl's server-side field validation check.
 
 use super::resources::ResourceDef;
+use super::reviews::REVIEWS;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -53,6 +54,12 @@ fn groups(resources: &[Arc<ResourceDef>]) -> Vec<(String, Vec<String>)> {
             None => out.push((r.group.clone(), vec![r.version.clone()])),
         }
     }
+    // The review groups are served too, though nothing of theirs is stored.
+    for (g, v, _, _) in REVIEWS {
+        if !out.iter().any(|(og, _)| og == g) {
+            out.push((g.to_string(), vec![v.to_string()]));
+        }
+    }
     out
 }
 
@@ -86,10 +93,10 @@ pub fn resource_list(resources: &[Arc<ResourceDef>], group: &str, version: &str)
         .iter()
         .filter(|r| r.group == group && r.version == version)
         .collect();
-    if defs.is_empty() {
+    let mut list = review_resources(group, version);
+    if defs.is_empty() && list.is_empty() {
         return None;
     }
-    let mut list = Vec::new();
     for r in defs {
         let mut entry = json!({
             "name": r.plural,
@@ -123,6 +130,17 @@ pub fn resource_list(resources: &[Arc<ResourceDef>], group: &str, version: &str)
     Some(
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": list}),
     )
+}
+
+/// The discovery entries of the review resources in a group-version (create only).
+fn review_resources(group: &str, version: &str) -> Vec<Value> {
+    REVIEWS
+        .iter()
+        .filter(|(g, v, _, _)| *g == group && *v == version)
+        .map(|(_, _, plural, kind)| {
+            json!({"name": plural, "singularName": kind.to_lowercase(), "namespaced": false, "kind": kind, "verbs": ["create"]})
+        })
+        .collect()
 }
 
 /// `api/v1` or `apis/{group}/{version}` for every served group-version.

@@ -10,7 +10,8 @@
 //! kept in `storage/` (watch fan-out in `storage/watch.rs`, the namespace controller in
 //! `storage/namespaces.rs`). Tables are rendered in `table/` (JSONPath in `jsonpath.rs`), lists
 //! select with `selector/`, `discovery.rs` describes what is served (`resources.rs`), `persist.rs`
-//! saves and loads `--state`, and `faults.rs` injects failures.
+//! saves and loads `--state`, and `faults.rs` injects failures. `reviews.rs` answers kubectl's
+//! `auth can-i` / `auth whoami` (the self-reviews, from the RBAC rules).
 
 mod admission;
 mod discovery;
@@ -25,6 +26,7 @@ mod persist;
 mod protobuf;
 mod rbac;
 mod resources;
+mod reviews;
 pub mod selector;
 mod storage;
 pub mod table;

@@ -1,5 +1,6 @@
 //! A small decoder for the Kubernetes protobuf request encoding, for the built-in kinds kubectl
-//! sends that way (`kubectl create namespace|configmap|secret|serviceaccount|role|...`).
+//! sends that way (`kubectl create namespace|configmap|secret|serviceaccount|role|...`, and the
+//! self-reviews of `kubectl auth can-i|whoami`).
 //!
 //! The body is the magic `k8s\0` followed by a `runtime.Unknown` message (typeMeta=1
 //! {apiVersion=1, kind=2}, raw=2, contentEncoding=3, contentType=4) whose `raw` is the object's
@@ -146,6 +147,68 @@ const ROLE_BINDING: &[F] = &[
     (3, "roleRef", Ty::Msg(ROLE_REF)),
 ];
 
+// k8s.io/api/authorization/v1 and authentication/v1 generated.proto (`kubectl auth`)
+const RESOURCE_ATTRIBUTES: &[F] = &[
+    (1, "namespace", Ty::Str),
+    (2, "verb", Ty::Str),
+    (3, "group", Ty::Str),
+    (4, "version", Ty::Str),
+    (5, "resource", Ty::Str),
+    (6, "subresource", Ty::Str),
+    (7, "name", Ty::Str),
+];
+const SELF_SUBJECT_ACCESS_REVIEW: &[F] = &[
+    (1, "metadata", Ty::Msg(OBJECT_META)),
+    (
+        2,
+        "spec",
+        Ty::Msg(&[
+            (1, "resourceAttributes", Ty::Msg(RESOURCE_ATTRIBUTES)),
+            (
+                2,
+                "nonResourceAttributes",
+                Ty::Msg(&[(1, "path", Ty::Str), (2, "verb", Ty::Str)]),
+            ),
+        ]),
+    ),
+    // Go sends the (empty) status too.
+    (
+        3,
+        "status",
+        Ty::Msg(&[
+            (1, "allowed", Ty::Bool),
+            (2, "reason", Ty::Str),
+            (3, "evaluationError", Ty::Str),
+            (4, "denied", Ty::Bool),
+        ]),
+    ),
+];
+const SELF_SUBJECT_RULES_REVIEW: &[F] = &[
+    (1, "metadata", Ty::Msg(OBJECT_META)),
+    (2, "spec", Ty::Msg(&[(1, "namespace", Ty::Str)])),
+    (
+        3,
+        "status",
+        Ty::Msg(&[(3, "incomplete", Ty::Bool), (4, "evaluationError", Ty::Str)]),
+    ),
+];
+const SELF_SUBJECT_REVIEW: &[F] = &[
+    (1, "metadata", Ty::Msg(OBJECT_META)),
+    (
+        2,
+        "status",
+        Ty::Msg(&[(
+            1,
+            "userInfo",
+            Ty::Msg(&[
+                (1, "username", Ty::Str),
+                (2, "uid", Ty::Str),
+                (3, "groups", Ty::RepeatedStr),
+            ]),
+        )]),
+    ),
+];
+
 /// The message table of a kind, by apiVersion and kind.
 fn message(api_version: &str, kind: &str) -> Option<&'static [F]> {
     Some(match (api_version, kind) {
@@ -156,6 +219,9 @@ fn message(api_version: &str, kind: &str) -> Option<&'static [F]> {
         ("rbac.authorization.k8s.io/v1", "Role") => ROLE,
         ("rbac.authorization.k8s.io/v1", "ClusterRole") => CLUSTER_ROLE,
         ("rbac.authorization.k8s.io/v1", "RoleBinding" | "ClusterRoleBinding") => ROLE_BINDING,
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => SELF_SUBJECT_ACCESS_REVIEW,
+        ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => SELF_SUBJECT_RULES_REVIEW,
+        ("authentication.k8s.io/v1", "SelfSubjectReview") => SELF_SUBJECT_REVIEW,
         _ => return None,
     })
 }

@@ -294,6 +294,56 @@ pub fn name_from_field_selector(selector: &str) -> Option<&str> {
     })
 }
 
+/// Every rule the user is granted in `namespace` ("" for the cluster scope only): the rules of
+/// the ClusterRoleBindings that name them, then those of the RoleBindings in the namespace (what
+/// a SelfSubjectRulesReview lists, and what non-resource URLs are checked against).
+pub fn granted_rules<'a>(objects: &'a RbacObjects, user: &User, namespace: &str) -> Vec<&'a Value> {
+    let mut rules = Vec::new();
+    for crb in &objects.cluster_role_bindings {
+        if applies_to(user, crb, "") && str_at(crb, "/roleRef/kind") == "ClusterRole" {
+            rules.extend(cluster_role_rules(objects, str_at(crb, "/roleRef/name")));
+        }
+    }
+    if namespace.is_empty() {
+        return rules;
+    }
+    for rb in &objects.role_bindings {
+        if str_at(rb, "/metadata/namespace") != namespace || !applies_to(user, rb, namespace) {
+            continue;
+        }
+        let role = str_at(rb, "/roleRef/name");
+        match str_at(rb, "/roleRef/kind") {
+            "ClusterRole" => rules.extend(cluster_role_rules(objects, role)),
+            "Role" => rules.extend(
+                objects
+                    .roles
+                    .iter()
+                    .filter(|r| {
+                        str_at(r, "/metadata/namespace") == namespace
+                            && str_at(r, "/metadata/name") == role
+                    })
+                    .flat_map(rules_of),
+            ),
+            _ => {}
+        }
+    }
+    rules
+}
+
+/// Whether a rule grants a resource request (RBAC's rule matching).
+pub fn rule_grants(rule: &Value, attrs: &Attributes) -> bool {
+    rule_allows(rule, attrs)
+}
+
+/// Whether a rule grants `verb` on the non-resource URL `path`: a listed URL equal to it, `*`,
+/// or a prefix ending in `*` (RBAC's `NonResourceURLMatches`).
+pub fn rule_grants_non_resource(rule: &Value, verb: &str, path: &str) -> bool {
+    let verb_ok = strings(rule, "verbs").any(|v| v == "*" || v == verb);
+    let url_ok = strings(rule, "nonResourceURLs")
+        .any(|u| u == "*" || u == path || u.strip_suffix('*').is_some_and(|p| path.starts_with(p)));
+    verb_ok && url_ok
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

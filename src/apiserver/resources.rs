@@ -234,13 +234,26 @@ pub fn crd_status(crd: &Value, now: &str) -> Value {
         })
         .unwrap_or_default();
     let cond = |t: &str, reason: &str, message: &str| json!({"type": t, "status": "True", "reason": reason, "message": message, "lastTransitionTime": now});
+    let mut conditions = vec![
+        cond("NamesAccepted", "NoConflicts", "no conflicts found"),
+        cond(
+            "Established",
+            "InitialNamesAccepted",
+            "the initial names have been accepted",
+        ),
+    ];
+    // A CRD written while it is being deleted stays Terminating.
+    if crd.pointer("/metadata/deletionTimestamp").is_some() {
+        conditions.push(cond(
+            "Terminating",
+            "InstanceDeletionInProgress",
+            "CustomResource deletion is in progress",
+        ));
+    }
     json!({
         "acceptedNames": names,
         "storedVersions": stored,
-        "conditions": [
-            cond("NamesAccepted", "NoConflicts", "no conflicts found"),
-            cond("Established", "InitialNamesAccepted", "the initial names have been accepted"),
-        ],
+        "conditions": conditions,
     })
 }
 

@@ -4,8 +4,12 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod auth_reviews;
+mod crd_deletion;
 mod kube_rs;
 mod kubectl;
+mod ownership;
 mod protobuf;
 mod rbac;
 mod server;
+mod watch_tables;

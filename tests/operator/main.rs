@@ -5,6 +5,7 @@
 mod support;
 
 mod argocd;
+mod crd_deletion;
 mod crds;
 mod deploy;
 mod monitoring;

@@ -87,7 +87,14 @@ pub fn admit(
             Ok(Admitted::Unchanged { current, warnings })
         }
         old => {
-            update_managed_fields(&mut obj, old.as_ref(), opts, part, &now);
+            update_managed_fields(
+                &mut obj,
+                old.as_ref(),
+                opts,
+                part,
+                def.schema.as_ref(),
+                &now,
+            );
             Ok(Admitted::Changed {
                 object: obj,
                 created: old.is_none(),

@@ -87,6 +87,8 @@ struct Req {
     query: HashMap<String, String>,
     accept: String,
     content_type: String,
+    /// Names the field manager of a write that gives no `fieldManager`.
+    user_agent: String,
     body: Bytes,
     /// The impersonated user, subject to RBAC; None is the all-powerful kubeconfig user.
     user: Option<User>,
@@ -146,6 +148,7 @@ pub async fn handle(
         query,
         accept: header("accept"),
         content_type: header("content-type"),
+        user_agent: header("user-agent"),
         body,
         user,
     };

@@ -10,6 +10,7 @@ use crate::apiserver::discovery;
 use crate::apiserver::error::ApiError;
 use crate::apiserver::rbac::{self, User};
 use crate::apiserver::resources::ResourceDef;
+use crate::apiserver::{patch, protobuf, reviews};
 use hyper::{Method, Response};
 use serde_json::Value;
 use std::sync::Arc;
@@ -34,6 +35,9 @@ pub async fn route(shared: &Arc<Shared>, r: Req) -> Result<Response<Body>, ApiEr
         .collect();
     if let Some(answer) = discovery_document(shared, &r.method, &segs) {
         return answer;
+    }
+    if let Some(review) = reviews::review_at(&segs) {
+        return review_response(shared, &r, review);
     }
     let target = Target::parse(shared, &r, &segs)?;
     if let Some(user) = &r.user {
@@ -95,6 +99,28 @@ fn discovery_document(
         }
         _ => return None,
     })
+}
+
+/// A self-review (`kubectl auth can-i`, `kubectl auth whoami`): created, answered, not stored.
+fn review_response(
+    shared: &Shared,
+    r: &Req,
+    review: &reviews::Review,
+) -> Result<Response<Body>, ApiError> {
+    if r.method != Method::POST {
+        return Err(ApiError::method_not_allowed(format!(
+            "{} is not supported",
+            r.method
+        )));
+    }
+    let body = if protobuf::is_protobuf(&r.content_type) {
+        protobuf::decode(&r.body)?
+    } else {
+        patch::parse_body(&r.body)?
+    };
+    let user = reviews::requester(r.user.as_ref());
+    let answer = reviews::answer(review, &body, &user, &shared.store.rbac_objects())?;
+    Ok(json_response(201, &answer, &[]))
 }
 
 impl<'a> Target<'a> {

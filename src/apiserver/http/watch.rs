@@ -1,6 +1,7 @@
 //! Streaming watches: `GET ...?watch=true` answered with a chunked stream of watch events (the
-//! initial objects or the history to replay, bookmarks, then live changes), fed by a task that
-//! ends at the timeout, on a dropped watch, or when the client goes.
+//! initial objects or the history to replay, bookmarks, then live changes, each object a Table
+//! when asked `as=Table`), fed by a task that ends at the timeout, on a dropped watch, or when
+//! the client goes.
 
 use super::verbs::selection;
 use super::{Body, Req};
@@ -9,11 +10,13 @@ use crate::apiserver::error::ApiError;
 use crate::apiserver::resources::ResourceDef;
 use crate::apiserver::selector::Selection;
 use crate::apiserver::storage::{Change, change_bytes};
+use crate::apiserver::table::{self, IncludeObject};
 use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper::{Response, StatusCode};
-use serde_json::json;
+use k8s_openapi::jiff::Timestamp;
+use serde_json::{Value, json};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +31,8 @@ struct WatchParams {
     from: Option<u64>,
     bookmarks: bool,
     timeout: Duration,
+    /// `Accept: ...;as=Table`: each event's object a one-row Table (with `includeObject`).
+    table: Option<IncludeObject>,
 }
 
 /// A watch as it starts: the events to send first, the live changes, and the resourceVersion
@@ -75,12 +80,21 @@ impl WatchParams {
             .and_then(|t| t.parse::<u64>().ok())
             .map(Duration::from_secs)
             .unwrap_or(Duration::from_secs(1800));
+        let table = if r.wants_table() {
+            Some(
+                IncludeObject::parse(r.q("includeObject").unwrap_or(""))
+                    .map_err(ApiError::bad_request)?,
+            )
+        } else {
+            None
+        };
         Ok(Self {
             sel,
             initial_events,
             from,
             bookmarks,
             timeout,
+            table,
         })
     }
 }
@@ -105,12 +119,20 @@ async fn stream_events(
             return;
         }
     };
+    let mut encoder = EventEncoder {
+        table: p.table,
+        headers_sent: false,
+    };
     for c in &initial {
         last_rv = last_rv.max(c.rv);
         let Some(type_) = p.sel.event_for(c, &def) else {
             continue;
         };
-        if tx.send(line(type_, &change_bytes(&def, c))).await.is_err() {
+        if tx
+            .send(line(type_, &encoder.encode(&def, c)))
+            .await
+            .is_err()
+        {
             return;
         }
     }
@@ -140,12 +162,49 @@ async fn stream_events(
                     }
                     let Some(type_) = p.sel.event_for(&c, &def) else { continue };
                     last_rv = c.rv;
-                    if tx.send(line(type_, &change_bytes(&def, &c))).await.is_err() { break; }
+                    if tx.send(line(type_, &encoder.encode(&def, &c))).await.is_err() { break; }
                 }
                 // A watcher too slow for the stream ends; the client re-watches from its version.
                 Err(_) => break,
             },
         }
+    }
+}
+
+/// Encodes the objects of one watch's events: as stored, or as the real server's watch encoder
+/// does for `as=Table`, a Table of one row whose column definitions only the first event carries
+/// (kubectl prints the header once).
+struct EventEncoder {
+    table: Option<IncludeObject>,
+    headers_sent: bool,
+}
+
+impl EventEncoder {
+    fn encode(&mut self, def: &ResourceDef, change: &Change) -> Bytes {
+        let object = change_bytes(def, change);
+        let Some(include) = self.table else {
+            return object;
+        };
+        let Ok(obj) = serde_json::from_slice::<Value>(&object) else {
+            return object;
+        };
+        let rv = obj
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let mut t = table::table_with(
+            &def.columns,
+            std::slice::from_ref(&obj),
+            rv,
+            None,
+            Timestamp::now(),
+            include,
+        );
+        if self.headers_sent {
+            t["columnDefinitions"] = Value::Null;
+        }
+        self.headers_sent = true;
+        serde_json::to_vec(&t).map(Bytes::from).unwrap_or(object)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Server-side apply, all of it: the fields an apply configuration sets, merging it into the
 //! live object (list-maps by key), removing what its manager no longer applies, conflicts with
-//! other appliers, and the managedFields entries that record who owns what.
+//! other managers, and the managedFields entries that record who owns what (for applies, and
+//! for updates and patches the fields they changed).
 
 use super::super::admission::schema::list_map_keys;
 use super::super::admission::{Part, WriteOpts};
@@ -13,6 +14,7 @@ struct Owner<'a> {
     manager: Option<&'a str>,
     operation: Option<&'a str>,
     subresource: &'a str,
+    api_version: &'a str,
 }
 
 impl<'a> Owner<'a> {
@@ -22,6 +24,10 @@ impl<'a> Owner<'a> {
             operation: entry.get("operation").and_then(Value::as_str),
             subresource: entry
                 .get("subresource")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+            api_version: entry
+                .get("apiVersion")
                 .and_then(Value::as_str)
                 .unwrap_or(""),
         }
@@ -34,11 +40,23 @@ impl<'a> Owner<'a> {
             && self.subresource == subresource
     }
 
-    /// Another manager's apply to the same subresource: whose fields an apply conflicts with.
-    fn is_other_applier(&self, manager: &str, subresource: &str) -> bool {
-        self.manager != Some(manager)
-            && self.operation == Some("Apply")
-            && self.subresource == subresource
+    /// Another manager of the same subresource (an applier, or an updater, which is another
+    /// manager even under the same name): whose fields an apply conflicts with.
+    fn is_other_manager(&self, manager: &str, subresource: &str) -> bool {
+        !self.is(manager, "Apply", subresource) && self.subresource == subresource
+    }
+
+    /// The manager as the real server names it in a conflict: `"name"`, `with subresource`,
+    /// and `using <apiVersion>` for an updater.
+    fn describe(&self) -> String {
+        let mut out = format!("{:?}", self.manager.unwrap_or(""));
+        if !self.subresource.is_empty() {
+            out.push_str(&format!(" with subresource {:?}", self.subresource));
+        }
+        if self.operation == Some("Update") {
+            out.push_str(&format!(" using {}", self.api_version));
+        }
+        out
     }
 }
 
@@ -101,14 +119,16 @@ pub fn apply(
 }
 
 /// Server-side apply conflicts: fields the configuration sets to a new value that another
-/// applier owns. Without `force` these refuse the apply with 409, as the real server does.
+/// manager (applier or updater) owns. Without `force` these refuse the apply with 409, worded
+/// as the real server.
 pub fn check_conflicts(
     live: &Value,
     applied: &ApplyConfig<'_>,
     manager: &str,
     subresource: &str,
 ) -> Result<(), ApiError> {
-    let mut conflicts = Vec::new();
+    // (manager as named, path) of every conflict.
+    let mut conflicts: Vec<(String, String)> = Vec::new();
     let entries = live
         .pointer("/metadata/managedFields")
         .and_then(Value::as_array)
@@ -116,10 +136,9 @@ pub fn check_conflicts(
         .unwrap_or(&[]);
     for e in entries {
         let owner = Owner::of(e);
-        if !owner.is_other_applier(manager, subresource) {
+        if !owner.is_other_manager(manager, subresource) {
             continue;
         }
-        let other = owner.manager.unwrap_or("");
         let mut owned = Vec::new();
         if let Some(f) = e.get("fieldsV1") {
             fields_v1_paths(f, &mut Vec::new(), &mut owned);
@@ -128,30 +147,48 @@ pub fn check_conflicts(
             // A field some later update removed is owned by no one any more.
             let current = value_at(live, p);
             if current.is_some() && current != value_at(applied.body, p) {
-                conflicts.push((other.to_string(), display_path(p)));
+                conflicts.push((owner.describe(), display_path(p)));
             }
         }
     }
     if conflicts.is_empty() {
         return Ok(());
     }
-    let lines: Vec<String> = conflicts
+    let causes: Vec<Value> = conflicts
         .iter()
-        .map(|(m, p)| format!("conflict with \"{m}\": {p}"))
+        .map(|(m, p)| json!({"type": "FieldManagerConflict", "message": format!("conflict with {m}"), "field": p}))
         .collect();
-    Err(ApiError::new(
-        409,
-        "Conflict",
-        format!(
-            "Apply failed with {} conflict{}: {}",
-            conflicts.len(),
-            if conflicts.len() == 1 { "" } else { "s" },
-            lines.join("\n")
-        ),
-    ))
+    let mut e = ApiError::new(409, "Conflict", conflict_message(&conflicts));
+    e.details = Some(json!({"causes": causes}));
+    Err(e)
 }
 
-/// What a forced apply takes over: removes from another applier's fieldsV1 (`other`) every
+/// The real server's conflict message: one conflict on a line, several grouped by manager.
+fn conflict_message(conflicts: &[(String, String)]) -> String {
+    if let [(m, p)] = conflicts {
+        return format!("Apply failed with 1 conflict: conflict with {m}: {p}");
+    }
+    let mut managers: Vec<&String> = conflicts.iter().map(|(m, _)| m).collect();
+    managers.sort();
+    managers.dedup();
+    let mut lines = Vec::new();
+    for m in managers {
+        lines.push(format!("conflicts with {m}:"));
+        lines.extend(
+            conflicts
+                .iter()
+                .filter(|(cm, _)| cm == m)
+                .map(|(_, p)| format!("- {p}")),
+        );
+    }
+    format!(
+        "Apply failed with {} conflicts: {}",
+        conflicts.len(),
+        lines.join("\n")
+    )
+}
+
+/// What a forced apply takes over: removes from another manager's fieldsV1 (`other`) every
 /// field this apply (`applied`, its fieldsV1) changed from `old` to `new`; those were the
 /// conflicts `force` overrode, and the real server moves their ownership to the forcing manager.
 /// Returns whether the other applier still owns anything.
@@ -186,7 +223,13 @@ fn display_path(path: &[Seg]) -> String {
     path.iter()
         .map(|s| match s {
             Seg::Field(f) => format!(".{f}"),
-            Seg::Key(k) => format!("[{}]", Value::Object(k.clone())),
+            Seg::Key(k) => format!(
+                "[{}]",
+                k.iter()
+                    .map(|(name, v)| format!("{name}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
         })
         .collect()
 }
@@ -398,17 +441,24 @@ fn fields_v1_paths(v: &Value, prefix: &mut Vec<Seg>, out: &mut Vec<Vec<Seg>>) {
             continue;
         };
         prefix.push(seg);
+        // The real server writes an owned leaf as an empty object (`"f:x": {}`).
+        if child.as_object().is_some_and(Map::is_empty) {
+            out.push(prefix.clone());
+        }
         fields_v1_paths(child, prefix, out);
         prefix.pop();
     }
 }
 
-/// One managedFields entry per (manager, operation, subresource); bounded by the managers.
+/// One managedFields entry per (manager, operation, subresource); bounded by the managers. An
+/// apply owns the fields of its configuration; an update (PUT, or a patch other than apply) the
+/// fields it changed, which other managers then no longer own (structured-merge-diff's Update).
 pub fn update_managed_fields(
     obj: &mut Value,
     old: Option<&Value>,
     opts: &WriteOpts,
     part: Part,
+    schema: Option<&Value>,
     now: &str,
 ) {
     let mut entries: Vec<Value> = old
@@ -418,29 +468,20 @@ pub fn update_managed_fields(
         .unwrap_or_default();
     if let Some(manager) = &opts.field_manager {
         let sub = part.subresource();
-        let op = if opts.operation.is_empty() {
-            "Update"
+        let api_version = obj.get("apiVersion").cloned().unwrap_or(Value::Null);
+        if opts.operation == "Apply" {
+            if let (Some(old), Some(applied)) = (old, opts.applied_fields.as_ref()) {
+                release_forced_fields(&mut entries, manager, sub, applied, old, obj);
+            }
+            entries.retain(|e| !Owner::of(e).is(manager, "Apply", sub));
+            let owned = opts.applied_fields.clone().unwrap_or(json!({}));
+            entries.push(entry(manager, "Apply", sub, api_version, now, owned));
         } else {
-            opts.operation
-        };
-        if op == "Apply"
-            && let (Some(old), Some(applied)) = (old, opts.applied_fields.as_ref())
-        {
-            release_forced_fields(&mut entries, manager, sub, applied, old, obj);
+            let changes = FieldChanges::between(old, obj, schema);
+            if let Some(owned) = record_update(&mut entries, manager, sub, &changes) {
+                entries.push(entry(manager, "Update", sub, api_version, now, owned));
+            }
         }
-        entries.retain(|e| !Owner::of(e).is(manager, op, sub));
-        let mut entry = json!({
-            "manager": manager,
-            "operation": op,
-            "apiVersion": obj.get("apiVersion").cloned().unwrap_or(Value::Null),
-            "time": now,
-            "fieldsType": "FieldsV1",
-            "fieldsV1": opts.applied_fields.clone().unwrap_or(json!({})),
-        });
-        if !sub.is_empty() {
-            entry["subresource"] = sub.into();
-        }
-        entries.push(entry);
         // Bounded: the oldest entries go first.
         let excess = entries.len().saturating_sub(16);
         entries.drain(..excess);
@@ -454,7 +495,204 @@ pub fn update_managed_fields(
     }
 }
 
-/// A forced apply takes over the fields it changed: other appliers' entries lose them, and an
+fn entry(
+    manager: &str,
+    operation: &str,
+    subresource: &str,
+    api_version: Value,
+    now: &str,
+    fields: Value,
+) -> Value {
+    let mut entry = json!({
+        "manager": manager,
+        "operation": operation,
+        "apiVersion": api_version,
+        "time": now,
+        "fieldsType": "FieldsV1",
+        "fieldsV1": fields,
+    });
+    if !subresource.is_empty() {
+        entry["subresource"] = subresource.into();
+    }
+    entry
+}
+
+/// An update's effect on ownership: other managers lose the fields it changed or removed (an
+/// entry left owning nothing goes), and its own entry, taken out of `entries`, owns what it
+/// owned before (less what it removed) and what it changed. Returns that entry's fieldsV1, None
+/// when it owns nothing. Nothing is touched when the update changed no owned field.
+fn record_update(
+    entries: &mut Vec<Value>,
+    manager: &str,
+    sub: &str,
+    changes: &FieldChanges,
+) -> Option<Value> {
+    if changes.changed.is_empty() && changes.removed.is_empty() {
+        return None;
+    }
+    let mut own: Vec<Vec<Seg>> = Vec::new();
+    entries.retain_mut(|e| {
+        let mut owned = Vec::new();
+        if let Some(f) = e.get("fieldsV1") {
+            fields_v1_paths(f, &mut Vec::new(), &mut owned);
+        }
+        let before = owned.len();
+        owned.retain(|p| !changes.removes(p));
+        if Owner::of(e).is(manager, "Update", sub) {
+            own = owned;
+            return false;
+        }
+        owned.retain(|p| !changes.changed.contains(p));
+        if owned.len() != before {
+            e["fieldsV1"] = to_fields_v1(&owned);
+        }
+        // An entry left owning nothing goes (one that owned nothing before is left alone).
+        !owned.is_empty() || before == 0
+    });
+    for c in &changes.changed {
+        if !own.contains(c) {
+            own.push(c.clone());
+        }
+    }
+    (!own.is_empty()).then(|| to_fields_v1(&own))
+}
+
+/// The owned fields an update changed between the stored object and the new one, found in one
+/// walk of both: `changed` are the leaves it added or set to another value (what its manager
+/// now owns), `removed` the roots of what it took away (no one owns anything under them).
+/// Owned fields are those of an apply configuration: all but apiVersion, kind and metadata,
+/// and of metadata the labels and annotations.
+#[derive(Debug, Default)]
+struct FieldChanges {
+    changed: Vec<Vec<Seg>>,
+    removed: Vec<Vec<Seg>>,
+}
+
+impl FieldChanges {
+    fn between(old: Option<&Value>, new: &Value, schema: Option<&Value>) -> Self {
+        let mut c = Self::default();
+        let Some(old) = old else {
+            collect_paths(new, schema, &mut Vec::new(), &mut c.changed);
+            return c;
+        };
+        let (Some(o), Some(n)) = (old.as_object(), new.as_object()) else {
+            return c;
+        };
+        for (k, nv) in n {
+            match k.as_str() {
+                "apiVersion" | "kind" => {}
+                "metadata" => {
+                    for key in ["labels", "annotations"] {
+                        c.diff_string_map(
+                            old.pointer(&format!("/metadata/{key}")),
+                            nv.get(key),
+                            key,
+                        );
+                    }
+                }
+                _ => {
+                    let child_schema = schema
+                        .and_then(|s| s.get("properties"))
+                        .and_then(|p| p.get(k));
+                    let mut prefix = vec![Seg::Field(k.clone())];
+                    c.diff(o.get(k), nv, child_schema, &mut prefix);
+                }
+            }
+        }
+        for k in o.keys() {
+            if !n.contains_key(k) && !matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                c.removed.push(vec![Seg::Field(k.clone())]);
+            }
+        }
+        c
+    }
+
+    fn diff(
+        &mut self,
+        old: Option<&Value>,
+        new: &Value,
+        schema: Option<&Value>,
+        prefix: &mut Vec<Seg>,
+    ) {
+        let Some(old) = old else {
+            collect_paths(new, schema, prefix, &mut self.changed);
+            return;
+        };
+        match (old, new) {
+            (Value::Object(o), Value::Object(n)) if !n.is_empty() => {
+                for (k, nv) in n {
+                    let child_schema = schema
+                        .and_then(|s| s.get("properties"))
+                        .and_then(|p| p.get(k));
+                    prefix.push(Seg::Field(k.clone()));
+                    self.diff(o.get(k), nv, child_schema, prefix);
+                    prefix.pop();
+                }
+                for k in o.keys().filter(|k| !n.contains_key(*k)) {
+                    let mut gone = prefix.clone();
+                    gone.push(Seg::Field(k.clone()));
+                    self.removed.push(gone);
+                }
+            }
+            (Value::Array(o), Value::Array(n)) if schema.and_then(list_map_keys).is_some() => {
+                let keys = schema.and_then(list_map_keys).unwrap_or_default();
+                let item_schema = schema.and_then(|s| s.get("items"));
+                for ni in n {
+                    let key = item_key(ni, &keys);
+                    let before = o.iter().find(|oi| item_key(oi, &keys) == key);
+                    prefix.push(Seg::Key(key));
+                    self.diff(before, ni, item_schema, prefix);
+                    prefix.pop();
+                }
+                for oi in o {
+                    let key = item_key(oi, &keys);
+                    if !n.iter().any(|ni| item_key(ni, &keys) == key) {
+                        let mut gone = prefix.clone();
+                        gone.push(Seg::Key(key));
+                        self.removed.push(gone);
+                    }
+                }
+            }
+            (o, n) if o == n => {}
+            (o, n) => {
+                // A structure replaced whole (a type change, an atomic list): all of it was removed.
+                if o.is_object() || o.is_array() {
+                    self.removed.push(prefix.clone());
+                }
+                collect_paths(n, schema, prefix, &mut self.changed);
+            }
+        }
+    }
+
+    /// Labels or annotations: each key a leaf.
+    fn diff_string_map(&mut self, old: Option<&Value>, new: Option<&Value>, key: &str) {
+        let empty = Map::new();
+        let o = old.and_then(Value::as_object).unwrap_or(&empty);
+        let n = new.and_then(Value::as_object).unwrap_or(&empty);
+        let path = |item: &str| {
+            vec![
+                Seg::Field("metadata".into()),
+                Seg::Field(key.into()),
+                Seg::Field(item.into()),
+            ]
+        };
+        for (k, v) in n {
+            if o.get(k) != Some(v) {
+                self.changed.push(path(k));
+            }
+        }
+        for k in o.keys().filter(|k| !n.contains_key(*k)) {
+            self.removed.push(path(k));
+        }
+    }
+
+    /// Whether `path` is gone: under something this update removed.
+    fn removes(&self, path: &[Seg]) -> bool {
+        self.removed.iter().any(|r| path.starts_with(r))
+    }
+}
+
+/// A forced apply takes over the fields it changed: other managers' entries lose them, and an
 /// entry left owning nothing goes.
 fn release_forced_fields(
     entries: &mut Vec<Value>,
@@ -465,9 +703,9 @@ fn release_forced_fields(
     new: &Value,
 ) {
     entries.retain_mut(|e| {
-        let other_applier = Owner::of(e).is_other_applier(manager, sub);
+        let other = Owner::of(e).is_other_manager(manager, sub);
         match e.get_mut("fieldsV1") {
-            Some(f) if other_applier => release_taken_fields(f, applied, old, new),
+            Some(f) if other => release_taken_fields(f, applied, old, new),
             _ => true,
         }
     });
@@ -566,5 +804,102 @@ mod tests {
             "",
         )
         .expect("own field");
+    }
+
+    fn paths(v: &Value) -> Vec<String> {
+        let mut out = Vec::new();
+        fields_v1_paths(v, &mut Vec::new(), &mut out);
+        let mut shown: Vec<String> = out.iter().map(|p| display_path(p)).collect();
+        shown.sort();
+        shown
+    }
+
+    #[test]
+    fn updates_own_what_they_change_and_take_it_from_others() {
+        let schema = conditions_schema();
+        let old = json!({"apiVersion": "v1", "metadata": {"labels": {"a": "1"}, "managedFields": [
+            {"manager": "applier", "operation": "Apply", "fieldsV1": ApplyConfig::new(&json!({"spec": {"x": 1, "y": 2}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}), Some(&schema)).fields_v1()}
+        ]}, "spec": {"x": 1, "y": 2}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+        let mut new = json!({"apiVersion": "v1", "metadata": {"labels": {"a": "1", "b": "2"}},
+            "spec": {"x": 5, "y": 2}, "status": {"conditions": [{"type": "Ready", "status": "False"}]}});
+        let opts = WriteOpts {
+            field_manager: Some("editor".into()),
+            operation: "Update",
+            ..WriteOpts::default()
+        };
+        update_managed_fields(
+            &mut new,
+            Some(&old),
+            &opts,
+            Part::Main,
+            Some(&schema),
+            "now",
+        );
+        let entries = new["metadata"]["managedFields"].as_array().unwrap();
+        assert_eq!(entries.len(), 2, "{entries:?}");
+        assert_eq!(
+            paths(&entries[0]["fieldsV1"]),
+            [".spec.y", ".status.conditions[type=\"Ready\"].type"]
+        );
+        assert_eq!(entries[1]["operation"], "Update");
+        assert_eq!(
+            paths(&entries[1]["fieldsV1"]),
+            [
+                ".metadata.labels.b",
+                ".spec.x",
+                ".status.conditions[type=\"Ready\"].status"
+            ]
+        );
+
+        // Removing what only the editor owned leaves it nothing: its entry goes.
+        let mut removed = new.clone();
+        removed["spec"] = json!({"y": 2});
+        removed["metadata"]["labels"] = json!({"a": "1"});
+        removed["status"]["conditions"] = json!([{"type": "Ready"}]);
+        update_managed_fields(
+            &mut removed,
+            Some(&new),
+            &WriteOpts {
+                field_manager: Some("other".into()),
+                operation: "Update",
+                ..WriteOpts::default()
+            },
+            Part::Main,
+            Some(&schema),
+            "now",
+        );
+        let entries = removed["metadata"]["managedFields"].as_array().unwrap();
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        assert_eq!(entries[0]["manager"], "applier");
+    }
+
+    #[test]
+    fn conflicts_are_worded_as_the_real_server() {
+        let live = json!({"apiVersion": "v1", "spec": {"a": 1, "b": 2}, "metadata": {"managedFields": [
+            {"manager": "kubectl-replace", "operation": "Update", "apiVersion": "example.com/v1",
+             "fieldsV1": {"f:spec": {"f:a": {}, "f:b": {}}}}
+        ]}});
+        let one = check_conflicts(
+            &live,
+            &ApplyConfig::new(&json!({"spec": {"a": 9}}), None),
+            "kubectl",
+            "",
+        )
+        .expect_err("conflict");
+        assert_eq!(
+            one.message,
+            "Apply failed with 1 conflict: conflict with \"kubectl-replace\" using example.com/v1: .spec.a"
+        );
+        let two = check_conflicts(
+            &live,
+            &ApplyConfig::new(&json!({"spec": {"a": 9, "b": 9}}), None),
+            "kubectl",
+            "",
+        )
+        .expect_err("conflicts");
+        assert_eq!(
+            two.message,
+            "Apply failed with 2 conflicts: conflicts with \"kubectl-replace\" using example.com/v1:\n- .spec.a\n- .spec.b"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! The object store: every object as compressed JSON ([`Packed`]) under one resourceVersion
 //! counter, with a bounded change history for watches. Writes come in through [`writes`] (which
-//! admits them first); the namespace controller, CRD registration and Event expiry are beside it.
+//! admits them first); the namespace controller, CRD registration and termination, and Event
+//! expiry are beside it.
 
 mod crds;
 mod events;
@@ -18,7 +19,7 @@ use super::resources::{self, ResourceDef, StoreKey, event_view};
 use super::selector::Selection;
 use bytes::Bytes;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 
@@ -50,6 +51,8 @@ struct State {
     horizon: u64,
     /// A namespace whose contents are being deleted in bulk (checked for emptiness once, after).
     draining: Option<String>,
+    /// The object stores of CRDs being deleted (no new objects; the CRD goes with the last one).
+    terminating_crds: HashSet<StoreKey>,
     stats: Stats,
 }
 
@@ -72,6 +75,7 @@ impl Store {
                 history_cap,
                 horizon: 0,
                 draining: None,
+                terminating_crds: HashSet::new(),
                 stats: Stats::default(),
             }),
             tx,
@@ -369,6 +373,9 @@ impl State {
         self.record(def.store.clone(), ns, "DELETED", out, None, tx);
         if def.namespaced {
             self.finish_namespace_if_empty(ns, tx);
+        }
+        if !self.terminating_crds.is_empty() && self.terminating_crds.contains(&def.store) {
+            self.finish_crd_if_empty(&def.store, tx);
         }
         if def.is_events_k8s_io() {
             Some(event_view::to_new(&v))

@@ -142,7 +142,8 @@ impl Store {
         st.write(def, ns, name, new, old, part, opts, &self.tx)
     }
 
-    /// DELETE: with finalizers, mark for deletion; without, remove.
+    /// DELETE: with finalizers, mark for deletion; without, remove. A namespace or a CRD is
+    /// Terminating until its contents are gone.
     pub fn delete(
         &self,
         def: &ResourceDef,
@@ -173,6 +174,9 @@ impl Store {
         if dry_run {
             return Ok(old);
         }
+        if def.is_crd() {
+            return st.terminate_crd(def, name, old, &self.tx);
+        }
         if has_finalizers {
             if old.pointer("/metadata/deletionTimestamp").is_some() {
                 return Ok(old);
@@ -185,9 +189,6 @@ impl Store {
             return st.terminate_namespace(def, ns, name, old, &self.tx);
         }
         let deleted = st.remove(def, ns, name, &self.tx);
-        if def.is_crd() {
-            st.unregister_crd(&old, &self.tx);
-        }
         Ok(deleted.unwrap_or(old))
     }
 }
@@ -207,8 +208,11 @@ impl State {
         opts: &WriteOpts,
         tx: &broadcast::Sender<Arc<Change>>,
     ) -> Result<Written, ApiError> {
-        if def.namespaced && old.is_none() {
-            self.check_namespace_open(def, ns, name)?;
+        if old.is_none() {
+            if def.namespaced {
+                self.check_namespace_open(def, ns, name)?;
+            }
+            self.check_crd_open(def)?;
         }
         let (mut obj, created, warnings) =
             match admission::admit(def, ns, name, obj, old, part, opts)? {
