@@ -249,25 +249,34 @@ fn crd(dir: Option<PathBuf>) -> Result<(), AnyError> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, not when it
+/// is first awaited, so a Ctrl-C during start-up also stops cleanly (state saved).
+#[cfg(unix)]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        match (interrupt, terminate) {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            }
+            // No handler could be installed: wait for Ctrl-C the portable way.
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 async fn run(args: RunArgs) -> Result<(), AnyError> {
@@ -290,6 +299,7 @@ async fn up(
     metrics_addr: Option<SocketAddr>,
     state: Option<PathBuf>,
 ) -> Result<(), AnyError> {
+    let stop = shutdown_signal();
     let opts = csp_operator::up::UpOptions {
         port,
         kubeconfig: kubeconfig.clone(),
@@ -328,7 +338,7 @@ async fn up(
     println!("  kubectl get csp -A");
     println!();
     println!("Press Ctrl-C to stop.");
-    shutdown_signal().await;
+    stop.await;
     if let Some(path) = running.stop()? {
         println!("state saved to {}", path.display());
     }

@@ -356,7 +356,10 @@ mod tests {
             (Some(status.clone()), false)
         );
         owned.writing(&enabled, status_hash(&status), true);
-        assert!(owned.is_ours(&enabled, status_hash(&status)), "pending counts");
+        assert!(
+            owned.is_ours(&enabled, status_hash(&status)),
+            "pending counts"
+        );
         owned.written(&enabled);
         assert!(owned.is_ours(&enabled, status_hash(&status)));
 
