@@ -125,3 +125,102 @@ fn corrupt_state_stops_start_up_with_a_clear_error() {
     let kept = std::fs::read(dir.path().join("state.json")).expect("read");
     assert_eq!(kept, b"{\"kind\": \"CspOperatorState\", \"objects\": [");
 }
+
+/// An `up` that is killed if the test fails before it is interrupted (an orphan would hold the
+/// test's pipes and the port).
+struct Running(Option<Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Like [`interrupt`], with stdout and stderr together (to look for what must not be logged).
+fn interrupt_with_logs(mut up: Running) -> String {
+    let child = up.0.take().expect("running");
+    let pid = child.id().to_string();
+    Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill runs");
+    let out = child.wait_with_output().expect("up exits");
+    assert!(out.status.success(), "up exits cleanly");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+fn kubeconfig_token(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).expect("kubeconfig");
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("token: "))
+        .expect("the kubeconfig carries a token")
+        .to_string()
+}
+
+/// Gives the kubeconfig `stale` the server address of `current` (a restart picks a new port).
+fn repoint(stale: &Path, current: &Path) {
+    let server_line = |text: &str| {
+        text.lines()
+            .find(|l| l.trim().starts_with("server: "))
+            .expect("server line")
+            .to_string()
+    };
+    let now = std::fs::read_to_string(current).expect("kubeconfig");
+    let old = std::fs::read_to_string(stale).expect("kubeconfig");
+    let fixed = old.replace(&server_line(&old), &server_line(&now));
+    std::fs::write(stale, fixed).expect("write");
+}
+
+#[test]
+fn up_keeps_its_token_across_restarts_and_never_logs_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mode = |p: &Path| std::fs::metadata(p).expect("file").permissions().mode() & 0o777;
+    let kc = dir.path().join("kc");
+    let credentials = dir.path().join("state.json.credentials");
+    // A kubeconfig left world-readable by someone is narrowed when up rewrites it.
+    std::fs::write(&kc, "old").expect("write");
+    std::fs::set_permissions(&kc, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let up = Running(Some(start_up(dir.path(), &["--state", "state.json"])));
+    UP.eventually_blocking("up to write its kubeconfig", || {
+        std::fs::read_to_string(&kc).is_ok_and(|t| t.contains("token: "))
+    });
+    let token = kubeconfig_token(&kc);
+    assert_eq!((mode(&kc), mode(&credentials)), (0o600, 0o600));
+    let get_ns = ["get", "namespace", "default", "-o", "name"].map(String::from);
+    wait_until(dir.path(), &get_ns, "namespace/default\n");
+    std::fs::copy(&kc, dir.path().join("kc.old")).expect("copy");
+    let logs = interrupt_with_logs(up);
+    assert!(!logs.contains(&token), "the token is never logged");
+
+    // Restarted on the same state: the old kubeconfig (token and certificate) still works, once
+    // pointed at the new port.
+    std::fs::remove_file(&kc).expect("remove kubeconfig");
+    let up = Running(Some(start_up(dir.path(), &["--state", "state.json"])));
+    wait_for_kubeconfig(dir.path());
+    assert_eq!(kubeconfig_token(&kc), token);
+    repoint(&dir.path().join("kc.old"), &kc);
+    UP.eventually_blocking("the old kubeconfig to work after the restart", || {
+        Kubectl::new(dir.path().join("kc.old"))
+            .output(&get_ns)
+            .status
+            .success()
+    });
+    interrupt_with_logs(up);
+
+    // A state file of a version without credentials still loads, with a new token; the old
+    // one is refused.
+    std::fs::remove_file(&credentials).expect("remove credentials");
+    std::fs::remove_file(&kc).expect("remove kubeconfig");
+    let up = Running(Some(start_up(dir.path(), &["--state", "state.json"])));
+    wait_for_kubeconfig(dir.path());
+    assert_ne!(kubeconfig_token(&kc), token);
+    wait_until(dir.path(), &get_ns, "namespace/default\n");
+    repoint(&dir.path().join("kc.old"), &kc);
+    let stale = Kubectl::new(dir.path().join("kc.old")).output(&get_ns);
+    assert!(!stale.status.success());
+    interrupt_with_logs(up);
+}

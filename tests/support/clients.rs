@@ -11,9 +11,10 @@ pub struct ClientFor {
 
 /// A client for `server` that acts as the admin (no impersonation, kube's default retries).
 pub fn client_for(server: &ApiServer) -> ClientFor {
-    ClientFor {
-        config: kube::Config::new(server.url().parse().expect("server URL")),
-    }
+    let mut config = kube::Config::new(server.url().parse().expect("server URL"));
+    config.auth_info.token = Some(server.token().to_string().into());
+    config.root_cert = Some(vec![server.certificate().cert_der().expect("certificate")]);
+    ClientFor { config }
 }
 
 impl ClientFor {
