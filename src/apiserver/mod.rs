@@ -1,16 +1,20 @@
-//! An embedded, in-memory Kubernetes API server over HTTP on 127.0.0.1. Generic: it knows
+//! An embedded, in-memory Kubernetes API server over HTTPS on 127.0.0.1. Generic: it knows
 //! nothing of our kinds and serves whatever CRDs are registered. Used by `up`, the tests and the
 //! benchmarks; kube-rs and the real kubectl both work against it.
 //!
-//! Where things are: a request is read in `http/mod.rs`, routed in `http/route.rs` (to a
-//! discovery document, or to a verb on a resource, authorised by `rbac.rs` for impersonated
-//! users) and served by `http/verbs.rs` (`http/watch.rs` for watches). Patches are made in
-//! `patch/` (server-side apply, with managedFields, in `patch/apply.rs`); every write is admitted
-//! in `admission/` (the pipeline in `mod.rs`; names, structural schema and CEL beside it) and
-//! kept in `storage/` (watch fan-out in `storage/watch.rs`, the namespace controller in
-//! `storage/namespaces.rs`). Tables are rendered in `table/` (JSONPath in `jsonpath.rs`), lists
-//! select with `selector/`, `discovery.rs` describes what is served (`resources.rs`), `persist.rs`
-//! saves and loads `--state`, and `faults.rs` injects failures.
+//! Where things are: a connection is accepted (at most `max_connections` at once, in
+//! `http/conns.rs`) and its TLS served with the self-signed certificate of `tls.rs`; a request
+//! is read in `http/mod.rs`, after the checks of `http/guard.rs` (loopback Host, body size and
+//! type) and authentication in `authn.rs` (the bearer token; impersonation only for who may),
+//! routed in `http/route.rs` (to a discovery document, or to a verb on a resource, authorised
+//! by `rbac.rs` for users other than the admin) and served by `http/verbs.rs` (`http/watch.rs`
+//! for watches). Patches are made in `patch/` (server-side apply, with managedFields, in
+//! `patch/apply.rs`); every write is admitted in `admission/` (the pipeline in `mod.rs`; names
+//! and metadata, structural schema and CEL beside it; RBAC escalation prevention in
+//! `escalation.rs`) and kept in `storage/` (watch fan-out in `storage/watch.rs`, the namespace
+//! controller in `storage/namespaces.rs`). Tables are rendered in `table/` (JSONPath in
+//! `jsonpath.rs`), lists select with `selector/`, `discovery.rs` describes what is served
+//! (`resources.rs`), `persist.rs` saves and loads `--state`, and `faults.rs` injects failures.
 
 mod admission;
 mod authn;

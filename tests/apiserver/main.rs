@@ -8,4 +8,5 @@ mod kube_rs;
 mod kubectl;
 mod protobuf;
 mod rbac;
+mod security;
 mod server;

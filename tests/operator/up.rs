@@ -224,3 +224,55 @@ fn up_keeps_its_token_across_restarts_and_never_logs_it() {
     assert!(!stale.status.success());
     interrupt_with_logs(up);
 }
+
+/// CPU time (user + system, in clock ticks) of a process so far.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    // Fields after the command name (in parentheses): utime and stime are the 12th and 13th.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+#[test]
+fn out_of_file_descriptors_the_server_backs_off_and_recovers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 64 descriptors: the idle connections below exhaust them, so accept fails with EMFILE.
+    let child = Command::new("sh")
+        .current_dir(dir.path())
+        .args([
+            "-c",
+            &format!("ulimit -n 64 && exec {BINARY} up --port 0 --kubeconfig kc"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("up starts");
+    let pid = child.id();
+    let up = Running(Some(child));
+    wait_for_kubeconfig(dir.path());
+    let get_ns = ["get", "namespace", "default", "-o", "name"].map(String::from);
+    wait_until(dir.path(), &get_ns, "namespace/default\n");
+    let kc = std::fs::read_to_string(dir.path().join("kc")).expect("kubeconfig");
+    let addr = kc
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: https://"))
+        .expect("server")
+        .to_string();
+    let idle: Vec<std::net::TcpStream> = (0..100)
+        .map(|_| std::net::TcpStream::connect(&addr).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let spent = cpu_ticks(pid) - before;
+    // A loop retrying accept at once would burn a whole core (about 200 ticks in 2 s).
+    assert!(
+        spent < 60,
+        "{spent} ticks of CPU in 2 s while out of descriptors"
+    );
+    drop(idle);
+    wait_until(dir.path(), &get_ns, "namespace/default\n");
+    let logs = interrupt_with_logs(up);
+    assert!(logs.contains("accept failed; backing off"), "{logs}");
+}
