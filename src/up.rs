@@ -248,12 +248,17 @@ pub struct UpOptions {
 
 /// Starts everything; returns the server, the client and the controllers' task.
 pub async fn start(opts: &UpOptions) -> Result<Running, UpError> {
-    let server = ApiServer::start(apiserver::Config {
+    let mut config = apiserver::Config {
         port: opts.port,
         ..Default::default()
-    })
-    .await
-    .map_err(|e| match e.kind() {
+    };
+    // With --state, the token and certificate are kept too, so that clients keep working.
+    if let Some(path) = &opts.state {
+        let kept = apiserver::Credentials::load_or_create(&credentials_path(path))?;
+        config.token = kept.token;
+        config.certificate = Some(kept.certificate);
+    }
+    let server = ApiServer::start(config).await.map_err(|e| match e.kind() {
         std::io::ErrorKind::AddrInUse => UpError::PortInUse { port: opts.port },
         _ => UpError::Io(e),
     })?;
@@ -292,6 +297,14 @@ pub async fn start(opts: &UpOptions) -> Result<Running, UpError> {
         state: opts.state.clone(),
         restored,
     })
+}
+
+/// Where `--state FILE` keeps the token and certificate: `FILE.credentials` (mode 0600; the
+/// state file itself stays free of secrets).
+pub fn credentials_path(state: &Path) -> PathBuf {
+    let mut name = state.as_os_str().to_owned();
+    name.push(".credentials");
+    PathBuf::from(name)
 }
 
 /// Saves the state every second while it changes (atomically; the last save on shutdown is the

@@ -1,21 +1,28 @@
-//! An embedded, in-memory Kubernetes API server over HTTP on 127.0.0.1. Generic: it knows
+//! An embedded, in-memory Kubernetes API server over HTTPS on 127.0.0.1. Generic: it knows
 //! nothing of our kinds and serves whatever CRDs are registered. Used by `up`, the tests and the
 //! benchmarks; kube-rs and the real kubectl both work against it.
 //!
-//! Where things are: a request is read in `http/mod.rs`, routed in `http/route.rs` (to a
-//! discovery document, or to a verb on a resource, authorised by `rbac.rs` for impersonated
-//! users) and served by `http/verbs.rs` (`http/watch.rs` for watches). Patches are made in
-//! `patch/` (server-side apply, with managedFields, in `patch/apply.rs`); every write is admitted
-//! in `admission/` (the pipeline in `mod.rs`; names, structural schema and CEL beside it) and
-//! kept in `storage/` (watch fan-out in `storage/watch.rs`, the namespace controller in
-//! `storage/namespaces.rs`). Tables are rendered in `table/` (JSONPath in `jsonpath.rs`), lists
-//! select with `selector/`, `discovery.rs` describes what is served (`resources.rs`), `persist.rs`
-//! saves and loads `--state`, and `faults.rs` injects failures. `reviews.rs` answers kubectl's
-//! `auth can-i` / `auth whoami` (the self-reviews, from the RBAC rules).
+//! Where things are: a connection is accepted (at most `max_connections` at once, in
+//! `http/conns.rs`) and its TLS served with the self-signed certificate of `tls.rs`; a request
+//! is read in `http/mod.rs`, after the checks of `http/guard.rs` (loopback Host, body size and
+//! type) and authentication in `authn.rs` (the bearer token; impersonation only for who may),
+//! routed in `http/route.rs` (to a discovery document, or to a verb on a resource, authorised
+//! by `rbac.rs` for users other than the admin) and served by `http/verbs.rs` (`http/watch.rs`
+//! for watches). Patches are made in `patch/` (server-side apply, with managedFields, in
+//! `patch/apply.rs`); every write is admitted in `admission/` (the pipeline in `mod.rs`; names
+//! and metadata, structural schema and CEL beside it; RBAC escalation prevention in
+//! `escalation.rs`) and kept in `storage/` (watch fan-out in `storage/watch.rs`, the namespace
+//! controller in `storage/namespaces.rs`). Tables are rendered in `table/` (JSONPath in
+//! `jsonpath.rs`), lists select with `selector/`, `discovery.rs` describes what is served
+//! (`resources.rs`), `persist.rs` saves and loads `--state`, and `faults.rs` injects failures.
+//! `reviews.rs` answers kubectl's `auth can-i` / `auth whoami` (the self-reviews, from the RBAC
+//! rules).
 
 mod admission;
+mod authn;
 mod discovery;
 mod error;
+mod escalation;
 mod faults;
 mod http;
 mod jsonpath;
@@ -30,11 +37,14 @@ mod reviews;
 pub mod selector;
 mod storage;
 pub mod table;
+mod tls;
 
 pub use admission::schema;
+pub use authn::{Credentials, Token, TokenUser};
 pub use error::ApiError;
 pub use faults::Faults;
 pub use storage::Stats;
+pub use tls::ServerCertificate;
 
 use hyper::http::uri as http_parse;
 use std::net::SocketAddr;
@@ -53,6 +63,15 @@ pub struct Config {
     pub history: usize,
     /// How long Events are kept after they were last seen (the real server's default is 1 h).
     pub event_ttl: Duration,
+    /// The bearer token of the admin (`system:masters`), which the kubeconfig and
+    /// [`ApiServer::client`] carry; random by default.
+    pub token: Token,
+    /// Further bearer tokens, each a user subject to RBAC (as `--token-auth-file`).
+    pub token_users: Vec<TokenUser>,
+    /// Connections served at once; beyond it, the oldest idle one is closed to make room.
+    pub max_connections: usize,
+    /// The TLS certificate served; None makes a new self-signed one at start.
+    pub certificate: Option<ServerCertificate>,
 }
 
 impl Default for Config {
@@ -61,6 +80,11 @@ impl Default for Config {
             port: 0,
             history: 200_000,
             event_ttl: Duration::from_secs(3600),
+            token: Token::generate(),
+            token_users: Vec::new(),
+            // Well inside the usual soft fd limit of 1024, leaving room for files and clients.
+            max_connections: 512,
+            certificate: None,
         }
     }
 }
@@ -69,6 +93,9 @@ struct Shared {
     store: Store,
     faults: Faults,
     addr: String,
+    auth: authn::Authenticator,
+    connections: Arc<http::Connections>,
+    certificate: ServerCertificate,
 }
 
 /// A running server. Dropping it does not stop it; call [`ApiServer::shutdown`].
@@ -80,14 +107,22 @@ pub struct ApiServer {
 }
 
 impl ApiServer {
-    /// Binds 127.0.0.1:port and serves until shut down.
+    /// Binds 127.0.0.1:port and serves HTTPS until shut down.
     pub async fn start(config: Config) -> std::io::Result<Self> {
+        let certificate = match config.certificate {
+            Some(c) => c,
+            None => ServerCertificate::generate().map_err(std::io::Error::other)?,
+        };
+        let acceptor = certificate.acceptor().map_err(std::io::Error::other)?;
         let listener = TcpListener::bind(("127.0.0.1", config.port)).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             store: Store::new(config.history),
             faults: Faults::new(),
             addr: addr.to_string(),
+            auth: authn::Authenticator::new(config.token.clone(), &config.token_users),
+            connections: http::Connections::new(config.max_connections),
+            certificate,
         });
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(expire_events(
@@ -95,7 +130,7 @@ impl ApiServer {
             config.event_ttl,
             stopped.clone(),
         ));
-        tokio::spawn(http::serve(listener, shared.clone(), stopped));
+        tokio::spawn(http::serve(listener, acceptor, shared.clone(), stopped));
         Ok(Self { shared, addr, stop })
     }
 
@@ -139,7 +174,12 @@ impl ApiServer {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("https://{}", self.addr)
+    }
+
+    /// The certificate the server presents (self-signed; what clients trust).
+    pub fn certificate(&self) -> &ServerCertificate {
+        &self.shared.certificate
     }
 
     /// Stops accepting and closes connections.
@@ -148,30 +188,53 @@ impl ApiServer {
         self.drop_watches();
     }
 
-    /// A kube client for this server.
+    /// The admin's bearer token (for a client of one's own; never for a log).
+    pub fn token(&self) -> &str {
+        self.shared.auth.admin_token().expose()
+    }
+
+    /// A kube client for this server, as the admin.
     pub fn client(&self) -> Result<kube::Client, kube::Error> {
-        let config = kube::Config::new(
+        let mut config = kube::Config::new(
             self.url()
                 .parse()
                 .map_err(|e: http_parse::InvalidUri| kube::Error::Service(Box::new(e)))?,
         );
+        config.auth_info.token = Some(self.token().to_string().into());
+        config.root_cert = Some(vec![
+            self.certificate()
+                .cert_der()
+                .map_err(|e| kube::Error::Service(e.into()))?,
+        ]);
         kube::Client::try_from(config)
     }
 
-    /// A kubeconfig pointing at this server (plain HTTP on loopback, no credentials).
+    /// A kubeconfig pointing at this server (HTTPS on loopback, its certificate pinned as the
+    /// CA) with the admin's token.
     pub fn kubeconfig_yaml(&self) -> String {
+        use base64::Engine;
+        let ca = base64::engine::general_purpose::STANDARD.encode(self.certificate().cert_pem());
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: csp-operator\n  cluster:\n    server: {url}\ncontexts:\n- name: csp-operator\n  context:\n    cluster: csp-operator\n    user: admin\n    namespace: default\ncurrent-context: csp-operator\nusers:\n- name: admin\n  user: {{}}\n",
-            url = self.url()
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: csp-operator\n  cluster:\n    server: {url}\n    certificate-authority-data: {ca}\ncontexts:\n- name: csp-operator\n  context:\n    cluster: csp-operator\n    user: admin\n    namespace: default\ncurrent-context: csp-operator\nusers:\n- name: admin\n  user:\n    token: {token}\n",
+            url = self.url(),
+            token = self.token()
         )
     }
 
-    /// Writes the kubeconfig, creating parent folders.
+    /// Writes the kubeconfig, creating parent folders; the file is the owner's only (mode
+    /// 0600, also when it already exists), as it holds the token.
     pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::write(path, self.kubeconfig_yaml())
+        authn::write_private(path, self.kubeconfig_yaml().as_bytes())
+    }
+
+    /// Accept errors so far (each followed by a pause, not a retry at once).
+    pub fn accept_errors(&self) -> u64 {
+        self.shared.connections.accept_errors()
+    }
+
+    /// Connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.shared.connections.open_count()
     }
 
     pub fn stats(&self) -> Stats {

@@ -11,5 +11,6 @@ mod kubectl;
 mod ownership;
 mod protobuf;
 mod rbac;
+mod security;
 mod server;
 mod watch_tables;

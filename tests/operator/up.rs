@@ -206,3 +206,147 @@ fn a_port_in_use_is_named_with_the_way_out() {
         "{err}"
     );
 }
+
+/// An `up` that is killed if the test fails before it is interrupted (an orphan would hold the
+/// test's pipes and the port).
+struct Running(Option<Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Like [`interrupt`], with stdout and stderr together (to look for what must not be logged).
+fn interrupt_running(mut up: Running) -> String {
+    let (stdout, stderr) = interrupt_with_logs(up.0.take().expect("running"));
+    stdout + &stderr
+}
+
+fn kubeconfig_token(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).expect("kubeconfig");
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("token: "))
+        .expect("the kubeconfig carries a token")
+        .to_string()
+}
+
+/// Gives the kubeconfig `stale` the server address of `current` (a restart picks a new port).
+fn repoint(stale: &Path, current: &Path) {
+    let server_line = |text: &str| {
+        text.lines()
+            .find(|l| l.trim().starts_with("server: "))
+            .expect("server line")
+            .to_string()
+    };
+    let now = std::fs::read_to_string(current).expect("kubeconfig");
+    let old = std::fs::read_to_string(stale).expect("kubeconfig");
+    let fixed = old.replace(&server_line(&old), &server_line(&now));
+    std::fs::write(stale, fixed).expect("write");
+}
+
+#[test]
+fn up_keeps_its_token_across_restarts_and_never_logs_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mode = |p: &Path| std::fs::metadata(p).expect("file").permissions().mode() & 0o777;
+    let kc = dir.path().join("kc");
+    let credentials = dir.path().join("state.json.credentials");
+    // A kubeconfig left world-readable by someone is narrowed when up rewrites it.
+    std::fs::write(&kc, "old").expect("write");
+    std::fs::set_permissions(&kc, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let up = Running(Some(start_up(dir.path(), &["--state", "state.json"])));
+    UP.eventually_blocking("up to write its kubeconfig", || {
+        std::fs::read_to_string(&kc).is_ok_and(|t| t.contains("token: "))
+    });
+    let token = kubeconfig_token(&kc);
+    assert_eq!((mode(&kc), mode(&credentials)), (0o600, 0o600));
+    let get_ns = ["get", "namespace", "default", "-o", "name"].map(String::from);
+    wait_until(dir.path(), &get_ns, "namespace/default\n");
+    std::fs::copy(&kc, dir.path().join("kc.old")).expect("copy");
+    let logs = interrupt_running(up);
+    assert!(!logs.contains(&token), "the token is never logged");
+
+    // Restarted on the same state: the old kubeconfig (token and certificate) still works, once
+    // pointed at the new port.
+    std::fs::remove_file(&kc).expect("remove kubeconfig");
+    let up = Running(Some(start_up(dir.path(), &["--state", "state.json"])));
+    wait_for_kubeconfig(dir.path());
+    assert_eq!(kubeconfig_token(&kc), token);
+    repoint(&dir.path().join("kc.old"), &kc);
+    UP.eventually_blocking("the old kubeconfig to work after the restart", || {
+        Kubectl::new(dir.path().join("kc.old"))
+            .output(&get_ns)
+            .status
+            .success()
+    });
+    interrupt_running(up);
+
+    // A state file of a version without credentials still loads, with a new token; the old
+    // one is refused.
+    std::fs::remove_file(&credentials).expect("remove credentials");
+    std::fs::remove_file(&kc).expect("remove kubeconfig");
+    let up = Running(Some(start_up(dir.path(), &["--state", "state.json"])));
+    wait_for_kubeconfig(dir.path());
+    assert_ne!(kubeconfig_token(&kc), token);
+    wait_until(dir.path(), &get_ns, "namespace/default\n");
+    repoint(&dir.path().join("kc.old"), &kc);
+    let stale = Kubectl::new(dir.path().join("kc.old")).output(&get_ns);
+    assert!(!stale.status.success());
+    interrupt_running(up);
+}
+
+/// CPU time (user + system, in clock ticks) of a process so far.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    // Fields after the command name (in parentheses): utime and stime are the 12th and 13th.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+#[test]
+fn out_of_file_descriptors_the_server_backs_off_and_recovers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 64 descriptors: the idle connections below exhaust them, so accept fails with EMFILE.
+    let child = Command::new("sh")
+        .current_dir(dir.path())
+        .args([
+            "-c",
+            &format!("ulimit -n 64 && exec {BINARY} up --port 0 --kubeconfig kc"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("up starts");
+    let pid = child.id();
+    let up = Running(Some(child));
+    wait_for_kubeconfig(dir.path());
+    let get_ns = ["get", "namespace", "default", "-o", "name"].map(String::from);
+    wait_until(dir.path(), &get_ns, "namespace/default\n");
+    let kc = std::fs::read_to_string(dir.path().join("kc")).expect("kubeconfig");
+    let addr = kc
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: https://"))
+        .expect("server")
+        .to_string();
+    let idle: Vec<std::net::TcpStream> = (0..100)
+        .map(|_| std::net::TcpStream::connect(&addr).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let spent = cpu_ticks(pid) - before;
+    // A loop retrying accept at once would burn a whole core (about 200 ticks in 2 s).
+    assert!(
+        spent < 60,
+        "{spent} ticks of CPU in 2 s while out of descriptors"
+    );
+    drop(idle);
+    wait_until(dir.path(), &get_ns, "namespace/default\n");
+    let logs = interrupt_running(up);
+    assert!(logs.contains("accept failed; backing off"), "{logs}");
+}

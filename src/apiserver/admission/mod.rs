@@ -1,5 +1,6 @@
 //! Admission: the write pipeline every create, update and patch passes before it is stored, as
-//! named steps: identity -> names -> the part written -> system metadata -> defaults, pruning,
+//! named steps: identity -> names -> the part written -> system metadata -> labels, annotations
+//! and finalizers -> RBAC escalation -> defaults, pruning,
 //! schema and CEL -> CRD checks -> generation -> no-op detection -> managedFields.
 
 mod cel;
@@ -7,6 +8,7 @@ pub mod names;
 pub mod schema;
 
 use super::error::ApiError;
+use super::escalation::{Escalation, RbacWrite};
 use super::meta::{finalizers, meta_str, now_string, set_meta};
 use super::patch::apply::update_managed_fields;
 use super::resources::{self, ResourceDef};
@@ -40,6 +42,9 @@ pub struct WriteOpts {
     pub operation: &'static str,
     /// Field set an Apply owns (managedFields fieldsV1), when `operation == "Apply"`.
     pub applied_fields: Option<Value>,
+    /// The requester and the RBAC objects, for a write of an RBAC kind by a user subject to
+    /// RBAC (None for the admin and other kinds).
+    pub escalation: Option<Escalation>,
 }
 
 /// What admission makes of a write.
@@ -78,6 +83,8 @@ pub fn admit(
     let mut obj = scope_to_part(def, name, obj, old.as_ref(), part)?;
     let now = now_string();
     set_system_metadata(def, name, &mut obj, old.as_ref(), &now)?;
+    check_metadata(def, name, &obj)?;
+    check_rbac_escalation(def, ns, name, &obj, old.as_ref(), opts)?;
     let warnings = check_schema(def, name, &mut obj, old.as_ref(), opts)?;
     check_crd(def, name, &mut obj, part, &now)?;
     bump_generation(def, &mut obj, old.as_ref());
@@ -232,6 +239,40 @@ fn set_system_metadata(
         }
     }
     Ok(())
+}
+
+/// Labels, annotations and finalizers: the checks of the real server's `ValidateObjectMeta`.
+fn check_metadata(def: &ResourceDef, name: &str, obj: &Value) -> Result<(), ApiError> {
+    let causes = names::metadata_causes(obj.get("metadata").unwrap_or(&Value::Null));
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(&def.qualified_kind(), name, causes))
+    }
+}
+
+/// No one grants through RBAC what they do not hold (see [`crate::apiserver::escalation`]).
+fn check_rbac_escalation(
+    def: &ResourceDef,
+    ns: &str,
+    name: &str,
+    obj: &Value,
+    old: Option<&Value>,
+    opts: &WriteOpts,
+) -> Result<(), ApiError> {
+    let Some(escalation) = &opts.escalation else {
+        return Ok(());
+    };
+    if def.group != "rbac.authorization.k8s.io" {
+        return Ok(());
+    }
+    escalation.check(&RbacWrite {
+        resource: &def.plural,
+        namespace: ns,
+        name,
+        object: obj,
+        old,
+    })
 }
 
 /// Admission for custom resources: defaults, unknown fields (pruned, and a warning or with

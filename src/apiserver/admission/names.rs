@@ -163,3 +163,122 @@ pub(in crate::apiserver) fn validate_label_key(k: &str, path: &str) -> Option<St
         Some(format!("{path}: Invalid value: {k:?}: {}", errs.join("; ")))
     }
 }
+
+/// All annotations together, keys and values, at most this many bytes
+/// (`TotalAnnotationSizeLimitB`).
+pub const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
+
+fn invalid(field: &str, value: &str, message: &str) -> schema::Cause {
+    schema::Cause {
+        reason: "FieldValueInvalid".into(),
+        message: format!("Invalid value: {value:?}: {message}"),
+        field: field.into(),
+    }
+}
+
+/// The checks of `ValidateObjectMeta` on labels (qualified-name keys, label values),
+/// annotations (qualified-name keys in any case, at most 256 KiB in all) and finalizers
+/// (qualified names), with the real server's fields and wording.
+pub(in crate::apiserver) fn metadata_causes(meta: &serde_json::Value) -> Vec<schema::Cause> {
+    let mut causes = Vec::new();
+    let map = |key: &str| meta.get(key).and_then(serde_json::Value::as_object);
+    if let Some(labels) = map("labels") {
+        for (k, v) in labels {
+            for m in is_qualified_name(k) {
+                causes.push(invalid("metadata.labels", k, &m));
+            }
+            let v = v.as_str().unwrap_or("");
+            for m in is_valid_label_value(v) {
+                causes.push(invalid("metadata.labels", v, &m));
+            }
+        }
+    }
+    if let Some(annotations) = map("annotations") {
+        let mut total = 0;
+        for (k, v) in annotations {
+            // Annotation keys are qualified names in any case.
+            for m in is_qualified_name(&k.to_ascii_lowercase()) {
+                causes.push(invalid("metadata.annotations", k, &m));
+            }
+            total += k.len() + v.as_str().map_or(0, str::len);
+        }
+        if total > TOTAL_ANNOTATION_SIZE_LIMIT {
+            causes.push(schema::Cause {
+                reason: "FieldValueTooLong".into(),
+                message: format!("Too long: must have at most {TOTAL_ANNOTATION_SIZE_LIMIT} bytes"),
+                field: "metadata.annotations".into(),
+            });
+        }
+    }
+    let finalizers = meta.get("finalizers").and_then(serde_json::Value::as_array);
+    for (i, f) in finalizers.into_iter().flatten().enumerate() {
+        let f = f.as_str().unwrap_or("");
+        for m in is_qualified_name(f) {
+            causes.push(invalid(&format!("metadata.finalizers[{i}]"), f, &m));
+        }
+    }
+    causes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fields(meta: serde_json::Value) -> Vec<(String, String)> {
+        metadata_causes(&meta)
+            .into_iter()
+            .map(|c| (c.field, c.message))
+            .collect()
+    }
+
+    #[test]
+    fn good_metadata_passes() {
+        let meta = json!({
+            "labels": {"app.kubernetes.io/name": "x", "empty": "", "a_b.c-d": "V.1_x"},
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}", "Example.COM/Key": "any value at all"},
+            "finalizers": [crate::api::FINALIZER, "kubernetes", "foregroundDeletion", "orphan"],
+        });
+        assert_eq!(fields(meta), vec![]);
+    }
+
+    #[test]
+    fn bad_metadata_names_its_field() {
+        let meta = json!({
+            "labels": {"bad key": "ok", "k": "-bad-"},
+            "annotations": {"a/b/c": "x"},
+            "finalizers": ["ok.example/f", "not/a/name"],
+        });
+        let found = fields(meta);
+        let at = |field: &str| found.iter().filter(|(f, _)| f == field).count();
+        assert_eq!(at("metadata.labels"), 2, "{found:?}");
+        assert_eq!(at("metadata.annotations"), 1, "{found:?}");
+        assert_eq!(at("metadata.finalizers[1]"), 1, "{found:?}");
+        assert!(found.iter().any(|(_, m)| m.starts_with(
+            "Invalid value: \"bad key\": name part must consist of alphanumeric characters"
+        )));
+        assert!(found.iter().any(|(_, m)| m.starts_with(
+            "Invalid value: \"-bad-\": a valid label must be an empty string or consist of"
+        )));
+        let long = json!({"labels": {"k": "x".repeat(64)}});
+        assert!(
+            fields(long)[0]
+                .1
+                .ends_with("must be no more than 63 characters")
+        );
+    }
+
+    #[test]
+    fn annotations_at_most_256_kib() {
+        let fits = json!({"annotations": {"k": "x".repeat(TOTAL_ANNOTATION_SIZE_LIMIT - 1)}});
+        assert_eq!(fields(fits), vec![]);
+        let over = json!({"annotations": {"k": "x".repeat(TOTAL_ANNOTATION_SIZE_LIMIT)}});
+        assert_eq!(
+            fields(over),
+            vec![(
+                "metadata.annotations".to_string(),
+                "Too long: must have at most 262144 bytes".to_string()
+            )]
+        );
+    }
+}

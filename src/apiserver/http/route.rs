@@ -1,5 +1,5 @@
 //! Routing: a request's method and path parsed into what it asks for (a discovery document, or
-//! a verb on a resource: a [`Target`]), authorised (RBAC for impersonated users), checked
+//! a verb on a resource: a [`Target`]), authorised (RBAC for all but the admin), checked
 //! against injected faults, and handed to its verb.
 
 use super::verbs;
@@ -67,7 +67,7 @@ fn discovery_document(
     };
     Some(match segs {
         ["version"] => Ok(json_response(200, &discovery::version(), &[])),
-        ["healthz" | "livez" | "readyz"] => Ok(Response::builder()
+        ["healthz" | "livez" | "readyz", ..] => Ok(Response::builder()
             .status(200)
             .header("Content-Type", "text/plain")
             .body(full("ok"))
@@ -200,7 +200,7 @@ fn verb(r: &Req, named: bool) -> Result<&'static str, ApiError> {
     })
 }
 
-/// RBAC for an impersonated request, with the request attributes of the real server: a list or
+/// RBAC for a request of a user other than the admin, with the request attributes of the real server: a list or
 /// watch names the object of a `metadata.name` field selector, and a namespace is its own.
 fn authorize(shared: &Shared, user: &User, r: &Req, t: &Target<'_>) -> Result<(), ApiError> {
     let def = &t.def;

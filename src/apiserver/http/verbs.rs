@@ -8,6 +8,7 @@ use super::{Body, Req, json_response};
 use crate::apiserver::Shared;
 use crate::apiserver::admission::{Part, WriteOpts};
 use crate::apiserver::error::ApiError;
+use crate::apiserver::escalation::Escalation;
 use crate::apiserver::patch::{self, PatchKind, apply};
 use crate::apiserver::protobuf;
 use crate::apiserver::resources::ResourceDef;
@@ -105,7 +106,7 @@ impl Call<'_> {
 
     fn create(&self) -> Result<Response<Body>, ApiError> {
         let obj = parse_request_body(self.r)?;
-        let mut opts = write_opts(self.r, "Update");
+        let mut opts = write_opts(self, "Update");
         // A create is recorded only under a named manager (kubectl always names one): the
         // User-Agent default would give every object kube-rs creates (Events, the benchmarks'
         // 400k objects) an entry, bytes in every stored object and every watch event.
@@ -124,7 +125,7 @@ impl Call<'_> {
 
     fn update(&self) -> Result<Response<Body>, ApiError> {
         let obj = parse_request_body(self.r)?;
-        let opts = write_opts(self.r, "Update");
+        let opts = write_opts(self, "Update");
         let w = self
             .shared
             .store
@@ -145,7 +146,7 @@ impl Call<'_> {
         if kind == PatchKind::Apply {
             return self.apply_object(&body);
         }
-        let opts = write_opts(self.r, "Update");
+        let opts = write_opts(self, "Update");
         let w = self.shared.store.modify(
             self.def,
             self.ns,
@@ -185,7 +186,7 @@ impl Call<'_> {
             .to_string();
         let force = self.r.flag("force");
         let schema = self.def.schema.as_ref();
-        let mut opts = write_opts(self.r, "Apply");
+        let mut opts = write_opts(self, "Apply");
         let config = apply::ApplyConfig::new(body, schema);
         opts.applied_fields = Some(config.fields_v1());
         let w = self.shared.store.modify(
@@ -303,8 +304,10 @@ fn include_object(r: &Req) -> Result<table::IncludeObject, ApiError> {
     table::IncludeObject::parse(r.q("includeObject").unwrap_or("")).map_err(ApiError::bad_request)
 }
 
-fn write_opts(r: &Req, operation: &'static str) -> WriteOpts {
+fn write_opts(call: &Call<'_>, operation: &'static str) -> WriteOpts {
+    let r = call.r;
     WriteOpts {
+        escalation: escalation(call),
         dry_run: r.q("dryRun") == Some("All"),
         strict: r.q("fieldValidation") == Some("Strict"),
         field_manager: field_manager(r),
@@ -329,6 +332,16 @@ fn field_manager(r: &Req) -> Option<String> {
         .take(128)
         .collect();
     (!prefix.is_empty()).then_some(prefix)
+}
+
+/// For an RBAC kind written by a user subject to RBAC: who, and the RBAC objects now (read
+/// here, before the store's lock is taken for the write).
+fn escalation(call: &Call<'_>) -> Option<Escalation> {
+    let user = call.r.user.as_ref()?;
+    (call.def.group == "rbac.authorization.k8s.io").then(|| Escalation {
+        user: user.clone(),
+        objects: call.shared.store.rbac_objects(),
+    })
 }
 
 pub(super) fn selection(r: &Req, ns: Option<&str>) -> Result<Selection, ApiError> {
