@@ -4,7 +4,7 @@
 
 use super::error::ApiError;
 use super::rbac::{
-    self, Attributes, RbacObjects, User, applies_to, cluster_role_rules, rules_of, str_at, strings,
+    self, Attributes, RbacObjects, User, cluster_role_rules, rules_of, str_at, strings,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -132,40 +132,7 @@ impl Escalation {
 
     /// Every rule the user holds in `namespace` (cluster-wide ones included): `RulesFor`.
     fn rules_held(&self, namespace: &str) -> Vec<&Value> {
-        let objects = &self.objects;
-        let mut held: Vec<&Value> = objects
-            .cluster_role_bindings
-            .iter()
-            .filter(|b| applies_to(&self.user, b, ""))
-            .filter(|b| str_at(b, "/roleRef/kind") == "ClusterRole")
-            .flat_map(|b| cluster_role_rules(objects, str_at(b, "/roleRef/name")))
-            .collect();
-        if namespace.is_empty() {
-            return held;
-        }
-        for b in &objects.role_bindings {
-            if str_at(b, "/metadata/namespace") != namespace
-                || !applies_to(&self.user, b, namespace)
-            {
-                continue;
-            }
-            let role = str_at(b, "/roleRef/name");
-            match str_at(b, "/roleRef/kind") {
-                "ClusterRole" => held.extend(cluster_role_rules(objects, role)),
-                "Role" => held.extend(
-                    objects
-                        .roles
-                        .iter()
-                        .filter(|r| {
-                            str_at(r, "/metadata/namespace") == namespace
-                                && str_at(r, "/metadata/name") == role
-                        })
-                        .flat_map(rules_of),
-                ),
-                _ => {}
-            }
-        }
-        held
+        rbac::granted_rules(&self.objects, &self.user, namespace)
     }
 
     /// `ConfirmNoEscalation`: the user must hold every permission of `rules` in `namespace`;
