@@ -42,9 +42,22 @@ pub fn merge_conditions(
     generation: Option<i64>,
     now: Timestamp,
 ) -> Vec<Condition> {
+    merge_conditions_dropping(existing, desired, &[], generation, now)
+}
+
+/// [`merge_conditions`], also removing the conditions of the `dropped` types (conditions that
+/// are present only while they hold, such as kstatus' `Stalled`).
+pub fn merge_conditions_dropping(
+    existing: &[Condition],
+    desired: &[DesiredCondition],
+    dropped: &[&str],
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Vec<Condition> {
     let mut out: Vec<Condition> = existing
         .iter()
         .filter(|c| !desired.iter().any(|d| d.type_ == c.type_))
+        .filter(|c| !dropped.contains(&c.type_.as_str()))
         .cloned()
         .collect();
     for d in desired {

@@ -8,7 +8,7 @@ mod permission;
 mod role_assignment;
 mod subscription;
 
-pub use conditions::{DesiredCondition, merge_conditions};
+pub use conditions::{DesiredCondition, merge_conditions, merge_conditions_dropping};
 pub use customer::{CustomerFacts, customer_status, decide_customer};
 pub use events::{ActivityEvent, EventType, actions};
 pub use permission::{

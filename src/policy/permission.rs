@@ -2,7 +2,10 @@
 
 use super::conditions::find;
 use super::events::{ActivityEvent, EventType, actions};
-use super::{Claimants, DesiredCondition, merge_conditions, subscription_eligibility};
+use super::{
+    Claimants, DesiredCondition, merge_conditions, merge_conditions_dropping,
+    subscription_eligibility,
+};
 use crate::api::conditions::{reasons, types};
 use crate::api::{
     AzureSubscriptionSpec, Condition, PermissionState, PurchasePermissionSpec,
@@ -354,48 +357,38 @@ fn next_status(
             .or_else(|| facts.customer_tenant.map(String::from)),
         _ => None,
     };
+    // kstatus' abnormal-true conditions are present only while they hold: `Reconciling` is
+    // dropped (any grant change is made before this status is written), `Stalled` is kept only
+    // while something waits for a human. (Absent is what kstatus reads as False, and it keeps
+    // 100k statuses small.)
     let existing: &[Condition] = facts
         .current
         .map(|s| s.conditions.as_slice())
         .unwrap_or(&[]);
-    let stalled = stalled_condition(&ready);
-    // The grant change (if any) is made before this status is written: nothing stays in flight.
-    let settled = DesiredCondition::new(
-        types::RECONCILING,
-        false,
-        ready.reason,
-        "no grant change in flight",
-    );
+    let stalled = (!ready.status).then(|| stalled_condition(&ready));
+    let dropped: &[&str] = match stalled {
+        Some(_) => &[types::RECONCILING],
+        None => &[types::RECONCILING, types::STALLED],
+    };
+    let desired: Vec<DesiredCondition> = [checks.subscription_eligible, checks.owner_role]
+        .into_iter()
+        .chain(stalled)
+        .chain([ready])
+        .collect();
     PurchasePermissionStatus {
         granted_tenant_id,
         observed_generation: facts.generation,
         state,
         eligible_subscriptions: checks.eligible_subscriptions,
         enabled_since,
-        conditions: merge_conditions(
-            existing,
-            &[
-                checks.subscription_eligible,
-                checks.owner_role,
-                stalled,
-                settled,
-                ready,
-            ],
-            facts.generation,
-            now,
-        ),
+        conditions: merge_conditions_dropping(existing, &desired, dropped, facts.generation, now),
     }
 }
 
-/// kstatus' `Stalled` (Flux fails its health check at once, with our message): True when Ready
-/// is False, since every Ready=False reason waits for a human to fix a prerequisite.
+/// kstatus' `Stalled` (Flux fails its health check at once, with our message), for a Ready that
+/// is False: every Ready=False reason waits for a human to fix a prerequisite.
 fn stalled_condition(ready: &DesiredCondition) -> DesiredCondition {
-    let message = if ready.status {
-        "nothing waits for a human".to_string()
-    } else {
-        ready.message.clone()
-    };
-    DesiredCondition::new(types::STALLED, !ready.status, ready.reason, message)
+    DesiredCondition::new(types::STALLED, true, ready.reason, ready.message.clone())
 }
 
 /// The status to write when the backend failed to carry out the decision's grant change: the
