@@ -217,7 +217,11 @@ pub async fn feed<K: Relations>(
                 Seen::Object(obj, live) => {
                     let moved_from = K::record(&feeds, obj, live);
                     let (spec_changed, needed) = last_seen.observe(obj, live);
-                    own_needed = needed || !status_is_ours(&feeds.ctx, obj, live);
+                    if !live {
+                        // Gone: its memo goes too (a delete always reaches its own reconcile).
+                        feeds.ctx.owned.forget(obj);
+                    }
+                    own_needed = needed || !status_is_ours(&feeds.ctx, obj);
                     if spec_changed || moved_from.is_some() {
                         K::changed(&feeds, obj, moved_from);
                     }
@@ -232,11 +236,7 @@ pub async fn feed<K: Relations>(
 
 /// Whether the object's status is the one this process last wrote. Anything else (a person, a
 /// tool, a stale replica wrote it) re-reconciles the object so the status it owns heals.
-fn status_is_ours<K: Relations>(ctx: &Context, obj: &K, live: bool) -> bool {
-    if !live {
-        ctx.owned.forget(obj);
-        return true;
-    }
+fn status_is_ours<K: Relations>(ctx: &Context, obj: &K) -> bool {
     ctx.owned.is_ours(obj, K::status_hash(obj))
 }
 
