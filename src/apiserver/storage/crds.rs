@@ -3,7 +3,6 @@
 //! honoured, and goes with its last object, taking its resources away (the real server's
 //! `customresourcecleanup` finalizer controller).
 
-use super::writes::mark_for_deletion;
 use super::{Change, State};
 use crate::apiserver::error::ApiError;
 use crate::apiserver::meta::{finalizers, now_string, set_meta};
@@ -120,16 +119,7 @@ impl State {
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default();
         for (ns, name) in keys {
-            let Ok(Some(obj)) = self.current(def, &ns, &name) else {
-                continue;
-            };
-            if finalizers(&obj).is_empty() {
-                self.remove(def, &ns, &name, tx);
-            } else if obj.pointer("/metadata/deletionTimestamp").is_none() {
-                let mut marked = obj;
-                mark_for_deletion(&mut marked);
-                let _ = self.commit(def, &ns, &name, marked, false, tx);
-            }
+            self.delete_honouring_finalizers(def, &ns, &name, tx);
         }
     }
 

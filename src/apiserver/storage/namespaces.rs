@@ -2,11 +2,10 @@
 //! namespace, and a deleted namespace Terminating until its contents are gone (their finalizers
 //! honoured), then removed.
 
-use super::writes::mark_for_deletion;
 use super::{Change, State, Store};
 use crate::apiserver::admission::WriteOpts;
 use crate::apiserver::error::ApiError;
-use crate::apiserver::meta::{finalizers, now_string, set_meta};
+use crate::apiserver::meta::{now_string, set_meta};
 use crate::apiserver::resources::ResourceDef;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -107,16 +106,7 @@ impl State {
                 })
                 .unwrap_or_default();
             for n in names {
-                let Ok(Some(obj)) = self.current(&def, ns, &n) else {
-                    continue;
-                };
-                if finalizers(&obj).is_empty() {
-                    self.remove(&def, ns, &n, tx);
-                } else if obj.pointer("/metadata/deletionTimestamp").is_none() {
-                    let mut marked = obj;
-                    mark_for_deletion(&mut marked);
-                    let _ = self.commit(&def, ns, &n, marked, false, tx);
-                }
+                self.delete_honouring_finalizers(&def, ns, &n, tx);
             }
         }
         self.draining = None;

@@ -271,8 +271,32 @@ impl State {
     }
 }
 
+impl State {
+    /// Deletes an object as a controller cascading a deletion does (the namespace controller, a
+    /// terminating CRD): one without finalizers goes now, one with finalizers is marked once
+    /// (its controllers then finish it).
+    pub(super) fn delete_honouring_finalizers(
+        &mut self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        tx: &broadcast::Sender<Arc<Change>>,
+    ) {
+        let Ok(Some(obj)) = self.current(def, ns, name) else {
+            return;
+        };
+        if finalizers(&obj).is_empty() {
+            self.remove(def, ns, name, tx);
+        } else if obj.pointer("/metadata/deletionTimestamp").is_none() {
+            let mut marked = obj;
+            mark_for_deletion(&mut marked);
+            let _ = self.commit(def, ns, name, marked, false, tx);
+        }
+    }
+}
+
 /// Marks an object with finalizers for deletion (its finalizers then only go).
-pub(super) fn mark_for_deletion(obj: &mut Value) {
+fn mark_for_deletion(obj: &mut Value) {
     set_meta(obj, "deletionTimestamp", now_string().into());
     set_meta(obj, "deletionGracePeriodSeconds", 0.into());
 }
