@@ -32,7 +32,7 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print the four CRDs as YAML (or write one file per kind with --dir).
+    /// Print the CRDs as YAML (or write one file per kind with --dir).
     Crd {
         /// Write `<plural>.yaml` files into this folder instead of printing.
         #[arg(long)]

@@ -49,7 +49,7 @@ pub enum UpError {
     Kube(#[from] kube::Error),
 }
 
-/// Installs (server-side applies) the four CRDs.
+/// Installs (server-side applies) the CRDs.
 pub async fn install_crds(client: &Client) -> Result<(), kube::Error> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in crate::api::crds() {

@@ -12,6 +12,10 @@ pub mod types {
     pub const STALLED: &str = "Stalled";
     /// kstatus: True while a grant change is in flight (being retried).
     pub const RECONCILING: &str = "Reconciling";
+    /// Whether what Partner Center or Azure reports matches the object.
+    pub const IN_SYNC: &str = "InSync";
+    /// True within 14 days of the connection's refresh token expiring.
+    pub const CREDENTIALS_EXPIRING: &str = "CredentialsExpiring";
 }
 
 /// Condition reasons (also used as Event reasons).
@@ -34,4 +38,27 @@ pub mod reasons {
     pub const DUPLICATE_PERMISSION: &str = "DuplicatePermission";
     /// A grant change the backend has not confirmed yet: it failed and is being retried.
     pub const GRANT_PENDING: &str = "GrantPending";
+    /// No Ready PartnerCenterConnection in the namespace: grant changes wait for one.
+    pub const CONNECTION_NOT_READY: &str = "ConnectionNotReady";
+    /// The SelfServePolicy already existed in Partner Center and is now managed.
+    pub const PERMISSION_ADOPTED: &str = "PermissionAdopted";
+    /// The grant's resources changed (the SelfServePolicy was updated).
+    pub const PERMISSION_UPDATED: &str = "PermissionUpdated";
+    /// The object went with `deletionPolicy: Orphan`; the grant stays in Partner Center.
+    pub const PERMISSION_ORPHANED: &str = "PermissionOrphaned";
+    /// The switch was changed outside the cluster and put back as declared.
+    pub const DRIFT_CORRECTED: &str = "DriftCorrected";
+    // PartnerCenterConnection.
+    pub const CONNECTED: &str = "Connected";
+    pub const CREDENTIALS_MISSING: &str = "CredentialsMissing";
+    pub const CREDENTIALS_INVALID: &str = "CredentialsInvalid";
+    pub const MFA_REQUIRED: &str = "MfaRequired";
+    pub const ADMIN_AGENT_REQUIRED: &str = "AdminAgentRequired";
+    pub const UNREACHABLE: &str = "Unreachable";
+    pub const THROTTLED: &str = "Throttled";
+    pub const CREDENTIALS_VALID: &str = "CredentialsValid";
+    pub const CREDENTIALS_EXPIRING: &str = "CredentialsExpiring";
+    /// A Partner Center or Azure call keeps failing (Warning Events).
+    pub const PARTNER_CENTER_ERROR: &str = "PartnerCenterError";
+    pub const AZURE_ERROR: &str = "AzureError";
 }

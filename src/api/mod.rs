@@ -1,15 +1,20 @@
-//! The four custom resources of `csp.operator.dev/v1alpha1`: the public contract (API.md).
+//! The custom resources of `csp.operator.dev/v1alpha1`: the public contract (API.md).
 
 pub mod conditions;
+mod connection;
 mod customer;
 mod purchase_permission;
 mod role_assignment;
 mod subscription;
 
 pub use conditions::Condition;
+pub use connection::{
+    ConnectionEndpoints, PartnerCenterConnection, PartnerCenterConnectionSpec,
+    PartnerCenterConnectionStatus, parse_duration,
+};
 pub use customer::{Customer, CustomerPermission, CustomerSpec, CustomerStatus};
 pub use purchase_permission::{
-    PermissionState, PurchasePermission, PurchasePermissionSpec, PurchasePermissionStatus,
+    DeletionPolicy, GrantBackend, PermissionState, PurchasePermission, PurchasePermissionSpec, PurchasePermissionStatus,
     PurchaseResource,
 };
 pub use role_assignment::{
@@ -50,13 +55,14 @@ impl LocalRef {
     }
 }
 
-/// The CRDs of all four kinds, in the order they are documented.
+/// The CRDs of every kind, in the order they are documented.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
         Customer::crd(),
         AzureSubscription::crd(),
         RoleAssignment::crd(),
         PurchasePermission::crd(),
+        PartnerCenterConnection::crd(),
     ]
 }
 

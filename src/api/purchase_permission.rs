@@ -60,6 +60,31 @@ pub struct PurchasePermissionSpec {
     /// The switch: true turns it on once the prerequisites are met.
     #[serde(default)]
     pub enabled: bool,
+    /// What deleting this object does to a grant in effect: `Withdraw` switches it off first;
+    /// `Orphan` lets the object go and leaves the grant in Partner Center.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// What deleting a PurchasePermission does to its grant.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum DeletionPolicy {
+    /// Switch the permission off, then let the object go.
+    #[default]
+    Withdraw,
+    /// Let the object go; the grant stays where it lives.
+    Orphan,
+}
+
+/// Where a grant lives.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum GrantBackend {
+    /// Partner Center's SelfServePolicy.
+    PartnerCenter,
+    /// Only this status (no external calls).
+    Cluster,
 }
 
 fn default_resources() -> Vec<PurchaseResource> {
@@ -109,6 +134,18 @@ pub struct PurchasePermissionStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 36))]
     pub granted_tenant_id: Option<String>,
+    /// What the grant in effect lets the customer purchase (a change of `spec.resources`
+    /// updates it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 2))]
+    pub granted_resources: Vec<PurchaseResource>,
+    /// Where the grant in effect lives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<GrantBackend>,
+    /// The SelfServePolicy id of the grant in Partner Center (`{partner}_{customer}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 80))]
+    pub policy_id: Option<String>,
     /// Standard conditions, keyed by type.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]

@@ -2,11 +2,13 @@
 //! the memo of permission statuses this process wrote before the cache showed them.
 
 use super::backoff::Backoff;
+use super::drift::DriftChecks;
 use super::caches::Caches;
 use super::metrics::{self, Metrics};
 use super::{Error, MANAGER};
-use crate::api::{PermissionState, PurchasePermission, PurchasePermissionStatus};
+use crate::api::{GrantBackend, PermissionState, PurchasePermission, PurchasePermissionStatus};
 use crate::backend::{Backend, Grant};
+use crate::policy::GrantMade;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::ObjectRef;
@@ -17,6 +19,10 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
+
+/// Every grant in effect is checked where it lives this often, besides the checks the activity
+/// log asks for.
+const FULL_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// Shared by every reconcile.
 pub struct Context {
@@ -32,6 +38,8 @@ pub struct Context {
     pub written: WrittenStatuses,
     /// What this process last wrote as each object's status, to tell its own writes from others'.
     pub owned: OwnedStatuses,
+    /// Which grants to check where they live (drift made elsewhere).
+    pub drift: DriftChecks,
 }
 
 impl Context {
@@ -41,6 +49,7 @@ impl Context {
         backend: Arc<dyn Backend>,
         metrics: Arc<Metrics>,
     ) -> Context {
+        let backend_kind = backend.kind();
         let reporter = Reporter {
             controller: MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -54,20 +63,31 @@ impl Context {
             backoff: Backoff::default(),
             written: WrittenStatuses::default(),
             owned: OwnedStatuses::default(),
+            drift: DriftChecks::new(match backend_kind {
+                GrantBackend::Cluster => None,
+                GrantBackend::PartnerCenter => Some(FULL_CHECK_EVERY),
+            }),
         }
     }
 
-    /// Switches a grant on where it lives, counted by result.
-    pub async fn grant(&self, grant: &Grant) -> Result<(), Error> {
+    /// Makes a grant where it lives (or makes it cover its resources), counted by result.
+    pub async fn grant(&self, grant: &Grant) -> Result<GrantMade, Error> {
         let result = self.backend.grant(grant).await;
         self.count_backend_call("grant", result.is_ok());
         Ok(result?)
     }
 
     /// Withdraws the grant of a customer tenant where it lives, counted by result.
-    pub async fn revoke(&self, customer_tenant_id: &str) -> Result<(), Error> {
-        let result = self.backend.revoke(customer_tenant_id).await;
+    pub async fn revoke(&self, namespace: &str, customer_tenant_id: &str) -> Result<(), Error> {
+        let result = self.backend.revoke(namespace, customer_tenant_id).await;
         self.count_backend_call("revoke", result.is_ok());
+        Ok(result?)
+    }
+
+    /// Puts a grant back as declared if it was changed elsewhere, counted by result.
+    pub async fn verify(&self, grant: &Grant, enabled: bool) -> Result<bool, Error> {
+        let result = self.backend.verify(grant, enabled).await;
+        self.count_backend_call("verify", result.is_ok());
         Ok(result?)
     }
 

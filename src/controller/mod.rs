@@ -5,13 +5,15 @@
 //! Where things are: `caches` (stores, relation indexes, queries), `triggers` (who depends on
 //! a change: one feed per kind, beside the indexes it keeps), `wiring` (channels and the four
 //! controllers), `run` and `leader` (options, metrics endpoint, Lease), `context` (what every
-//! reconcile shares, the status write), `backoff` (error policy), `events` (activity log),
+//! reconcile shares, the status write), `drift` (which grants to check where they live),
+//! `backoff` (error policy), `events` (activity log),
 //! `metrics`, `error`.
 
 mod backoff;
 mod caches;
 mod context;
 mod customer;
+mod drift;
 mod error;
 mod events;
 mod leader;

@@ -7,10 +7,11 @@ use super::caches::{Caches, seniority};
 use super::context::Context;
 use super::{Error, events, now};
 use crate::api::{
-    AzureSubscription, Customer, FINALIZER, PurchasePermission, PurchasePermissionStatus,
+    AzureSubscription, Customer, FINALIZER, PermissionState, PurchasePermission,
+    PurchasePermissionStatus,
 };
 use crate::backend::Grant;
-use crate::policy::{self, Claimants, GrantChange, PermissionDecision};
+use crate::policy::{self, Claimants, GrantChange, GrantMade, PermissionDecision};
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
@@ -50,14 +51,23 @@ async fn switch(obj: Arc<PurchasePermission>, ctx: Arc<Context>) -> Result<Actio
     let known = ctx.written.known_status(&obj);
     let (known, forged) = ctx.owned.with_recorded_grant(&obj, known);
     let related = Related::gather(&ctx.caches, &ns, &obj);
-    let facts = related.facts(&obj, known.as_ref());
+    let not_ready = ctx.backend.not_ready(&ns);
+    let backend = policy::BackendFact {
+        kind: ctx.backend.kind(),
+        not_ready: not_ready.as_deref(),
+    };
+    let facts = related.facts(&obj, known.as_ref(), backend);
     let mut decision = policy::permission_decision(&facts, now());
     // Someone else's status is written over even where it matches the corrected one.
     decision.status_changed |= forged;
-    if let Err(error) = switch_grant(&ctx, &obj, known.as_ref(), &decision).await {
-        show_grant_pending(&ctx, &obj, &facts, &decision, &error).await;
-        return Err(error);
-    }
+    let decision = match switch_grant(&ctx, &ns, &obj, known.as_ref(), &decision).await {
+        Ok(Some(made)) => policy::with_grant_made(decision, &made),
+        Ok(None) => correct_drift(&ctx, &ns, &obj, decision).await?,
+        Err(error) => {
+            show_grant_pending(&ctx, &obj, &facts, &decision, &error).await;
+            return Err(error);
+        }
+    };
     record(&ctx, &obj, decision).await?;
     Ok(Action::await_change())
 }
@@ -94,6 +104,7 @@ impl Related {
         &'a self,
         obj: &'a PurchasePermission,
         current: Option<&'a PurchasePermissionStatus>,
+        backend: policy::BackendFact<'a>,
     ) -> policy::PermissionFacts<'a> {
         let subscriptions = self
             .subscriptions
@@ -118,39 +129,82 @@ impl Related {
                     .map(|o| seniority(o.as_ref()))
                     .collect(),
             },
+            backend,
         }
     }
 }
 
 /// Carries out the decision's grant change in the backend. It comes first, so a status never
-/// claims what the backend lacks.
+/// claims what the backend lacks. Returns what the backend made, when it made a grant.
 async fn switch_grant(
     ctx: &Context,
+    ns: &str,
     obj: &PurchasePermission,
     known: Option<&PurchasePermissionStatus>,
     decision: &PermissionDecision,
-) -> Result<(), Error> {
+) -> Result<Option<GrantMade>, Error> {
     match decision.grant {
-        GrantChange::Create => {
-            let grant = Grant {
-                customer_tenant_id: decision
-                    .status
-                    .granted_tenant_id
-                    .clone()
-                    .unwrap_or_default(),
-                resources: obj
-                    .spec
-                    .resources
-                    .iter()
-                    .map(|r| r.partner_center_name().to_string())
-                    .collect(),
-            };
-            ctx.grant(&grant).await?;
+        GrantChange::Create | GrantChange::Update => {
+            let grant = grant_of(ns, obj, &decision.status);
+            let made = ctx.grant(&grant).await?;
+            ctx.drift.checked(obj);
+            Ok(Some(made))
         }
-        GrantChange::Delete => ctx.revoke(&granted_tenant(known)).await?,
-        GrantChange::None => {}
+        GrantChange::Delete => {
+            ctx.revoke(ns, &granted_tenant(known)).await?;
+            ctx.drift.checked(obj);
+            Ok(None)
+        }
+        GrantChange::None => Ok(None),
     }
-    Ok(())
+}
+
+/// The grant a status records (or is about to), as the backend takes it.
+fn grant_of(ns: &str, obj: &PurchasePermission, status: &PurchasePermissionStatus) -> Grant {
+    let resources = if status.granted_resources.is_empty() {
+        &obj.spec.resources
+    } else {
+        &status.granted_resources
+    };
+    Grant {
+        namespace: ns.to_string(),
+        customer_tenant_id: status.granted_tenant_id.clone().unwrap_or_default(),
+        resources: resources
+            .iter()
+            .map(|r| r.partner_center_name().to_string())
+            .collect(),
+    }
+}
+
+/// When the activity log named this customer, or the daily check is due: the grant is checked
+/// where it lives and put back as declared if someone changed it there (logged as drift).
+async fn correct_drift(
+    ctx: &Context,
+    ns: &str,
+    obj: &PurchasePermission,
+    mut decision: PermissionDecision,
+) -> Result<PermissionDecision, Error> {
+    let holds_switch = decision.status.conditions.iter().all(|c| {
+        c.reason != crate::api::conditions::reasons::DUPLICATE_PERMISSION
+            && c.reason != crate::api::conditions::reasons::CONNECTION_NOT_READY
+    });
+    let enabled = decision.status.state == PermissionState::Enabled;
+    if !holds_switch || !ctx.drift.due(obj, enabled) {
+        return Ok(decision);
+    }
+    let mut grant = grant_of(ns, obj, &decision.status);
+    if !enabled {
+        let customer = ctx.caches.customer(ns, &obj.spec.customer_ref.name);
+        match customer {
+            Some(c) => grant.customer_tenant_id = c.spec.tenant_id.clone(),
+            None => return Ok(decision),
+        }
+    }
+    if ctx.verify(&grant, enabled).await? {
+        decision.events.push(policy::drift_corrected(enabled));
+    }
+    ctx.drift.checked(obj);
+    Ok(decision)
 }
 
 /// The grant change failed and will be retried: the status says so (`Reconciling` True) until
@@ -194,9 +248,14 @@ async fn withdraw_on_delete(
 ) -> Result<Action, Error> {
     let known = ctx.written.known_status(&obj);
     ctx.written.forget(&obj);
-    if let Some(event) = policy::withdraw_on_delete(known.as_ref()) {
-        ctx.revoke(&granted_tenant(known.as_ref())).await?;
-        events::publish(&ctx, obj.as_ref(), &event).await;
+    ctx.drift.forget(obj.as_ref());
+    let policy = obj.spec.deletion_policy;
+    if let Some(withdrawal) = policy::withdraw_on_delete(known.as_ref(), policy) {
+        if withdrawal.revoke {
+            let ns = obj.namespace().ok_or(Error::NoNamespace)?;
+            ctx.revoke(&ns, &granted_tenant(known.as_ref())).await?;
+        }
+        events::publish(&ctx, obj.as_ref(), &withdrawal.event).await;
     }
     Ok(Action::await_change())
 }

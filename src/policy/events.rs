@@ -11,6 +11,9 @@ pub enum EventType {
 pub mod actions {
     pub const CREATE: &str = "CreateCustomerPurchasePermissions";
     pub const DELETE: &str = "DeleteCustomerPurchasePermissions";
+    pub const UPDATE: &str = "UpdateCustomerPurchasePermissions";
+    pub const ADOPT: &str = "AdoptCustomerPurchasePermissions";
+    pub const ORPHAN: &str = "OrphanCustomerPurchasePermissions";
     pub const CHECK_PREREQUISITES: &str = "CheckPrerequisites";
 }
 

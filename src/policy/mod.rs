@@ -12,8 +12,9 @@ pub use conditions::{DesiredCondition, merge_conditions, merge_conditions_droppi
 pub use customer::{CustomerFacts, customer_status, decide_customer};
 pub use events::{ActivityEvent, EventType, actions};
 pub use permission::{
-    GrantChange, PermissionDecision, PermissionFacts, SubscriptionFact, grant_pending,
-    permission_decision, withdraw_on_delete,
+    BackendFact, GrantChange, GrantMade, PermissionDecision, PermissionFacts, SubscriptionFact,
+    Withdrawal, drift_corrected, grant_pending, permission_decision, with_grant_made,
+    withdraw_on_delete,
 };
 pub use role_assignment::{RoleAssignmentFacts, decide_role_assignment, role_assignment_status};
 pub use subscription::{

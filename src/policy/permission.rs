@@ -8,8 +8,8 @@ use super::{
 };
 use crate::api::conditions::{reasons, types};
 use crate::api::{
-    AzureSubscriptionSpec, Condition, PermissionState, PurchasePermissionSpec,
-    PurchasePermissionStatus,
+    AzureSubscriptionSpec, Condition, DeletionPolicy, GrantBackend, PermissionState,
+    PurchasePermissionSpec, PurchasePermissionStatus, PurchaseResource,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -35,6 +35,25 @@ pub struct PermissionFacts<'a> {
     pub subscriptions: Vec<SubscriptionFact<'a>>,
     /// The PurchasePermissions for the same customer (the oldest one holds the switch).
     pub claimants: Claimants<'a>,
+    /// Where grants live, and whether a grant change can be made now.
+    pub backend: BackendFact<'a>,
+}
+
+/// Where grants live and whether they can be switched now.
+#[derive(Clone, Copy, Debug)]
+pub struct BackendFact<'a> {
+    pub kind: GrantBackend,
+    /// Why no grant change can be made now (no Ready PartnerCenterConnection); `None` when one can.
+    pub not_ready: Option<&'a str>,
+}
+
+impl Default for BackendFact<'_> {
+    fn default() -> Self {
+        BackendFact {
+            kind: GrantBackend::Cluster,
+            not_ready: None,
+        }
+    }
 }
 
 /// What the backend must do with the grant.
@@ -45,6 +64,8 @@ pub enum GrantChange {
     Create,
     /// Turn it off (Partner Center: delete the SelfServePolicy).
     Delete,
+    /// Change what the grant in effect covers (Partner Center: update the SelfServePolicy).
+    Update,
 }
 
 /// The status a PurchasePermission should have, what to do with the grant, and the activity log
@@ -75,10 +96,13 @@ pub fn permission_decision(facts: &PermissionFacts<'_>, now: Timestamp) -> Permi
         _ if duplicate_of.is_some() => GrantChange::None,
         (false, true) => GrantChange::Create,
         (true, false) => GrantChange::Delete,
+        (true, true) if resources_changed(facts) => GrantChange::Update,
         _ => GrantChange::None,
     };
+    let (state, ready, grant) = hold_without_backend(facts, state, ready, grant);
     let events = activity_log(facts, grant, &ready);
-    let status = next_status(facts, state, was_granted, checks, ready, now);
+    let made = grant != GrantChange::None;
+    let status = next_status(facts, state, was_granted, made, checks, ready, now);
     PermissionDecision {
         status_changed: facts.current != Some(&status),
         status,
@@ -294,6 +318,48 @@ fn switch_state(
     }
 }
 
+/// Whether `spec.resources` differs from what the grant in effect covers (a status from before
+/// `grantedResources` was recorded counts as covering the spec).
+fn resources_changed(facts: &PermissionFacts<'_>) -> bool {
+    let granted = facts
+        .current
+        .map(|s| s.granted_resources.as_slice())
+        .unwrap_or(&[]);
+    !granted.is_empty() && sorted(granted) != sorted(&facts.spec.resources)
+}
+
+fn sorted(resources: &[PurchaseResource]) -> Vec<PurchaseResource> {
+    let mut v = resources.to_vec();
+    v.sort_by_key(|r| r.partner_center_name());
+    v.dedup();
+    v
+}
+
+/// Without a ready backend no grant changes: the state stays where the grant is, and Ready says
+/// what the change waits for. A decision that changes no grant needs no backend.
+fn hold_without_backend(
+    facts: &PermissionFacts<'_>,
+    state: PermissionState,
+    ready: DesiredCondition,
+    grant: GrantChange,
+) -> (PermissionState, DesiredCondition, GrantChange) {
+    let Some(why) = facts.backend.not_ready.filter(|_| grant != GrantChange::None) else {
+        return (state, ready, grant);
+    };
+    let (state, waiting) = match grant {
+        GrantChange::Create => (PermissionState::Blocked, "enabling"),
+        GrantChange::Delete => (PermissionState::Enabled, "switching off"),
+        _ => (PermissionState::Enabled, "changing the resources"),
+    };
+    let ready = DesiredCondition::new(
+        types::READY,
+        false,
+        reasons::CONNECTION_NOT_READY,
+        format!("{waiting} waits for Partner Center: {why}"),
+    );
+    (state, ready, GrantChange::None)
+}
+
 /// The activity-log entries of this decision: the switch flipped, and a warning the first
 /// time a given reason keeps it from being ready.
 fn activity_log(
@@ -310,12 +376,22 @@ fn activity_log(
             note: format!("{ENABLED_NOTE} Resources: {}.", resources(facts.spec)),
         }),
         GrantChange::Delete => events.push(withdrawn_event("switched off")),
+        GrantChange::Update => events.push(ActivityEvent {
+            type_: EventType::Normal,
+            reason: reasons::PERMISSION_UPDATED,
+            action: actions::UPDATE,
+            note: format!(
+                "What the customer may purchase changed. Resources: {}.",
+                resources(facts.spec)
+            ),
+        }),
         GrantChange::None => {}
     }
     let previous_ready = facts
         .current
         .and_then(|s| find(&s.conditions, types::READY));
-    if facts.spec.enabled && !ready.status {
+    let waits = facts.spec.enabled || ready.reason == reasons::CONNECTION_NOT_READY;
+    if waits && !ready.status {
         let already_warned =
             previous_ready.is_some_and(|c| c.status == "False" && c.reason == ready.reason);
         if !already_warned {
@@ -336,6 +412,7 @@ fn next_status(
     facts: &PermissionFacts<'_>,
     state: PermissionState,
     was_granted: bool,
+    made: bool,
     checks: Prerequisites,
     ready: DesiredCondition,
     now: Timestamp,
@@ -357,6 +434,7 @@ fn next_status(
             .or_else(|| facts.customer_tenant.map(String::from)),
         _ => None,
     };
+    let grant = granted_record(facts, state, was_granted, made);
     // kstatus' abnormal-true conditions are present only while they hold: `Reconciling` is
     // dropped (any grant change is made before this status is written), `Stalled` is kept only
     // while something waits for a human. (Absent is what kstatus reads as False, and it keeps
@@ -377,11 +455,53 @@ fn next_status(
         .collect();
     PurchasePermissionStatus {
         granted_tenant_id,
+        granted_resources: grant.resources,
+        backend: grant.backend,
+        policy_id: grant.policy_id,
         observed_generation: facts.generation,
         state,
         eligible_subscriptions: checks.eligible_subscriptions,
         enabled_since,
         conditions: merge_conditions_dropping(existing, &desired, dropped, facts.generation, now),
+    }
+}
+
+/// What the status records of the grant in effect: what it covers, where it lives, its id.
+struct GrantedRecord {
+    resources: Vec<PurchaseResource>,
+    backend: Option<GrantBackend>,
+    policy_id: Option<String>,
+}
+
+/// The grant record after this decision: none when no grant is in effect; the spec's resources
+/// and this backend when the decision makes a grant change; otherwise what was recorded. The
+/// policy id comes from the backend (`with_grant_made`).
+fn granted_record(
+    facts: &PermissionFacts<'_>,
+    state: PermissionState,
+    was_granted: bool,
+    made: bool,
+) -> GrantedRecord {
+    let current = facts.current.filter(|_| was_granted);
+    if state != PermissionState::Enabled {
+        return GrantedRecord {
+            resources: Vec::new(),
+            backend: None,
+            policy_id: None,
+        };
+    }
+    let kept = current.map(|s| s.granted_resources.clone()).unwrap_or_default();
+    GrantedRecord {
+        resources: if made || kept.is_empty() {
+            sorted(&facts.spec.resources)
+        } else {
+            kept
+        },
+        backend: current
+            .and_then(|s| s.backend)
+            .filter(|_| !made)
+            .or(Some(facts.backend.kind)),
+        policy_id: current.and_then(|s| s.policy_id.clone()),
     }
 }
 
@@ -401,8 +521,9 @@ pub fn grant_pending(
     now: Timestamp,
 ) -> Option<PurchasePermissionStatus> {
     let switching = match decision.grant {
-        GrantChange::Create => "on",
-        GrantChange::Delete => "off",
+        GrantChange::Create => "switching the permission on",
+        GrantChange::Delete => "switching the permission off",
+        GrantChange::Update => "changing what the permission covers",
         GrantChange::None => return None,
     };
     let current = facts.current.cloned().unwrap_or_default();
@@ -410,7 +531,7 @@ pub fn grant_pending(
         types::RECONCILING,
         true,
         reasons::GRANT_PENDING,
-        format!("switching the permission {switching}; the backend failed, retrying: {error}"),
+        format!("{switching}; the backend failed, retrying: {error}"),
     );
     let conditions = merge_conditions(&current.conditions, &[reconciling], facts.generation, now);
     let pending = PurchasePermissionStatus {
@@ -437,12 +558,86 @@ fn withdrawn_event(how: &str) -> ActivityEvent {
     }
 }
 
-/// Deleting a PurchasePermission: when its grant is in effect, it must be withdrawn first and
-/// the withdrawal logged; otherwise it can go at once.
-pub fn withdraw_on_delete(current: Option<&PurchasePermissionStatus>) -> Option<ActivityEvent> {
-    current
-        .filter(|s| s.state == PermissionState::Enabled)
-        .map(|_| withdrawn_event("PurchasePermission deleted"))
+/// What the backend reported when it made a grant: its id there, and whether it already
+/// existed (made elsewhere, now managed here).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GrantMade {
+    pub policy_id: Option<String>,
+    pub adopted: bool,
+}
+
+/// The decision once its grant change is made: the status records the backend's id for it, and
+/// a grant that already existed is logged as adopted rather than enabled.
+pub fn with_grant_made(mut decision: PermissionDecision, made: &GrantMade) -> PermissionDecision {
+    if made.policy_id.is_some() && decision.status.state == PermissionState::Enabled {
+        decision.status.policy_id = made.policy_id.clone();
+        decision.status_changed = true;
+    }
+    if made.adopted {
+        for e in decision.events.iter_mut() {
+            if e.reason == reasons::PERMISSION_ENABLED {
+                *e = ActivityEvent {
+                    type_: EventType::Normal,
+                    reason: reasons::PERMISSION_ADOPTED,
+                    action: actions::ADOPT,
+                    note: format!(
+                        "Partner Center already let the customer purchase (policy {}); the operator manages that grant now. The partner pays for every purchase and is not notified of them.",
+                        made.policy_id.as_deref().unwrap_or("unknown")
+                    ),
+                };
+            }
+        }
+    }
+    decision
+}
+
+/// The switch was found changed outside the cluster and put back as declared.
+pub fn drift_corrected(enabled: bool) -> ActivityEvent {
+    let (action, how) = if enabled {
+        (actions::CREATE, "turned back on")
+    } else {
+        (actions::DELETE, "turned back off")
+    };
+    ActivityEvent {
+        type_: EventType::Warning,
+        reason: reasons::DRIFT_CORRECTED,
+        action,
+        note: format!(
+            "The permission was changed outside the cluster (in Partner Center) and was {how} as declared."
+        ),
+    }
+}
+
+/// What deleting a PurchasePermission does: whether its grant is withdrawn first, and the
+/// activity-log entry (none when no grant is in effect).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Withdrawal {
+    pub revoke: bool,
+    pub event: ActivityEvent,
+}
+
+/// Deleting a PurchasePermission: a grant in effect is withdrawn first and the withdrawal
+/// logged, unless the deletion policy orphans it (logged too: the partner keeps paying).
+pub fn withdraw_on_delete(
+    current: Option<&PurchasePermissionStatus>,
+    policy: DeletionPolicy,
+) -> Option<Withdrawal> {
+    current.filter(|s| s.state == PermissionState::Enabled)?;
+    Some(match policy {
+        DeletionPolicy::Withdraw => Withdrawal {
+            revoke: true,
+            event: withdrawn_event("PurchasePermission deleted"),
+        },
+        DeletionPolicy::Orphan => Withdrawal {
+            revoke: false,
+            event: ActivityEvent {
+                type_: EventType::Normal,
+                reason: reasons::PERMISSION_ORPHANED,
+                action: actions::ORPHAN,
+                note: "PurchasePermission deleted with deletionPolicy Orphan: the customer may still purchase its own Azure reservations, billed to the partner.".into(),
+            },
+        },
+    })
 }
 
 #[cfg(test)]

@@ -146,9 +146,9 @@ async fn kubectl_apply_k_deploy_installs_everything() {
     );
 
     // The documented upgrade: CRDs first with server-side apply (crds/Kustomization is not a
-    // manifest, so `-f crds/` sees only the four CRDs), then the Deployment.
+    // manifest, so `-f crds/` sees only the five CRDs), then the Deployment.
     let crds = env.ok(&["apply", "--server-side", "-f", CRDS]).await;
-    assert_eq!(crds.matches("serverside-applied").count(), 4, "{crds}");
+    assert_eq!(crds.matches("serverside-applied").count(), 5, "{crds}");
     env.ok(&["apply", "-k", DEPLOY]).await;
 
     // The example agent bindings apply in a partner namespace.

@@ -6,6 +6,8 @@ use crate::support::kubectl::patch_enabled;
 use crate::support::paths::EXAMPLES;
 use crate::support::{Env, spawn_controllers};
 use csp_operator::backend::{Backend, BackendError, BackendFuture, Grant};
+use csp_operator::api::GrantBackend;
+use csp_operator::policy::GrantMade;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -544,12 +546,24 @@ impl Backend for OutageBackend {
         "outage"
     }
 
-    fn grant<'a>(&'a self, _grant: &'a Grant) -> BackendFuture<'a> {
+    fn kind(&self) -> GrantBackend {
+        GrantBackend::Cluster
+    }
+
+    fn not_ready(&self, _namespace: &str) -> Option<String> {
+        None
+    }
+
+    fn grant<'a>(&'a self, _grant: &'a Grant) -> BackendFuture<'a, GrantMade> {
+        Box::pin(async { self.answer().map(|()| GrantMade::default()) })
+    }
+
+    fn revoke<'a>(&'a self, _ns: &'a str, _customer_tenant_id: &'a str) -> BackendFuture<'a, ()> {
         Box::pin(async { self.answer() })
     }
 
-    fn revoke<'a>(&'a self, _customer_tenant_id: &'a str) -> BackendFuture<'a> {
-        Box::pin(async { self.answer() })
+    fn verify<'a>(&'a self, _grant: &'a Grant, _enabled: bool) -> BackendFuture<'a, bool> {
+        Box::pin(async { self.answer().map(|()| false) })
     }
 }
 

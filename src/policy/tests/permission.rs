@@ -3,7 +3,10 @@
 use super::*;
 use crate::api::conditions::{reasons, types};
 use crate::api::{AzureSubscriptionSpec, PermissionState, PurchasePermissionSpec};
-use crate::api::{BillingType, LocalRef, Offer, PurchaseResource, SubscriptionState};
+use crate::api::{
+    BillingType, DeletionPolicy, GrantBackend, LocalRef, Offer, PurchaseResource,
+    SubscriptionState,
+};
 use crate::policy::Claimants;
 use crate::policy::conditions::find;
 use crate::policy::events::{EventType, actions};
@@ -31,6 +34,7 @@ fn perm(enabled: bool) -> PurchasePermissionSpec {
         subscription_ref: None,
         resources: vec![PurchaseResource::AzureReservations],
         enabled,
+        deletion_policy: DeletionPolicy::Withdraw,
     }
 }
 
@@ -45,6 +49,7 @@ fn facts<'a>(
         customer_tenant: Some(TENANT),
         subscriptions: subs,
         claimants: Claimants::default(),
+        backend: BackendFact::default(),
     }
 }
 
@@ -691,7 +696,7 @@ fn a_duplicate_never_holds_or_withdraws_the_grant() {
             .all(|e| e.action == actions::CHECK_PREREQUISITES)
     );
     assert_eq!(
-        withdraw_on_delete(Some(&demoted.status)),
+        withdraw_on_delete(Some(&demoted.status), DeletionPolicy::Withdraw),
         None,
         "deleting it withdraws nothing"
     );
@@ -712,7 +717,10 @@ fn deleting_an_enabled_permission_withdraws_it() {
         ),
         t(0),
     );
-    let e = withdraw_on_delete(Some(&granted.status)).expect("withdrawal event");
+    let w = withdraw_on_delete(Some(&granted.status), DeletionPolicy::Withdraw)
+        .expect("withdrawal");
+    assert!(w.revoke);
+    let e = w.event;
     assert_eq!(
         (e.type_, e.reason, e.action),
         (
@@ -721,9 +729,17 @@ fn deleting_an_enabled_permission_withdraws_it() {
             actions::DELETE
         )
     );
+    // Orphan: the object goes, the grant stays, and the activity log says so.
+    let w = withdraw_on_delete(Some(&granted.status), DeletionPolicy::Orphan).expect("logged");
+    assert!(!w.revoke);
+    assert_eq!(
+        (w.event.reason, w.event.action),
+        (reasons::PERMISSION_ORPHANED, actions::ORPHAN)
+    );
     let blocked = permission_decision(&facts(&spec, vec![]), t(0));
-    assert_eq!(withdraw_on_delete(Some(&blocked.status)), None);
-    assert_eq!(withdraw_on_delete(None), None);
+    let policy = DeletionPolicy::Withdraw;
+    assert_eq!(withdraw_on_delete(Some(&blocked.status), policy), None);
+    assert_eq!(withdraw_on_delete(None, policy), None);
 }
 
 #[test]
@@ -815,4 +831,172 @@ fn a_failed_grant_change_shows_reconciling_until_it_is_made() {
     };
     let quiet = permission_decision(&settled, t(20));
     assert_eq!(grant_pending(&settled, &quiet, "irrelevant", t(20)), None);
+}
+
+fn owner_on_plan(plan: &AzureSubscriptionSpec) -> Vec<SubscriptionFact<'_>> {
+    vec![SubscriptionFact {
+        name: "plan",
+        spec: plan,
+        has_owner: true,
+    }]
+}
+
+#[test]
+fn a_grant_records_what_it_covers_where_it_lives_and_its_id() {
+    let (spec, plan) = (perm(true), plan());
+    let pc = BackendFact {
+        kind: GrantBackend::PartnerCenter,
+        not_ready: None,
+    };
+    let d = permission_decision(
+        &PermissionFacts {
+            backend: pc,
+            ..facts(&spec, owner_on_plan(&plan))
+        },
+        t(0),
+    );
+    assert_eq!(d.grant, GrantChange::Create);
+    assert_eq!(
+        d.status.granted_resources,
+        vec![PurchaseResource::AzureReservations]
+    );
+    assert_eq!(d.status.backend, Some(GrantBackend::PartnerCenter));
+    let made = GrantMade {
+        policy_id: Some("p_c".into()),
+        adopted: false,
+    };
+    let d = with_grant_made(d, &made);
+    assert_eq!(d.status.policy_id.as_deref(), Some("p_c"));
+    assert_eq!(d.events[0].reason, reasons::PERMISSION_ENABLED);
+    // An existing policy taken over is logged as adopted, not as a new grant.
+    let adopted = with_grant_made(
+        permission_decision(&facts(&spec, owner_on_plan(&plan)), t(0)),
+        &GrantMade {
+            adopted: true,
+            ..made
+        },
+    );
+    assert_eq!(
+        (adopted.events[0].reason, adopted.events[0].action),
+        (reasons::PERMISSION_ADOPTED, actions::ADOPT)
+    );
+    // The next decision keeps the record and changes nothing.
+    let again = permission_decision(
+        &PermissionFacts {
+            current: Some(&d.status),
+            backend: pc,
+            ..facts(&spec, owner_on_plan(&plan))
+        },
+        t(10),
+    );
+    assert_eq!(again.grant, GrantChange::None);
+    assert!(!again.status_changed, "{:?}", again.status);
+    assert_eq!(again.status.policy_id.as_deref(), Some("p_c"));
+}
+
+#[test]
+fn changing_the_resources_of_a_grant_updates_it() {
+    let plan = plan();
+    let spec = perm(true);
+    let granted = permission_decision(&facts(&spec, owner_on_plan(&plan)), t(0));
+    let both = PurchasePermissionSpec {
+        resources: vec![
+            PurchaseResource::AzureSavingsPlan,
+            PurchaseResource::AzureReservations,
+        ],
+        ..perm(true)
+    };
+    let d = permission_decision(
+        &PermissionFacts {
+            current: Some(&granted.status),
+            ..facts(&both, owner_on_plan(&plan))
+        },
+        t(10),
+    );
+    assert_eq!(d.grant, GrantChange::Update);
+    assert_eq!(
+        (d.events[0].reason, d.events[0].action),
+        (reasons::PERMISSION_UPDATED, actions::UPDATE)
+    );
+    assert_eq!(d.status.granted_resources.len(), 2);
+    assert_eq!(d.status.enabled_since, granted.status.enabled_since);
+    // The same set in another order is no change.
+    let reordered = PurchasePermissionSpec {
+        resources: vec![
+            PurchaseResource::AzureReservations,
+            PurchaseResource::AzureSavingsPlan,
+        ],
+        ..perm(true)
+    };
+    let d2 = permission_decision(
+        &PermissionFacts {
+            current: Some(&d.status),
+            ..facts(&reordered, owner_on_plan(&plan))
+        },
+        t(20),
+    );
+    assert_eq!(d2.grant, GrantChange::None);
+}
+
+#[test]
+fn without_a_ready_connection_no_grant_changes_and_ready_says_why() {
+    let plan = plan();
+    let (on, off) = (perm(true), perm(false));
+    let down = BackendFact {
+        kind: GrantBackend::PartnerCenter,
+        not_ready: Some("no PartnerCenterConnection in namespace \"partner-a\""),
+    };
+    // Enabling waits: Blocked, ConnectionNotReady, one warning.
+    let d = permission_decision(
+        &PermissionFacts {
+            backend: down,
+            ..facts(&on, owner_on_plan(&plan))
+        },
+        t(0),
+    );
+    assert_eq!(d.grant, GrantChange::None);
+    assert_eq!(d.status.state, PermissionState::Blocked);
+    assert_eq!(ready(&d), ("False", reasons::CONNECTION_NOT_READY));
+    assert!(
+        find(&d.status.conditions, types::READY)
+            .is_some_and(|c| c.message.contains("no PartnerCenterConnection")),
+        "{:?}",
+        d.status.conditions
+    );
+    assert_eq!(d.events.len(), 1);
+    assert_eq!(d.events[0].type_, EventType::Warning);
+    // A grant in effect stays Enabled when switching off must wait.
+    let granted = permission_decision(&facts(&on, owner_on_plan(&plan)), t(0));
+    let d = permission_decision(
+        &PermissionFacts {
+            current: Some(&granted.status),
+            backend: down,
+            ..facts(&off, owner_on_plan(&plan))
+        },
+        t(10),
+    );
+    assert_eq!(d.grant, GrantChange::None);
+    assert_eq!(d.status.state, PermissionState::Enabled);
+    assert_eq!(ready(&d), ("False", reasons::CONNECTION_NOT_READY));
+    // A decision that changes no grant does not need the connection.
+    let d = permission_decision(
+        &PermissionFacts {
+            current: Some(&granted.status),
+            backend: down,
+            ..facts(&on, owner_on_plan(&plan))
+        },
+        t(10),
+    );
+    assert_eq!(ready(&d), ("True", reasons::PERMISSION_ENABLED));
+}
+
+#[test]
+fn drift_corrections_are_logged_as_warnings_with_the_switch_direction() {
+    let on = drift_corrected(true);
+    let off = drift_corrected(false);
+    assert_eq!(
+        (on.type_, on.reason, on.action),
+        (EventType::Warning, reasons::DRIFT_CORRECTED, actions::CREATE)
+    );
+    assert_eq!(off.action, actions::DELETE);
 }
