@@ -494,6 +494,21 @@ async fn arm_role_assignments_list_create_and_delete() {
     assert_eq!(arm_call(&http, "DELETE", &path, &t, None).await.status, 200);
     assert_eq!(arm_call(&http, "DELETE", &path, &t, None).await.status, 204);
 
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn arm_refuses_another_tenant_audience_or_role() {
+    let (sim, http) = start().await;
+    let t = http.token(CONTOSO, ADMIN_RT, ARM).await;
+    let list = format!(
+        "/subscriptions/{CONTOSO_AZURE}/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01&$filter=atScope()"
+    );
+    let no_version = list.replace("api-version=2022-04-01&", "");
+    assert_eq!(
+        arm_call(&http, "GET", &no_version, &t, None).await.body["error"]["code"],
+        "MissingApiVersionParameter"
+    );
     let northwind = http.token(NORTHWIND, ADMIN_RT, ARM).await;
     let wrong_tenant = arm_call(&http, "GET", &list, &northwind, None).await;
     assert_eq!(
