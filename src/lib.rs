@@ -6,4 +6,5 @@ pub mod backend;
 pub mod bench;
 pub mod controller;
 pub mod policy;
+pub mod simulator;
 pub mod up;

@@ -73,6 +73,19 @@ enum Command {
         #[arg(long)]
         state: Option<PathBuf>,
     },
+    /// Serve the Partner Center + Azure Resource Manager simulator (login, Partner Center and
+    /// ARM endpoints on one plain-HTTP loopback origin) until Ctrl-C.
+    PartnerCenterSim {
+        /// The world to serve (YAML; see examples/partner-center/world.yaml).
+        #[arg(long)]
+        world: PathBuf,
+        /// Port on 127.0.0.1.
+        #[arg(long, default_value_t = 6551)]
+        port: u16,
+        /// Partner Center requests per minute per partner tenant (the real limit is 500).
+        #[arg(long, default_value_t = 500)]
+        requests_per_minute: u32,
+    },
 }
 
 #[derive(clap::Args)]
@@ -224,6 +237,11 @@ async fn main_async(cli: Cli) -> ExitCode {
             metrics_addr,
             state,
         } => up(port, kubeconfig, apply, metrics_addr, state).await,
+        Command::PartnerCenterSim {
+            world,
+            port,
+            requests_per_minute,
+        } => partner_center_sim(world, port, requests_per_minute).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -289,6 +307,30 @@ async fn run(args: RunArgs) -> Result<(), AnyError> {
     )
     .await?;
     tracing::info!("controllers stopped");
+    Ok(())
+}
+
+async fn partner_center_sim(
+    world: PathBuf,
+    port: u16,
+    requests_per_minute: u32,
+) -> Result<(), AnyError> {
+    use csp_operator::simulator::{Limits, Simulator, SimulatorOptions, World};
+    let stop = shutdown_signal();
+    let options = SimulatorOptions {
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        limits: Limits {
+            partner_center_per_minute: requests_per_minute,
+            ..Limits::default()
+        },
+    };
+    let sim = Simulator::start(World::load(&world)?, options).await?;
+    println!("Partner Center simulator listening on {}", sim.base_url());
+    println!(
+        "use it as the login, Partner Center and Azure Resource Manager endpoint; Ctrl-C stops"
+    );
+    stop.await;
+    sim.shutdown().await;
     Ok(())
 }
 
