@@ -5,5 +5,6 @@ pub mod apiserver;
 pub mod backend;
 pub mod bench;
 pub mod controller;
+pub mod partnercenter;
 pub mod policy;
 pub mod up;
