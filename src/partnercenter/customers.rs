@@ -80,7 +80,7 @@ impl PartnerCenter {
     }
 }
 
-fn audit_path(query: &AuditQuery) -> String {
+pub(super) fn audit_path(query: &AuditQuery) -> String {
     let mut path = format!("/v1/auditrecords?startDate={}", encode(&query.start_date));
     if let Some(end) = &query.end_date {
         path.push_str(&format!("&endDate={}", encode(end)));
