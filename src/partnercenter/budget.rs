@@ -49,11 +49,11 @@ enum PauseKey {
 }
 
 impl BudgetKey {
-    fn pause_key(&self) -> Option<PauseKey> {
+    fn pause_key(&self) -> PauseKey {
         match self {
-            BudgetKey::Login => Some(PauseKey::Login),
-            BudgetKey::PartnerCenter => Some(PauseKey::PartnerCenter),
-            BudgetKey::Subscription(id, _) => Some(PauseKey::Subscription(id.to_ascii_lowercase())),
+            BudgetKey::Login => PauseKey::Login,
+            BudgetKey::PartnerCenter => PauseKey::PartnerCenter,
+            BudgetKey::Subscription(id, _) => PauseKey::Subscription(id.to_ascii_lowercase()),
         }
     }
 }
@@ -122,7 +122,7 @@ impl Budgets {
 
     /// The pause in force for the budget `key` belongs to, if any.
     fn current_pause(&self, key: &BudgetKey) -> Option<Pause> {
-        let pause_key = key.pause_key()?;
+        let pause_key = key.pause_key();
         let mut pauses = self.pauses.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         pauses.retain(|_, p| p.until > now);
@@ -136,9 +136,7 @@ impl Budgets {
             until: Instant::now() + for_how_long,
             until_wall: SystemTime::now() + for_how_long,
         };
-        let Some(pause_key) = key.pause_key() else {
-            return until.until_wall;
-        };
+        let pause_key = key.pause_key();
         let mut pauses = self.pauses.lock().unwrap_or_else(|e| e.into_inner());
         let pause = pauses.entry(pause_key).or_insert(until);
         if pause.until < until.until {

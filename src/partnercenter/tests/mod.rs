@@ -636,6 +636,36 @@ async fn partner_center_403s_become_admin_agent_or_forbidden() {
 }
 
 #[tokio::test]
+async fn arm_refusals_about_the_tenant_are_forbidden_not_bad_credentials() {
+    let server = ScriptedServer::start().await;
+    server.push(Canned::json(
+        400,
+        json!({"error": "invalid_grant", "error_description": "AADSTS50020: User account from identity provider does not exist in tenant"}),
+    ));
+    server.push(grant(&jwt(CUSTOMER, ARM_AUDIENCE, &["pwd"]), "refresh-2"));
+    let wrong_tenant =
+        json!({"error": {"code": "InvalidAuthenticationTokenTenant", "message": "wrong issuer"}});
+    server.push(Canned::json(401, wrong_tenant.clone()));
+    server.push(grant(&jwt(CUSTOMER, ARM_AUDIENCE, &["pwd"]), "refresh-3"));
+    server.push(Canned::json(401, wrong_tenant));
+    let pc = client(&server);
+
+    let no_relationship = pc
+        .role_assignments_at(CUSTOMER, AZURE_SUBSCRIPTION)
+        .await
+        .expect_err("AADSTS50020");
+    assert_eq!(no_relationship.reason(), "Forbidden");
+    let other_tenant = pc
+        .role_assignments_at(CUSTOMER, AZURE_SUBSCRIPTION)
+        .await
+        .expect_err("tenant");
+    assert!(
+        matches!(&other_tenant, PartnerCenterError::Forbidden { code, .. } if code == "InvalidAuthenticationTokenTenant")
+    );
+    assert_eq!(server.logins().len(), 3, "one refresh after the 401");
+}
+
+#[tokio::test]
 async fn login_refusals_are_invalid_credentials() {
     let server = ScriptedServer::start().await;
     server.push(Canned::json(
