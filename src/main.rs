@@ -1,13 +1,12 @@
 //! The `csp-operator` command line (clap): each command calls into the library.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use csp_operator::backend::ClusterBackend;
+use csp_operator::backend::BackendChoice;
 use csp_operator::up::ApplyMode;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 // Allocation-heavy JSON work (API server and caches) runs markedly faster on mimalloc.
 #[global_allocator]
@@ -72,6 +71,14 @@ enum Command {
         /// exit; a corrupt file stops start-up).
         #[arg(long)]
         state: Option<PathBuf>,
+        /// Where grants live: partner-center (with a Partner Center simulator started next to the
+        /// API server) or cluster (no external calls).
+        #[arg(long, value_enum, default_value = "partner-center")]
+        backend: BackendChoice,
+        /// Port on 127.0.0.1 for the Partner Center simulator (examples/05-partner-center.yaml
+        /// points the connection at 6551).
+        #[arg(long, default_value_t = 6551)]
+        partner_center_port: u16,
     },
     /// Serve the Partner Center + Azure Resource Manager simulator (login, Partner Center and
     /// ARM endpoints on one plain-HTTP loopback origin) until Ctrl-C.
@@ -150,6 +157,10 @@ struct RunArgs {
     /// nothing changed.
     #[arg(long, default_value_t = 3600)]
     resync_secs: u64,
+    /// Where grants live: partner-center (each namespace's PartnerCenterConnection) or cluster
+    /// (no external calls; the status is the record).
+    #[arg(long, env = "CSP_BACKEND", value_enum, default_value = "partner-center")]
+    backend: BackendChoice,
 }
 
 impl RunArgs {
@@ -236,7 +247,20 @@ async fn main_async(cli: Cli) -> ExitCode {
             apply,
             metrics_addr,
             state,
-        } => up(port, kubeconfig, apply, metrics_addr, state).await,
+            backend,
+            partner_center_port,
+        } => {
+            up(csp_operator::up::UpOptions {
+                port,
+                kubeconfig,
+                apply,
+                metrics_addr,
+                state,
+                backend,
+                partner_center_port,
+            })
+            .await
+        }
         Command::PartnerCenterSim {
             world,
             port,
@@ -301,7 +325,7 @@ async fn run(args: RunArgs) -> Result<(), AnyError> {
     let client = kube::Client::try_default().await?;
     csp_operator::controller::run(
         client,
-        Arc::new(ClusterBackend),
+        args.backend.build(),
         args.options(),
         shutdown_signal(),
     )
@@ -334,24 +358,18 @@ async fn partner_center_sim(
     Ok(())
 }
 
-async fn up(
-    port: u16,
-    kubeconfig: PathBuf,
-    apply: Vec<PathBuf>,
-    metrics_addr: Option<SocketAddr>,
-    state: Option<PathBuf>,
-) -> Result<(), AnyError> {
+async fn up(opts: csp_operator::up::UpOptions) -> Result<(), AnyError> {
     let stop = shutdown_signal();
-    let opts = csp_operator::up::UpOptions {
-        port,
-        kubeconfig: kubeconfig.clone(),
-        apply: apply.clone(),
-        metrics_addr,
-        state: state.clone(),
-    };
     let running = csp_operator::up::start(&opts).await?;
+    let (apply, kubeconfig) = (opts.apply, opts.kubeconfig);
     let (server, client) = (&running.server, &running.client);
     println!("API server listening on {}", server.url());
+    if let Some(sim) = &running.simulator {
+        println!(
+            "Partner Center simulator listening on {} (login, Partner Center and Azure Resource Manager; fake world of examples/partner-center/world.yaml)",
+            sim.base_url()
+        );
+    }
     println!("CRDs installed; controllers running");
     let mode = match running.restored {
         Some(n) => {

@@ -2,14 +2,14 @@
 //! manifests, in one process.
 
 use crate::apiserver::{self, ApiServer};
-use crate::backend::ClusterBackend;
+use crate::backend::BackendChoice;
+use crate::simulator::{Simulator, SimulatorOptions, World};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::discovery::{Discovery, Scope};
 use kube::{Client, ResourceExt};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// Field manager of objects `up` applies.
 const APPLY_MANAGER: &str = "csp-operator-up";
@@ -43,6 +43,12 @@ pub enum UpError {
         "port {port} is already in use (another `csp-operator up`?); stop it or pick another port with --port"
     )]
     PortInUse { port: u16 },
+    #[error(
+        "port {port} is already in use (another `csp-operator up` or `partner-center-sim`?); stop it, pick another port with --partner-center-port, or use --backend cluster"
+    )]
+    SimulatorPortInUse { port: u16 },
+    #[error("Partner Center simulator: {0}")]
+    Simulator(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("Kubernetes API: {0}")]
@@ -217,6 +223,8 @@ pub struct Running {
     state: Option<PathBuf>,
     /// Objects restored from `--state` (None: no saved state was loaded).
     pub restored: Option<usize>,
+    /// The Partner Center simulator (with `--backend partner-center`).
+    pub simulator: Option<Simulator>,
 }
 
 impl Running {
@@ -244,6 +252,9 @@ pub struct UpOptions {
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Keep the objects in this file across restarts.
     pub state: Option<PathBuf>,
+    /// Where grants live; with Partner Center, the simulator runs on `partner_center_port`.
+    pub backend: BackendChoice,
+    pub partner_center_port: u16,
 }
 
 /// Starts everything; returns the server, the client and the controllers' task.
@@ -282,9 +293,13 @@ pub async fn start(opts: &UpOptions) -> Result<Running, UpError> {
         resync: Some(std::time::Duration::from_secs(3600)),
         ..Default::default()
     };
+    let simulator = match opts.backend {
+        BackendChoice::PartnerCenter => Some(start_simulator(opts.partner_center_port).await?),
+        BackendChoice::Cluster => None,
+    };
     let controllers = tokio::spawn(crate::controller::run(
         client.clone(),
-        Arc::new(ClusterBackend),
+        opts.backend.build(),
         run_opts,
         futures::future::pending(),
     ));
@@ -296,7 +311,22 @@ pub async fn start(opts: &UpOptions) -> Result<Running, UpError> {
         saver,
         state: opts.state.clone(),
         restored,
+        simulator,
     })
+}
+
+/// The Partner Center simulator, seeded with the world of `examples/` (fake partner A).
+async fn start_simulator(port: u16) -> Result<Simulator, UpError> {
+    let options = SimulatorOptions {
+        addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        ..SimulatorOptions::default()
+    };
+    Simulator::start(World::examples(), options)
+        .await
+        .map_err(|e| match e {
+            crate::simulator::SimulatorError::Bind { .. } => UpError::SimulatorPortInUse { port },
+            other => UpError::Simulator(other.to_string()),
+        })
 }
 
 /// Where `--state FILE` keeps the token and certificate: `FILE.credentials` (mode 0600; the

@@ -1,6 +1,6 @@
 //! The cluster backend: the PurchasePermission's status is the grant; nothing to call.
 
-use super::{Backend, BackendFuture, Grant};
+use super::{Backend, BackendFuture, Grant, Readiness};
 use crate::api::GrantBackend;
 use crate::policy::GrantMade;
 
@@ -17,8 +17,8 @@ impl Backend for ClusterBackend {
         GrantBackend::Cluster
     }
 
-    fn not_ready(&self, _namespace: &str) -> Option<String> {
-        None
+    fn readiness(&self, _namespace: &str) -> Readiness {
+        Readiness::Ready
     }
 
     fn grant<'a>(&'a self, _grant: &'a Grant) -> BackendFuture<'a, GrantMade> {

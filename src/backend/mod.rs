@@ -3,8 +3,10 @@
 //! SelfServePolicy, through the namespace's PartnerCenterConnection).
 
 mod cluster;
+mod partner_center;
 
 pub use cluster::ClusterBackend;
+pub use partner_center::{Connections, KnownCredentials, Link, PartnerCenterBackend};
 
 use crate::api::GrantBackend;
 use crate::policy::GrantMade;
@@ -34,9 +36,9 @@ pub trait Backend: Send + Sync {
     fn name(&self) -> &'static str;
     /// What the status records as the grant's home.
     fn kind(&self) -> GrantBackend;
-    /// Why no grant can be changed in this namespace now (e.g. no Ready PartnerCenterConnection);
-    /// `None` when it can. Read from memory: never a call.
-    fn not_ready(&self, namespace: &str) -> Option<String>;
+    /// Whether a grant can be changed in this namespace now (e.g. it has a Ready
+    /// PartnerCenterConnection). Read from memory: never a call.
+    fn readiness(&self, namespace: &str) -> Readiness;
     /// Switches the permission on, or makes it cover `resources` (idempotent).
     fn grant<'a>(&'a self, grant: &'a Grant) -> BackendFuture<'a, GrantMade>;
     /// Switches it off (idempotent: absent is fine).
@@ -45,4 +47,40 @@ pub trait Backend: Send + Sync {
     /// Puts the grant back as declared (`enabled`, covering `grant.resources`) when it was
     /// changed elsewhere; true when something had to be corrected.
     fn verify<'a>(&'a self, grant: &'a Grant, enabled: bool) -> BackendFuture<'a, bool>;
+    /// The namespaces' links to Partner Center, kept by the PartnerCenterConnection reconciler
+    /// (`None`: this backend needs no connection).
+    fn connections(&self) -> Option<Connections> {
+        None
+    }
+}
+
+/// Whether grants can be changed in a namespace now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// A connection exists but has not been checked yet: wait a moment rather than report it.
+    Settling,
+    /// Why not (no connection, credentials refused, ...).
+    NotReady(String),
+}
+
+/// Where grants live, as `run --backend` and `up --backend` choose it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendChoice {
+    /// Partner Center's SelfServePolicy, through each namespace's PartnerCenterConnection.
+    #[default]
+    PartnerCenter,
+    /// No external calls: the PurchasePermission's status is the record (for trying the rules).
+    Cluster,
+}
+
+impl BackendChoice {
+    pub fn build(self) -> std::sync::Arc<dyn Backend> {
+        match self {
+            BackendChoice::PartnerCenter => {
+                std::sync::Arc::new(PartnerCenterBackend::new(Connections::default()))
+            }
+            BackendChoice::Cluster => std::sync::Arc::new(ClusterBackend),
+        }
+    }
 }

@@ -13,6 +13,8 @@ pub enum Error {
     NoNamespace,
     #[error("leader election: {0}")]
     Leader(String),
+    #[error("Partner Center connection: {0}")]
+    Connection(String),
 }
 
 impl Error {
@@ -24,6 +26,7 @@ impl Error {
             Error::Finalizer(_) => "FinalizerError",
             Error::NoNamespace => "InvalidObject",
             Error::Leader(_) => "LeaderElectionError",
+            Error::Connection(_) => "PartnerCenterError",
         }
     }
 
@@ -35,6 +38,7 @@ impl Error {
             Error::Finalizer(_) => "finalizer",
             Error::NoNamespace => "no_namespace",
             Error::Leader(_) => "leader",
+            Error::Connection(_) => "connection",
         }
     }
 

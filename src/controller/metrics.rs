@@ -26,6 +26,7 @@ pub enum Kind {
     azuresubscription,
     roleassignment,
     purchasepermission,
+    partnercenterconnection,
 }
 
 /// The metric label of a kind by its Kubernetes kind name.
@@ -34,6 +35,7 @@ pub fn kind_of(kind: &str) -> Kind {
         "Customer" => Kind::customer,
         "AzureSubscription" => Kind::azuresubscription,
         "RoleAssignment" => Kind::roleassignment,
+        "PartnerCenterConnection" => Kind::partnercenterconnection,
         _ => Kind::purchasepermission,
     }
 }

@@ -12,6 +12,7 @@
 mod backoff;
 mod caches;
 mod context;
+mod connection;
 mod customer;
 mod drift;
 mod error;

@@ -10,13 +10,16 @@ use crate::api::{
     AzureSubscription, Customer, FINALIZER, PermissionState, PurchasePermission,
     PurchasePermissionStatus,
 };
-use crate::backend::Grant;
+use crate::backend::{Grant, Readiness};
 use crate::policy::{self, Claimants, GrantChange, GrantMade, PermissionDecision};
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer;
 use std::sync::Arc;
+
+/// How soon a grant change waiting for its namespace's connection to be checked is retried.
+const SETTLING_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub async fn reconcile(obj: Arc<PurchasePermission>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = obj.namespace().ok_or(Error::NoNamespace)?;
@@ -51,13 +54,20 @@ async fn switch(obj: Arc<PurchasePermission>, ctx: Arc<Context>) -> Result<Actio
     let known = ctx.written.known_status(&obj);
     let (known, forged) = ctx.owned.with_recorded_grant(&obj, known);
     let related = Related::gather(&ctx.caches, &ns, &obj);
-    let not_ready = ctx.backend.not_ready(&ns);
+    let readiness = ctx.backend.readiness(&ns);
     let backend = policy::BackendFact {
         kind: ctx.backend.kind(),
-        not_ready: not_ready.as_deref(),
+        not_ready: match &readiness {
+            Readiness::NotReady(why) => Some(why.as_str()),
+            _ => None,
+        },
     };
     let facts = related.facts(&obj, known.as_ref(), backend);
     let mut decision = policy::permission_decision(&facts, now());
+    if readiness == Readiness::Settling && decision.grant != GrantChange::None {
+        // The namespace's connection is being checked: decide once it is, rather than report it.
+        return Ok(Action::requeue(SETTLING_RETRY));
+    }
     // Someone else's status is written over even where it matches the corrected one.
     decision.status_changed |= forged;
     let decision = match switch_grant(&ctx, &ns, &obj, known.as_ref(), &decision).await {

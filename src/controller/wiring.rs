@@ -7,7 +7,7 @@ use super::context::Context;
 use super::metrics::{self, Metrics};
 use super::run::{RunOptions, Shutdown};
 use super::triggers::{self, Feeds, OwnTx, RefTx, Relations, Triggers};
-use super::{Error, customer, purchase_permission, role_assignment, subscription};
+use super::{Error, connection, customer, purchase_permission, role_assignment, subscription};
 use crate::api::{AzureSubscription, Customer, PurchasePermission, RoleAssignment};
 use crate::backend::Backend;
 use futures::channel::mpsc;
@@ -222,6 +222,8 @@ async fn reconcile_all(
             &stop,
         ),
     );
+    let connections = connection_controller(&ctx, &owns.3, &stop);
+    let controllers = futures::future::join(controllers, connections);
     // Decisions read all four caches: reconcile nothing until every cache has its first list,
     // or a restart would write half-informed statuses.
     tokio::select! {
@@ -239,6 +241,25 @@ async fn reconcile_all(
         }
         _ = stop.clone() => {}
     }
+}
+
+/// The PartnerCenterConnection controller, when grants live in Partner Center: it keeps the
+/// namespaces' links and wakes the permissions that wait for them or that drifted.
+fn connection_controller(
+    ctx: &Arc<Context>,
+    permissions: &OwnTx<PurchasePermission>,
+    stop: &Shutdown,
+) -> BoxFuture<'static, ()> {
+    let Some(connections) = ctx.backend.connections() else {
+        return futures::future::ready(()).boxed();
+    };
+    let own = permissions.clone();
+    let cc = Arc::new(connection::ConnectionContext {
+        ctx: ctx.clone(),
+        connections,
+        wake: Arc::new(move |p| own.send_each([p])),
+    });
+    connection::run(cc, stop.clone()).boxed()
 }
 
 /// One kind's controller: its own watch events and other kinds' triggers in, `reconcile` (timed

@@ -2,12 +2,14 @@
 //! caller passes `now`), no I/O. Reconcilers gather facts from caches, call these, then apply.
 
 pub mod conditions;
+mod connection;
 mod customer;
 mod events;
 mod permission;
 mod role_assignment;
 mod subscription;
 
+pub use connection::{ConnectionFacts, connection_status};
 pub use conditions::{DesiredCondition, merge_conditions, merge_conditions_dropping};
 pub use customer::{CustomerFacts, customer_status, decide_customer};
 pub use events::{ActivityEvent, EventType, actions};

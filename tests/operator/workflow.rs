@@ -5,7 +5,7 @@ use crate::support::clients::{free_port, http_get};
 use crate::support::kubectl::patch_enabled;
 use crate::support::paths::EXAMPLES;
 use crate::support::{Env, spawn_controllers};
-use csp_operator::backend::{Backend, BackendError, BackendFuture, Grant};
+use csp_operator::backend::{Backend, BackendError, BackendFuture, Grant, Readiness};
 use csp_operator::api::GrantBackend;
 use csp_operator::policy::GrantMade;
 use std::sync::Arc;
@@ -550,8 +550,8 @@ impl Backend for OutageBackend {
         GrantBackend::Cluster
     }
 
-    fn not_ready(&self, _namespace: &str) -> Option<String> {
-        None
+    fn readiness(&self, _namespace: &str) -> Readiness {
+        Readiness::Ready
     }
 
     fn grant<'a>(&'a self, _grant: &'a Grant) -> BackendFuture<'a, GrantMade> {

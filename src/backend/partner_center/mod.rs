@@ -1,0 +1,217 @@
+//! The Partner Center backend: a grant is the customer's SelfServePolicy, made, adopted,
+//! updated and deleted through the namespace's PartnerCenterConnection.
+
+mod connections;
+
+pub use connections::{Connections, KnownCredentials, Link};
+
+use super::{Backend, BackendError, BackendFuture, Grant, Readiness};
+use crate::api::GrantBackend;
+use crate::partnercenter::{PartnerCenter, PartnerCenterError, SelfServePolicy};
+use crate::policy::GrantMade;
+use std::collections::BTreeSet;
+
+/// Conflicting writes (stale etags) are re-read and retried this many times.
+const CONFLICT_RETRIES: usize = 3;
+
+/// Grants live in Partner Center.
+#[derive(Clone, Default)]
+pub struct PartnerCenterBackend {
+    connections: Connections,
+}
+
+impl PartnerCenterBackend {
+    pub fn new(connections: Connections) -> Self {
+        PartnerCenterBackend { connections }
+    }
+
+    /// The namespace's client, or why there is none.
+    fn client(&self, namespace: &str) -> Result<PartnerCenter, Failure> {
+        self.connections
+            .client(namespace)
+            .map_err(Failure::NotReady)
+    }
+
+    /// A failure as the reconciler shows it; credential refusals also stop grant changes in the
+    /// namespace until the connection is checked again.
+    fn failed(&self, namespace: &str, failure: Failure) -> BackendError {
+        let error = match failure {
+            Failure::NotReady(why) => return BackendError(format!("ConnectionNotReady: {why}")),
+            Failure::Call(e) => e,
+        };
+        let reason = error.reason();
+        let message = format!("{reason}: {error}");
+        if matches!(
+            reason,
+            "CredentialsInvalid" | "MfaRequired" | "AdminAgentRequired"
+        ) {
+            self.connections.refused(namespace, message.clone());
+        }
+        BackendError(message)
+    }
+
+    async fn make(&self, grant: &Grant) -> Result<GrantMade, Failure> {
+        let pc = self.client(&grant.namespace)?;
+        let tenant = &grant.customer_tenant_id;
+        let resources: Vec<&str> = grant.resources.iter().map(String::as_str).collect();
+        let wanted = SelfServePolicy::for_customer(pc.partner_tenant_id(), tenant, &resources);
+        self.connections.changed_by_us(&grant.namespace, tenant);
+        match pc.create_self_serve_policy(&wanted).await {
+            Ok(created) => Ok(GrantMade {
+                policy_id: Some(created.id),
+                adopted: false,
+            }),
+            // It exists (made elsewhere, or by us before a crash): adopt it, as declared.
+            Err(PartnerCenterError::AlreadyExists { .. }) => {
+                let id = self.align(&pc, grant).await?;
+                Ok(GrantMade {
+                    policy_id: Some(id),
+                    adopted: true,
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Makes the customer's existing policy cover exactly the grant's resources (PUT with its
+    /// etag, re-read on a conflict); creates it if it vanished meanwhile. Returns its id and
+    /// whether anything had to change.
+    async fn align_reporting(
+        &self,
+        pc: &PartnerCenter,
+        grant: &Grant,
+    ) -> Result<(String, bool), Failure> {
+        let wanted: BTreeSet<String> = grant.resources.iter().cloned().collect();
+        let mut last = None;
+        for _ in 0..CONFLICT_RETRIES {
+            let Some(mut policy) = existing(pc, &grant.customer_tenant_id).await? else {
+                let resources: Vec<&str> = grant.resources.iter().map(String::as_str).collect();
+                let fresh = SelfServePolicy::for_customer(
+                    pc.partner_tenant_id(),
+                    &grant.customer_tenant_id,
+                    &resources,
+                );
+                self.connections
+                    .changed_by_us(&grant.namespace, &grant.customer_tenant_id);
+                return match pc.create_self_serve_policy(&fresh).await {
+                    Ok(created) => Ok((created.id, true)),
+                    Err(e @ PartnerCenterError::AlreadyExists { .. }) => {
+                        last = Some(e);
+                        continue;
+                    }
+                    Err(e) => Err(e.into()),
+                };
+            };
+            if policy.resources() == wanted {
+                return Ok((policy.id, false));
+            }
+            let resources: Vec<&str> = grant.resources.iter().map(String::as_str).collect();
+            let template =
+                SelfServePolicy::for_customer(pc.partner_tenant_id(), &grant.customer_tenant_id, &resources);
+            policy.permissions = template.permissions;
+            self.connections
+                .changed_by_us(&grant.namespace, &grant.customer_tenant_id);
+            match pc.update_self_serve_policy(&policy).await {
+                Ok(updated) => return Ok((updated.id, true)),
+                Err(e @ PartnerCenterError::Conflict { .. }) => last = Some(e),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(match last {
+            Some(e) => e.into(),
+            None => Failure::NotReady("the self-serve policy kept changing".into()),
+        })
+    }
+
+    async fn align(&self, pc: &PartnerCenter, grant: &Grant) -> Result<String, Failure> {
+        Ok(self.align_reporting(pc, grant).await?.0)
+    }
+
+    async fn withdraw(&self, namespace: &str, tenant: &str) -> Result<bool, Failure> {
+        let pc = self.client(namespace)?;
+        let Some(policy) = existing(&pc, tenant).await? else {
+            return Ok(false);
+        };
+        self.connections.changed_by_us(namespace, tenant);
+        pc.delete_self_serve_policy(&policy.id).await?;
+        Ok(true)
+    }
+
+    async fn check(&self, grant: &Grant, enabled: bool) -> Result<bool, Failure> {
+        if !enabled {
+            return self
+                .withdraw(&grant.namespace, &grant.customer_tenant_id)
+                .await;
+        }
+        let pc = self.client(&grant.namespace)?;
+        Ok(self.align_reporting(&pc, grant).await?.1)
+    }
+}
+
+/// The customer's policy, if any (listed by customer, as the Partner Center SDK finds it).
+async fn existing(
+    pc: &PartnerCenter,
+    customer_tenant_id: &str,
+) -> Result<Option<SelfServePolicy>, PartnerCenterError> {
+    let policies = pc.self_serve_policies(customer_tenant_id).await?;
+    Ok(policies.into_iter().find(|p| {
+        p.self_serve_entity
+            .tenant_id
+            .eq_ignore_ascii_case(customer_tenant_id)
+    }))
+}
+
+/// Why a grant change failed: no usable connection, or a call that failed.
+enum Failure {
+    NotReady(String),
+    Call(PartnerCenterError),
+}
+
+impl From<PartnerCenterError> for Failure {
+    fn from(e: PartnerCenterError) -> Self {
+        Failure::Call(e)
+    }
+}
+
+impl Backend for PartnerCenterBackend {
+    fn name(&self) -> &'static str {
+        "partner-center"
+    }
+
+    fn kind(&self) -> GrantBackend {
+        GrantBackend::PartnerCenter
+    }
+
+    fn readiness(&self, namespace: &str) -> Readiness {
+        self.connections.readiness(namespace)
+    }
+
+    fn grant<'a>(&'a self, grant: &'a Grant) -> BackendFuture<'a, GrantMade> {
+        Box::pin(async move {
+            self.make(grant)
+                .await
+                .map_err(|e| self.failed(&grant.namespace, e))
+        })
+    }
+
+    fn revoke<'a>(&'a self, namespace: &'a str, customer_tenant_id: &'a str) -> BackendFuture<'a, ()> {
+        Box::pin(async move {
+            self.withdraw(namespace, customer_tenant_id)
+                .await
+                .map(|_| ())
+                .map_err(|e| self.failed(namespace, e))
+        })
+    }
+
+    fn verify<'a>(&'a self, grant: &'a Grant, enabled: bool) -> BackendFuture<'a, bool> {
+        Box::pin(async move {
+            self.check(grant, enabled)
+                .await
+                .map_err(|e| self.failed(&grant.namespace, e))
+        })
+    }
+
+    fn connections(&self) -> Option<Connections> {
+        Some(self.connections.clone())
+    }
+}

@@ -1,0 +1,346 @@
+//! The PartnerCenterConnection reconciler (Partner Center backend only): read the Secret, sign
+//! in, write the rotated refresh token back, read the activity log for changes made elsewhere,
+//! and publish the namespace's link for the backend. Grants waiting for it go on once it is Ready.
+
+use super::context::Context;
+use super::{Error, MANAGER, metrics, now};
+use crate::api::conditions::reasons;
+use crate::api::{PartnerCenterConnection, PurchasePermission};
+use crate::backend::{Connections, KnownCredentials, Link, Readiness};
+use crate::partnercenter::{
+    AuditQuery, ClientOptions, Credentials, Endpoints, PartnerCenter, PartnerCenterError,
+    SecretString,
+};
+use crate::policy::{self, ConnectionFacts};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::ResourceExt;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// A connection that is not Ready is checked again this often.
+const RETRY_NOT_READY: Duration = Duration::from_secs(30);
+
+/// What the connection reconciler shares.
+pub struct ConnectionContext {
+    pub ctx: Arc<Context>,
+    pub connections: Connections,
+    /// Sends a permission to its controller (grants waiting for the connection, drift checks).
+    pub wake: Arc<dyn Fn(Arc<PurchasePermission>) + Send + Sync>,
+}
+
+/// Runs the connection controller until `stop`.
+pub async fn run(cc: Arc<ConnectionContext>, stop: super::run::Shutdown) {
+    let api: Api<PartnerCenterConnection> = Api::all(cc.ctx.client.clone());
+    let connections = cc.connections.clone();
+    let (reader, writer) = kube::runtime::reflector::store();
+    let stream = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .inspect(move |ev| declare(&connections, ev))
+        .touched_objects();
+    Controller::for_stream(stream, reader)
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, cc)
+        .for_each(|_| std::future::ready(()))
+        .await;
+}
+
+/// Keeps the registry's view of which namespaces have a connection (checked or not).
+fn declare(
+    connections: &Connections,
+    ev: &Result<watcher::Event<PartnerCenterConnection>, watcher::Error>,
+) {
+    match ev {
+        Ok(watcher::Event::Apply(c) | watcher::Event::InitApply(c)) => {
+            connections.declared(&c.namespace().unwrap_or_default(), Some(&c.name_any()));
+        }
+        Ok(watcher::Event::Delete(c)) => {
+            connections.declared(&c.namespace().unwrap_or_default(), None);
+        }
+        Ok(watcher::Event::InitDone) => connections.listed(),
+        _ => {}
+    }
+}
+
+fn error_policy(_: Arc<PartnerCenterConnection>, e: &Error, _: Arc<ConnectionContext>) -> Action {
+    tracing::warn!(error = %e, "connection reconcile failed");
+    Action::requeue(RETRY_NOT_READY)
+}
+
+/// Sign in -> write back the rotated token -> read the activity log -> status -> link.
+async fn reconcile(
+    conn: Arc<PartnerCenterConnection>,
+    cc: Arc<ConnectionContext>,
+) -> Result<Action, Error> {
+    let ns = conn.namespace().ok_or(Error::NoNamespace)?;
+    let previous = cc.connections.link(&ns);
+    let mut known = KnownCredentials::default();
+    let (client, problem) = match read_credentials(&cc.ctx, &conn).await? {
+        Err(why) => (None, Some((reasons::CREDENTIALS_MISSING, why))),
+        Ok(credentials) => {
+            known = known_credentials(&conn, &credentials, previous.as_ref());
+            let client = client_for(&conn, credentials, previous.as_ref(), &known)?;
+            let problem = sign_in_problem(&client).await;
+            (Some(client), problem)
+        }
+    };
+    let mut facts = ConnectionFacts {
+        generation: conn.metadata.generation,
+        current: conn.status.as_ref(),
+        problem,
+        ..Default::default()
+    };
+    if let Some(client) = &client {
+        if let Some(written) = write_back_refresh_token(&cc.ctx, &conn, client, &mut facts).await {
+            known.tokens.push(written);
+        }
+        if facts.problem.is_none() {
+            facts.last_audit_sync = read_activity_log(&cc, &ns, &conn, client).await;
+        }
+        facts.throttled_until = client.throttled_until().map(timestamp);
+    }
+    let status = policy::connection_status(&facts, now());
+    if conn.status.as_ref() != Some(&status) {
+        cc.ctx
+            .write_status(metrics::Kind::partnercenterconnection, conn.as_ref(), &status)
+            .await?;
+    }
+    publish(&cc, &ns, &conn, client, known, &facts);
+    Ok(Action::requeue(match facts.problem {
+        None => conn.spec.audit(),
+        Some(_) => RETRY_NOT_READY,
+    }))
+}
+
+/// The Secret's three keys, or why they cannot be read (never their values).
+async fn read_credentials(
+    ctx: &Context,
+    conn: &PartnerCenterConnection,
+) -> Result<Result<Credentials, String>, Error> {
+    let ns = conn.namespace().unwrap_or_default();
+    let name = &conn.spec.credentials_secret_ref.name;
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(secret) = api.get_opt(name).await? else {
+        return Ok(Err(format!("Secret {name:?} does not exist in namespace {ns:?}")));
+    };
+    let key = |k: &str| {
+        secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(k))
+            .and_then(|v| String::from_utf8(v.0.clone()).ok())
+            .filter(|v| !v.trim().is_empty())
+            .or_else(|| secret.string_data.as_ref().and_then(|d| d.get(k).cloned()))
+            .ok_or_else(|| format!("Secret {name:?} has no key {k:?}"))
+    };
+    Ok((|| {
+        Ok(Credentials {
+            client_id: key("clientId")?,
+            client_secret: SecretString::new(key("clientSecret")?),
+            refresh_token: SecretString::new(key("refreshToken")?),
+        })
+    })())
+}
+
+/// Which credentials a client is built from, carrying over the refresh tokens the previous link
+/// knew as its own when the connection and app are the same.
+fn known_credentials(
+    conn: &PartnerCenterConnection,
+    c: &Credentials,
+    previous: Option<&Link>,
+) -> KnownCredentials {
+    {
+        let identity = hash(&(
+            conn.uid(),
+            conn.metadata.generation,
+            &c.client_id,
+            c.client_secret.expose(),
+        ));
+        let token = hash(&c.refresh_token.expose());
+        let mut tokens = previous
+            .filter(|l| l.credentials.identity == identity)
+            .map(|l| l.credentials.tokens.clone())
+            .unwrap_or_default();
+        if !tokens.contains(&token) {
+            tokens.push(token);
+        }
+        tokens.truncate(8);
+        KnownCredentials { identity, tokens }
+    }
+}
+
+/// The client for these credentials: the one already built when the connection, the app and the
+/// refresh token are still its own (its tokens and budgets carry on), a new one otherwise (a
+/// partner who signs in again and replaces the Secret's refresh token).
+fn client_for(
+    conn: &PartnerCenterConnection,
+    credentials: Credentials,
+    previous: Option<&Link>,
+    known: &KnownCredentials,
+) -> Result<PartnerCenter, Error> {
+    let token = hash(&credentials.refresh_token.expose());
+    if let Some(Link {
+        client: Some(client),
+        credentials: before,
+        ..
+    }) = previous
+        && before.identity == known.identity
+        && before.tokens.contains(&token)
+    {
+        return Ok(client.clone());
+    }
+    let e = &conn.spec.endpoints;
+    let endpoints = Endpoints {
+        partner_center: e.partner_center.clone(),
+        login: e.login.clone(),
+        resource_manager: e.resource_manager.clone(),
+    };
+    let options = ClientOptions {
+        requests_per_minute: conn.spec.requests_per_minute.clamp(1, 500) as u32,
+        ..ClientOptions::default()
+    };
+    PartnerCenter::new(&conn.spec.partner_tenant_id, endpoints, credentials, options)
+        .map_err(|e| Error::Connection(e.to_string()))
+}
+
+/// A hash that tells credentials apart in memory (never shown).
+fn hash(value: &impl Hash) -> u64 {
+    let mut h = DefaultHasher::new();
+    value.hash(&mut h);
+    h.finish()
+}
+
+/// Signs in; `None` when the connection can be used, else the Ready=False reason and why.
+async fn sign_in_problem(client: &PartnerCenter) -> Option<(&'static str, String)> {
+    let error = client.sign_in().await.err()?;
+    let reason = match &error {
+        PartnerCenterError::CredentialsInvalid { .. } => reasons::CREDENTIALS_INVALID,
+        PartnerCenterError::CredentialsMissing(_) => reasons::CREDENTIALS_MISSING,
+        PartnerCenterError::MfaRequired { .. } => reasons::MFA_REQUIRED,
+        PartnerCenterError::AdminAgentRequired { .. } => reasons::ADMIN_AGENT_REQUIRED,
+        PartnerCenterError::Throttled { .. } => reasons::THROTTLED,
+        _ => reasons::UNREACHABLE,
+    };
+    Some((reason, error.to_string()))
+}
+
+/// Partner Center rotates refresh tokens: the newest is written back to the Secret (so a
+/// restart signs in with it), and its expiry shown.
+async fn write_back_refresh_token(
+    ctx: &Context,
+    conn: &PartnerCenterConnection,
+    client: &PartnerCenter,
+    facts: &mut ConnectionFacts<'_>,
+) -> Option<u64> {
+    let (token, expires_at) = client.take_rotated_refresh_token()?;
+    facts.refresh_token_expires_at = Some(timestamp(expires_at));
+    let ns = conn.namespace().unwrap_or_default();
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let patch = serde_json::json!({"stringData": {"refreshToken": token.expose()}});
+    let name = &conn.spec.credentials_secret_ref.name;
+    match api
+        .patch(name, &PatchParams::apply(MANAGER), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Some(hash(&token.expose())),
+        Err(e) => {
+            tracing::warn!(secret = %name, error = %e, "could not write the rotated refresh token back");
+            None
+        }
+    }
+}
+
+/// Reads the activity log's self-serve policy records since the last read (the first read only
+/// marks the time: every grant is checked when the operator starts anyway). Each customer a
+/// record names, unless the record is the echo of our own change, has its permission checked.
+async fn read_activity_log(
+    cc: &ConnectionContext,
+    ns: &str,
+    conn: &PartnerCenterConnection,
+    client: &PartnerCenter,
+) -> Option<Timestamp> {
+    let last = conn
+        .status
+        .as_ref()
+        .and_then(|s| s.last_audit_sync.as_ref())
+        .map(|t| t.0);
+    let started = now();
+    let Some(last) = last else {
+        return Some(started);
+    };
+    if started.duration_since(last).as_secs_f64() < conn.spec.audit().as_secs_f64() * 0.9 {
+        return None;
+    }
+    let query = AuditQuery {
+        start_date: last.strftime("%Y-%m-%d").to_string(),
+        resource_type: Some("SelfServePolicy".into()),
+        ..AuditQuery::default()
+    };
+    let records = match client.audit_records(&query).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(namespace = ns, error = %e, "could not read the activity log");
+            return None;
+        }
+    };
+    cc.connections.prune_own_changes();
+    for r in records {
+        let when: Option<Timestamp> = r.operation_date.parse().ok();
+        let (Some(when), Some(customer)) = (when, r.customer_id.as_deref()) else {
+            continue;
+        };
+        if when <= last || cc.connections.is_our_echo(ns, customer, SystemTime::from(when)) {
+            continue;
+        }
+        tracing::info!(namespace = ns, customer, operation = %r.operation_type, "changed outside the cluster; checking");
+        for c in cc.ctx.caches.customers_with_tenant(ns, customer) {
+            for p in cc.ctx.caches.permissions_of(ns, &c.name_any()) {
+                cc.ctx.drift.request(ns, &p.name_any());
+                (cc.wake)(p);
+            }
+        }
+    }
+    Some(started)
+}
+
+/// Publishes the namespace's link; when it just became Ready, the grants waiting for it go on.
+fn publish(
+    cc: &ConnectionContext,
+    ns: &str,
+    conn: &PartnerCenterConnection,
+    client: Option<PartnerCenter>,
+    credentials: KnownCredentials,
+    facts: &ConnectionFacts<'_>,
+) {
+    let readiness = match &facts.problem {
+        None => Readiness::Ready,
+        Some((reason, why)) => Readiness::NotReady(format!(
+            "PartnerCenterConnection {:?} is not ready ({reason}): {why}",
+            conn.name_any()
+        )),
+    };
+    let link = Link {
+        connection: conn.name_any(),
+        client,
+        readiness,
+        credentials,
+    };
+    if cc.connections.set(ns, link) {
+        for p in cc.ctx.caches.permissions.state() {
+            if p.namespace().as_deref() == Some(ns) {
+                (cc.wake)(p);
+            }
+        }
+    }
+}
+
+fn timestamp(t: SystemTime) -> Timestamp {
+    Timestamp::try_from(t).unwrap_or_else(|_| Timestamp::now())
+}
