@@ -159,7 +159,12 @@ struct RunArgs {
     resync_secs: u64,
     /// Where grants live: partner-center (each namespace's PartnerCenterConnection) or cluster
     /// (no external calls; the status is the record).
-    #[arg(long, env = "CSP_BACKEND", value_enum, default_value = "partner-center")]
+    #[arg(
+        long,
+        env = "CSP_BACKEND",
+        value_enum,
+        default_value = "partner-center"
+    )]
     backend: BackendChoice,
 }
 

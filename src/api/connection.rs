@@ -36,7 +36,11 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(s|m|h))+$";
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
     ),
-    printcolumn(name = "LAST-SYNC", type_ = "date", json_path = ".status.lastAuditSync"),
+    printcolumn(
+        name = "LAST-SYNC",
+        type_ = "date",
+        json_path = ".status.lastAuditSync"
+    ),
     printcolumn(
         name = "AGE",
         type_ = "date",

@@ -14,8 +14,8 @@ pub use connection::{
 };
 pub use customer::{Customer, CustomerPermission, CustomerSpec, CustomerStatus};
 pub use purchase_permission::{
-    DeletionPolicy, GrantBackend, PermissionState, PurchasePermission, PurchasePermissionSpec, PurchasePermissionStatus,
-    PurchaseResource,
+    DeletionPolicy, GrantBackend, PermissionState, PurchasePermission, PurchasePermissionSpec,
+    PurchasePermissionStatus, PurchaseResource,
 };
 pub use role_assignment::{
     Principal, PrincipalType, Role, RoleAssignment, RoleAssignmentSpec, RoleAssignmentStatus,

@@ -42,8 +42,11 @@ pub trait Backend: Send + Sync {
     /// Switches the permission on, or makes it cover `resources` (idempotent).
     fn grant<'a>(&'a self, grant: &'a Grant) -> BackendFuture<'a, GrantMade>;
     /// Switches it off (idempotent: absent is fine).
-    fn revoke<'a>(&'a self, namespace: &'a str, customer_tenant_id: &'a str)
-    -> BackendFuture<'a, ()>;
+    fn revoke<'a>(
+        &'a self,
+        namespace: &'a str,
+        customer_tenant_id: &'a str,
+    ) -> BackendFuture<'a, ()>;
     /// Puts the grant back as declared (`enabled`, covering `grant.resources`) when it was
     /// changed elsewhere; true when something had to be corrected.
     fn verify<'a>(&'a self, grant: &'a Grant, enabled: bool) -> BackendFuture<'a, bool>;

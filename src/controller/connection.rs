@@ -15,10 +15,10 @@ use crate::policy::{self, ConnectionFacts};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::ResourceExt;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -82,20 +82,29 @@ async fn reconcile(
     let ns = conn.namespace().ok_or(Error::NoNamespace)?;
     let previous = cc.connections.link(&ns);
     let mut known = KnownCredentials::default();
-    let (client, problem) = match read_credentials(&cc.ctx, &conn).await? {
-        Err(why) => (None, Some((reasons::CREDENTIALS_MISSING, why))),
-        Ok(credentials) => {
-            known = known_credentials(&conn, &credentials, previous.as_ref());
-            let client = client_for(&conn, credentials, previous.as_ref(), &known)?;
-            let problem = sign_in_problem(&client).await;
-            (Some(client), problem)
-        }
-    };
     let mut facts = ConnectionFacts {
         generation: conn.metadata.generation,
         current: conn.status.as_ref(),
-        problem,
         ..Default::default()
+    };
+    let client = match read_credentials(&cc.ctx, &conn).await? {
+        Err(why) => {
+            facts.problem = Some((reasons::CREDENTIALS_MISSING, why));
+            None
+        }
+        Ok(credentials) => {
+            known = known_credentials(&conn, &credentials, previous.as_ref());
+            let client = client_for(&conn, credentials, previous.as_ref(), &known)?;
+            match client.sign_in().await {
+                Ok(signed_in) => {
+                    facts.signed_in_as = signed_in.user;
+                    facts.refresh_token_expires_at =
+                        Some(timestamp(signed_in.refresh_token_expires_at));
+                }
+                Err(e) => facts.problem = Some(sign_in_problem(&e)),
+            }
+            Some(client)
+        }
     };
     if let Some(client) = &client {
         if let Some(written) = write_back_refresh_token(&cc.ctx, &conn, client, &mut facts).await {
@@ -109,7 +118,11 @@ async fn reconcile(
     let status = policy::connection_status(&facts, now());
     if conn.status.as_ref() != Some(&status) {
         cc.ctx
-            .write_status(metrics::Kind::partnercenterconnection, conn.as_ref(), &status)
+            .write_status(
+                metrics::Kind::partnercenterconnection,
+                conn.as_ref(),
+                &status,
+            )
             .await?;
     }
     publish(&cc, &ns, &conn, client, known, &facts);
@@ -128,7 +141,9 @@ async fn read_credentials(
     let name = &conn.spec.credentials_secret_ref.name;
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let Some(secret) = api.get_opt(name).await? else {
-        return Ok(Err(format!("Secret {name:?} does not exist in namespace {ns:?}")));
+        return Ok(Err(format!(
+            "Secret {name:?} does not exist in namespace {ns:?}"
+        )));
     };
     let key = |k: &str| {
         secret
@@ -206,8 +221,13 @@ fn client_for(
         requests_per_minute: conn.spec.requests_per_minute.clamp(1, 500) as u32,
         ..ClientOptions::default()
     };
-    PartnerCenter::new(&conn.spec.partner_tenant_id, endpoints, credentials, options)
-        .map_err(|e| Error::Connection(e.to_string()))
+    PartnerCenter::new(
+        &conn.spec.partner_tenant_id,
+        endpoints,
+        credentials,
+        options,
+    )
+    .map_err(|e| Error::Connection(e.to_string()))
 }
 
 /// A hash that tells credentials apart in memory (never shown).
@@ -217,10 +237,9 @@ fn hash(value: &impl Hash) -> u64 {
     h.finish()
 }
 
-/// Signs in; `None` when the connection can be used, else the Ready=False reason and why.
-async fn sign_in_problem(client: &PartnerCenter) -> Option<(&'static str, String)> {
-    let error = client.sign_in().await.err()?;
-    let reason = match &error {
+/// Why signing in failed, as the connection's Ready=False reason and message.
+fn sign_in_problem(error: &PartnerCenterError) -> (&'static str, String) {
+    let reason = match error {
         PartnerCenterError::CredentialsInvalid { .. } => reasons::CREDENTIALS_INVALID,
         PartnerCenterError::CredentialsMissing(_) => reasons::CREDENTIALS_MISSING,
         PartnerCenterError::MfaRequired { .. } => reasons::MFA_REQUIRED,
@@ -228,7 +247,7 @@ async fn sign_in_problem(client: &PartnerCenter) -> Option<(&'static str, String
         PartnerCenterError::Throttled { .. } => reasons::THROTTLED,
         _ => reasons::UNREACHABLE,
     };
-    Some((reason, error.to_string()))
+    (reason, error.to_string())
 }
 
 /// Partner Center rotates refresh tokens: the newest is written back to the Secret (so a
@@ -243,7 +262,9 @@ async fn write_back_refresh_token(
     facts.refresh_token_expires_at = Some(timestamp(expires_at));
     let ns = conn.namespace().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let patch = serde_json::json!({"stringData": {"refreshToken": token.expose()}});
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(token.expose());
+    let patch = serde_json::json!({"data": {"refreshToken": encoded}});
     let name = &conn.spec.credentials_secret_ref.name;
     match api
         .patch(name, &PatchParams::apply(MANAGER), &Patch::Merge(&patch))
@@ -290,13 +311,14 @@ async fn read_activity_log(
             return None;
         }
     };
-    cc.connections.prune_own_changes();
     for r in records {
         let when: Option<Timestamp> = r.operation_date.parse().ok();
         let (Some(when), Some(customer)) = (when, r.customer_id.as_deref()) else {
             continue;
         };
-        if when <= last || cc.connections.is_our_echo(ns, customer, SystemTime::from(when)) {
+        // Our own changes carry this client's correlation id; the rest were made elsewhere.
+        let ours = r.original_correlation_id.as_deref() == Some(client.correlation_id());
+        if when <= last || ours {
             continue;
         }
         tracing::info!(namespace = ns, customer, operation = %r.operation_type, "changed outside the cluster; checking");
@@ -333,6 +355,7 @@ fn publish(
         credentials,
     };
     if cc.connections.set(ns, link) {
+        tracing::info!(namespace = ns, connection = %conn.name_any(), ready = facts.problem.is_none(), "Partner Center connection checked");
         for p in cc.ctx.caches.permissions.state() {
             if p.namespace().as_deref() == Some(ns) {
                 (cc.wake)(p);

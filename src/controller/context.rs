@@ -2,8 +2,8 @@
 //! the memo of permission statuses this process wrote before the cache showed them.
 
 use super::backoff::Backoff;
-use super::drift::DriftChecks;
 use super::caches::Caches;
+use super::drift::DriftChecks;
 use super::metrics::{self, Metrics};
 use super::{Error, MANAGER};
 use crate::api::{GrantBackend, PermissionState, PurchasePermission, PurchasePermissionStatus};

@@ -34,7 +34,8 @@ impl DriftChecks {
     /// The activity log named this permission's customer: check its grant at the next reconcile.
     pub fn request(&self, namespace: &str, name: &str) {
         if let Ok(mut s) = self.state.lock() {
-            s.requested.insert((namespace.to_string(), name.to_string()));
+            s.requested
+                .insert((namespace.to_string(), name.to_string()));
         }
     }
 
@@ -115,12 +116,18 @@ mod tests {
     fn periodic_checks_come_due_within_the_period_and_only_for_grants() {
         let checks = DriftChecks::new(Some(Duration::from_millis(30)));
         let p = permission("a");
-        assert!(!checks.due(&p, false), "a permission without a grant is not checked");
+        assert!(
+            !checks.due(&p, false),
+            "a permission without a grant is not checked"
+        );
         let _ = checks.due(&p, true);
         std::thread::sleep(Duration::from_millis(40));
         assert!(checks.due(&p, true), "due within one period of first sight");
         checks.checked(&p);
-        assert!(!checks.due(&p, true), "a check pushes the next one a period away");
+        assert!(
+            !checks.due(&p, true),
+            "a check pushes the next one a period away"
+        );
         checks.forget(&p);
     }
 }

@@ -11,8 +11,8 @@
 
 mod backoff;
 mod caches;
-mod context;
 mod connection;
+mod context;
 mod customer;
 mod drift;
 mod error;

@@ -139,6 +139,9 @@ struct Inner {
     endpoints: Endpoints,
     tokens: Tokens,
     transport: Transport,
+    /// The MS-CorrelationId of every Partner Center request of this client (as the SDK's request
+    /// context keeps one): the activity log's `originalCorrelationId` tells our changes apart.
+    correlation_id: String,
 }
 
 impl std::fmt::Debug for PartnerCenter {
@@ -176,12 +179,19 @@ impl PartnerCenter {
                 endpoints,
                 tokens,
                 transport: Transport::new(options),
+                correlation_id: uuid::Uuid::new_v4().to_string(),
             }),
         })
     }
 
     pub fn partner_tenant_id(&self) -> &str {
         &self.inner.partner_tenant_id
+    }
+
+    /// The MS-CorrelationId this client sends to Partner Center (activity-log records of its
+    /// changes carry it as `originalCorrelationId`).
+    pub fn correlation_id(&self) -> &str {
+        &self.inner.correlation_id
     }
 
     /// Gets (or reuses) the Partner Center token; `Err(MfaRequired)` when the user signed in without MFA.
@@ -235,12 +245,14 @@ impl PartnerCenter {
     /// A Partner Center request for `path_and_query` (starting with `/v1/`).
     fn partner_center_request(&self, method: Method, path_and_query: &str) -> Request {
         let url = format!("{}{path_and_query}", self.inner.endpoints.partner_center);
-        Request::new(
+        let mut request = Request::new(
             Service::PartnerCenter,
             BudgetKey::PartnerCenter,
             method,
             url,
-        )
+        );
+        request.correlation_id = self.inner.correlation_id.clone();
+        request
     }
 
     /// Sends with the audience's token; on a 401 gets a new token once and sends once more.

@@ -1,7 +1,7 @@
 //! PartnerCenterConnection: its status from what signing in and reading the activity log found.
 
-use super::merge_conditions;
 use super::DesiredCondition;
+use super::merge_conditions;
 use crate::api::PartnerCenterConnectionStatus;
 use crate::api::conditions::{reasons, types};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -25,7 +25,10 @@ pub struct ConnectionFacts<'a> {
 
 /// The connection's status: Ready (Connected, or why not), CredentialsExpiring, and the times.
 /// Unchanged facts give an unchanged status (no write).
-pub fn connection_status(facts: &ConnectionFacts<'_>, now: Timestamp) -> PartnerCenterConnectionStatus {
+pub fn connection_status(
+    facts: &ConnectionFacts<'_>,
+    now: Timestamp,
+) -> PartnerCenterConnectionStatus {
     let ready = match &facts.problem {
         None => DesiredCondition::new(
             types::READY,
@@ -41,7 +44,10 @@ pub fn connection_status(facts: &ConnectionFacts<'_>, now: Timestamp) -> Partner
         }
     };
     let expiring = expiry_condition(facts.refresh_token_expires_at, now);
-    let existing = facts.current.map(|s| s.conditions.as_slice()).unwrap_or(&[]);
+    let existing = facts
+        .current
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or(&[]);
     let current = facts.current.cloned().unwrap_or_default();
     PartnerCenterConnectionStatus {
         observed_generation: facts.generation,
@@ -98,7 +104,10 @@ mod tests {
             t(0),
         );
         let ready = find(&ok.conditions, types::READY).expect("Ready");
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("True", reasons::CONNECTED));
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("True", reasons::CONNECTED)
+        );
         assert!(ready.message.contains("admin@partner.example"));
         let exp = find(&ok.conditions, types::CREDENTIALS_EXPIRING).expect("expiring");
         assert_eq!(exp.status, "False");
@@ -112,8 +121,15 @@ mod tests {
             t(10),
         );
         let ready = find(&refused.conditions, types::READY).expect("Ready");
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", reasons::MFA_REQUIRED));
-        assert_eq!(refused.signed_in_as.as_deref(), Some("admin@partner.example"), "kept");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", reasons::MFA_REQUIRED)
+        );
+        assert_eq!(
+            refused.signed_in_as.as_deref(),
+            Some("admin@partner.example"),
+            "kept"
+        );
     }
 
     #[test]
@@ -126,7 +142,10 @@ mod tests {
             t(0),
         );
         let exp = find(&soon.conditions, types::CREDENTIALS_EXPIRING).expect("expiring");
-        assert_eq!((exp.status.as_str(), exp.reason.as_str()), ("True", reasons::CREDENTIALS_EXPIRING));
+        assert_eq!(
+            (exp.status.as_str(), exp.reason.as_str()),
+            ("True", reasons::CREDENTIALS_EXPIRING)
+        );
         // The same facts again change nothing (no write).
         let again = connection_status(
             &ConnectionFacts {

@@ -9,8 +9,8 @@ mod permission;
 mod role_assignment;
 mod subscription;
 
-pub use connection::{ConnectionFacts, connection_status};
 pub use conditions::{DesiredCondition, merge_conditions, merge_conditions_dropping};
+pub use connection::{ConnectionFacts, connection_status};
 pub use customer::{CustomerFacts, customer_status, decide_customer};
 pub use events::{ActivityEvent, EventType, actions};
 pub use permission::{

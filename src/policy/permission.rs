@@ -343,7 +343,11 @@ fn hold_without_backend(
     ready: DesiredCondition,
     grant: GrantChange,
 ) -> (PermissionState, DesiredCondition, GrantChange) {
-    let Some(why) = facts.backend.not_ready.filter(|_| grant != GrantChange::None) else {
+    let Some(why) = facts
+        .backend
+        .not_ready
+        .filter(|_| grant != GrantChange::None)
+    else {
         return (state, ready, grant);
     };
     let (state, waiting) = match grant {
@@ -490,7 +494,9 @@ fn granted_record(
             policy_id: None,
         };
     }
-    let kept = current.map(|s| s.granted_resources.clone()).unwrap_or_default();
+    let kept = current
+        .map(|s| s.granted_resources.clone())
+        .unwrap_or_default();
     GrantedRecord {
         resources: if made || kept.is_empty() {
             sorted(&facts.spec.resources)

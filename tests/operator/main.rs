@@ -9,6 +9,7 @@ mod crd_deletion;
 mod crds;
 mod deploy;
 mod monitoring;
+mod partner_center;
 mod readme;
 mod up;
 mod workflow;

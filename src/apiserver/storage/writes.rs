@@ -214,6 +214,7 @@ impl State {
             }
             self.check_crd_open(def)?;
         }
+        let obj = fold_secret_string_data(def, obj);
         let (mut obj, created, warnings) =
             match admission::admit(def, ns, name, obj, old, part, opts)? {
                 Admitted::Unchanged { current, warnings } => {
@@ -296,6 +297,32 @@ impl State {
 }
 
 /// Marks an object with finalizers for deletion (its finalizers then only go).
+/// A Secret's `stringData` is write-only, as on the real server: merged into `data` (base64,
+/// overriding the same keys) on every write, never stored.
+fn fold_secret_string_data(def: &ResourceDef, mut obj: Value) -> Value {
+    use base64::Engine;
+    if !(def.group.is_empty() && def.plural == "secrets") {
+        return obj;
+    }
+    let Some(string_data) = obj.as_object_mut().and_then(|o| o.remove("stringData")) else {
+        return obj;
+    };
+    let Some(strings) = string_data.as_object() else {
+        return obj;
+    };
+    if !obj["data"].is_object() {
+        obj["data"] = Value::Object(Default::default());
+    }
+    if let Some(data) = obj["data"].as_object_mut() {
+        for (k, v) in strings {
+            let text = v.as_str().unwrap_or_default();
+            let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+            data.insert(k.clone(), Value::String(encoded));
+        }
+    }
+    obj
+}
+
 fn mark_for_deletion(obj: &mut Value) {
     set_meta(obj, "deletionTimestamp", now_string().into());
     set_meta(obj, "deletionGracePeriodSeconds", 0.into());

@@ -1,12 +1,10 @@
 //! The live link of each namespace to Partner Center: the client its PartnerCenterConnection
-//! built, whether grants can be changed through it, and the grant changes this operator made
-//! (so the activity log's echo of our own changes is not taken for drift).
+//! built and whether grants can be changed through it.
 
 use crate::backend::Readiness;
 use crate::partnercenter::PartnerCenter;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
 
 /// One namespace's link: the client (when credentials were readable) and its state.
 #[derive(Clone)]
@@ -41,12 +39,7 @@ struct State {
     declared: HashMap<String, String>,
     /// Whether the connections' watch has listed once.
     listed: bool,
-    /// (namespace, customer tenant) -> when this operator last changed that customer's policy.
-    own_changes: HashMap<(String, String), SystemTime>,
 }
-
-/// Activity-log records within this long of our own change to a customer are its echo.
-const ECHO_WINDOW: Duration = Duration::from_secs(120);
 
 impl Connections {
     /// Whether grants can be changed in `namespace` now.
@@ -68,7 +61,10 @@ impl Connections {
 
     /// The client of a namespace whose connection is Ready.
     pub fn client(&self, namespace: &str) -> Result<PartnerCenter, String> {
-        let s = self.inner.read().map_err(|_| "connections unavailable".to_string())?;
+        let s = self
+            .inner
+            .read()
+            .map_err(|_| "connections unavailable".to_string())?;
         match s.links.get(namespace) {
             Some(Link {
                 client: Some(c),
@@ -90,20 +86,18 @@ impl Connections {
         self.inner.read().ok()?.links.get(namespace).cloned()
     }
 
-    /// Records a namespace's link; returns whether it became Ready (waiting grants can go on).
+    /// Records a namespace's link; returns whether its readiness changed (the permissions that
+    /// wait for it, or that show why it is not ready, are decided again).
     pub fn set(&self, namespace: &str, link: Link) -> bool {
         let Ok(mut s) = self.inner.write() else {
             return false;
         };
-        let was_ready = s
-            .links
-            .get(namespace)
-            .is_some_and(|l| l.readiness == Readiness::Ready);
-        let ready = link.readiness == Readiness::Ready;
+        let before = s.links.get(namespace).map(|l| l.readiness.clone());
+        let changed = before.as_ref() != Some(&link.readiness);
         s.declared
             .insert(namespace.to_string(), link.connection.clone());
         s.links.insert(namespace.to_string(), link);
-        ready && !was_ready
+        changed
     }
 
     /// A call through a namespace's client was refused for its credentials: no grant changes
@@ -135,39 +129,6 @@ impl Connections {
     pub fn listed(&self) {
         if let Ok(mut s) = self.inner.write() {
             s.listed = true;
-        }
-    }
-
-    /// This operator changed a customer's policy now.
-    pub fn changed_by_us(&self, namespace: &str, customer_tenant_id: &str) {
-        if let Ok(mut s) = self.inner.write() {
-            let key = (namespace.to_string(), customer_tenant_id.to_lowercase());
-            s.own_changes.insert(key, SystemTime::now());
-        }
-    }
-
-    /// Whether an activity-log record of a customer at `when` is the echo of our own change.
-    pub fn is_our_echo(&self, namespace: &str, customer_tenant_id: &str, when: SystemTime) -> bool {
-        let Ok(s) = self.inner.read() else {
-            return false;
-        };
-        let key = (namespace.to_string(), customer_tenant_id.to_lowercase());
-        s.own_changes.get(&key).is_some_and(|ours| {
-            let gap = ours
-                .duration_since(when)
-                .or_else(|_| when.duration_since(*ours))
-                .unwrap_or_default();
-            gap <= ECHO_WINDOW
-        })
-    }
-
-    /// Forgets our own changes older than the echo window (called at each audit read).
-    pub fn prune_own_changes(&self) {
-        if let Ok(mut s) = self.inner.write() {
-            let now = SystemTime::now();
-            s.own_changes.retain(|_, t| {
-                now.duration_since(*t).unwrap_or_default() <= ECHO_WINDOW * 2
-            });
         }
     }
 }

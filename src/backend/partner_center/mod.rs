@@ -55,7 +55,6 @@ impl PartnerCenterBackend {
         let tenant = &grant.customer_tenant_id;
         let resources: Vec<&str> = grant.resources.iter().map(String::as_str).collect();
         let wanted = SelfServePolicy::for_customer(pc.partner_tenant_id(), tenant, &resources);
-        self.connections.changed_by_us(&grant.namespace, tenant);
         match pc.create_self_serve_policy(&wanted).await {
             Ok(created) => Ok(GrantMade {
                 policy_id: Some(created.id),
@@ -91,8 +90,6 @@ impl PartnerCenterBackend {
                     &grant.customer_tenant_id,
                     &resources,
                 );
-                self.connections
-                    .changed_by_us(&grant.namespace, &grant.customer_tenant_id);
                 return match pc.create_self_serve_policy(&fresh).await {
                     Ok(created) => Ok((created.id, true)),
                     Err(e @ PartnerCenterError::AlreadyExists { .. }) => {
@@ -106,11 +103,12 @@ impl PartnerCenterBackend {
                 return Ok((policy.id, false));
             }
             let resources: Vec<&str> = grant.resources.iter().map(String::as_str).collect();
-            let template =
-                SelfServePolicy::for_customer(pc.partner_tenant_id(), &grant.customer_tenant_id, &resources);
+            let template = SelfServePolicy::for_customer(
+                pc.partner_tenant_id(),
+                &grant.customer_tenant_id,
+                &resources,
+            );
             policy.permissions = template.permissions;
-            self.connections
-                .changed_by_us(&grant.namespace, &grant.customer_tenant_id);
             match pc.update_self_serve_policy(&policy).await {
                 Ok(updated) => return Ok((updated.id, true)),
                 Err(e @ PartnerCenterError::Conflict { .. }) => last = Some(e),
@@ -132,7 +130,6 @@ impl PartnerCenterBackend {
         let Some(policy) = existing(&pc, tenant).await? else {
             return Ok(false);
         };
-        self.connections.changed_by_us(namespace, tenant);
         pc.delete_self_serve_policy(&policy.id).await?;
         Ok(true)
     }
@@ -194,7 +191,11 @@ impl Backend for PartnerCenterBackend {
         })
     }
 
-    fn revoke<'a>(&'a self, namespace: &'a str, customer_tenant_id: &'a str) -> BackendFuture<'a, ()> {
+    fn revoke<'a>(
+        &'a self,
+        namespace: &'a str,
+        customer_tenant_id: &'a str,
+    ) -> BackendFuture<'a, ()> {
         Box::pin(async move {
             self.withdraw(namespace, customer_tenant_id)
                 .await

@@ -4,8 +4,7 @@ use super::*;
 use crate::api::conditions::{reasons, types};
 use crate::api::{AzureSubscriptionSpec, PermissionState, PurchasePermissionSpec};
 use crate::api::{
-    BillingType, DeletionPolicy, GrantBackend, LocalRef, Offer, PurchaseResource,
-    SubscriptionState,
+    BillingType, DeletionPolicy, GrantBackend, LocalRef, Offer, PurchaseResource, SubscriptionState,
 };
 use crate::policy::Claimants;
 use crate::policy::conditions::find;
@@ -717,8 +716,8 @@ fn deleting_an_enabled_permission_withdraws_it() {
         ),
         t(0),
     );
-    let w = withdraw_on_delete(Some(&granted.status), DeletionPolicy::Withdraw)
-        .expect("withdrawal");
+    let w =
+        withdraw_on_delete(Some(&granted.status), DeletionPolicy::Withdraw).expect("withdrawal");
     assert!(w.revoke);
     let e = w.event;
     assert_eq!(
@@ -996,7 +995,11 @@ fn drift_corrections_are_logged_as_warnings_with_the_switch_direction() {
     let off = drift_corrected(false);
     assert_eq!(
         (on.type_, on.reason, on.action),
-        (EventType::Warning, reasons::DRIFT_CORRECTED, actions::CREATE)
+        (
+            EventType::Warning,
+            reasons::DRIFT_CORRECTED,
+            actions::CREATE
+        )
     );
     assert_eq!(off.action, actions::DELETE);
 }

@@ -1,0 +1,390 @@
+//! The Partner Center backend end to end: the real controllers against the embedded API server
+//! and the Partner Center simulator over real HTTP. Grants become SelfServePolicies; existing
+//! ones are adopted; drift made "in the dashboard" is put back; credentials that cannot switch
+//! the permission hold the grants; faults and a crash never make a policy twice.
+
+use crate::support::kubectl::patch_enabled;
+use crate::support::paths::EXAMPLES;
+use crate::support::{Env, poll};
+use csp_operator::backend::BackendChoice;
+use csp_operator::partnercenter::{
+    ClientOptions, Credentials, Endpoints, PartnerCenter, SecretString, SelfServePolicy,
+};
+use csp_operator::simulator::{FaultAction, FaultRule, Simulator, SimulatorOptions, World};
+use std::time::Duration;
+
+const NS: &str = "partner-a";
+const PARTNER: &str = "9a8b7c6d-0000-4000-8000-000000000001";
+const CONTOSO: &str = "1a2b3c4d-0000-4000-8000-000000000004";
+const CLIENT_ID: &str = "1f2e3d4c-0000-4000-8000-00000000c11e";
+const CLIENT_SECRET: &str = "fake-client-secret-for-the-simulator-only";
+const ADMIN_TOKEN: &str = "fake-refresh-token-admin-0001";
+const NO_MFA_TOKEN: &str = "fake-refresh-token-nomfa-0003";
+const CREATE: (&str, &str) = ("POST", "/v1/SelfServePolicy");
+
+async fn simulator() -> Simulator {
+    let options = SimulatorOptions {
+        addr: "127.0.0.1:0".parse().expect("address"),
+        ..SimulatorOptions::default()
+    };
+    Simulator::start(World::examples(), options)
+        .await
+        .expect("simulator starts")
+}
+
+/// The Secret and PartnerCenterConnection of partner-a, pointed at the simulator.
+fn connection(sim: &Simulator, refresh_token: &str, audit_interval: &str) -> String {
+    let url = sim.base_url();
+    format!(
+        r#"apiVersion: v1
+kind: Secret
+metadata: {{name: pc-credentials, namespace: {NS}}}
+stringData: {{clientId: {CLIENT_ID}, clientSecret: {CLIENT_SECRET}, refreshToken: {refresh_token}}}
+---
+apiVersion: csp.operator.dev/v1alpha1
+kind: PartnerCenterConnection
+metadata: {{name: partner-center, namespace: {NS}}}
+spec:
+  partnerTenantId: {PARTNER}
+  credentialsSecretRef: {{name: pc-credentials}}
+  endpoints: {{partnerCenter: "{url}", login: "{url}", resourceManager: "{url}"}}
+  auditInterval: {audit_interval}
+"#
+    )
+}
+
+/// The examples (customers, subscriptions, roles, permissions) without their connection.
+async fn apply_examples(env: &Env) {
+    for file in [
+        "00-namespace.yaml",
+        "10-customers.yaml",
+        "20-subscriptions.yaml",
+        "30-role-assignments.yaml",
+        "40-purchase-permissions.yaml",
+    ] {
+        env.ok(&["apply", "-f", &format!("{EXAMPLES}/{file}")])
+            .await;
+    }
+}
+
+/// Another Partner Center client: the partner's dashboard, or another tool.
+fn dashboard(sim: &Simulator) -> PartnerCenter {
+    let url = sim.base_url();
+    PartnerCenter::new(
+        PARTNER,
+        Endpoints {
+            partner_center: url.clone(),
+            login: url.clone(),
+            resource_manager: url,
+        },
+        Credentials {
+            client_id: CLIENT_ID.into(),
+            client_secret: SecretString::new(CLIENT_SECRET.into()),
+            refresh_token: SecretString::new(ADMIN_TOKEN.into()),
+        },
+        ClientOptions::default(),
+    )
+    .expect("client")
+}
+
+/// The resources of the customer's policy in the simulator (None: no policy).
+fn policy_resources(sim: &Simulator, customer: &str) -> Option<Vec<String>> {
+    let policies = sim.self_serve_policies();
+    let policy = policies
+        .iter()
+        .find(|p| p["selfServeEntity"]["tenantID"] == customer)?;
+    let mut r: Vec<String> = policy["permissions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["resource"].as_str().map(String::from))
+        .collect();
+    r.sort();
+    Some(r)
+}
+
+async fn wait_for_policy(sim: &Simulator, customer: &str, want: Option<&[&str]>) {
+    let want: Option<Vec<String>> = want.map(|w| w.iter().map(|s| s.to_string()).collect());
+    poll::eventually(&format!("policy of {customer} = {want:?}"), || async {
+        let seen = policy_resources(sim, customer);
+        if seen == want {
+            Ok(())
+        } else {
+            Err(format!("{seen:?}"))
+        }
+    })
+    .await
+}
+
+fn creates(sim: &Simulator) -> u64 {
+    sim.stats().self_serve_policy_creates.values().sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enabling_creates_the_policy_changing_resources_updates_it_disabling_deletes_it() {
+    let sim = simulator().await;
+    let mut env = Env::new().await;
+    env.start_controllers_with(BackendChoice::PartnerCenter.build());
+    apply_examples(&env).await;
+    let conn = env.manifest("conn.yaml", &connection(&sim, ADMIN_TOKEN, "1h"));
+    env.ok(&["apply", "-f", &conn]).await;
+
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
+    wait_for_policy(&sim, CONTOSO, Some(&["AzureReservedInstances"])).await;
+    let policy_id = format!("{PARTNER}_{CONTOSO}");
+    env.wait_for("cspperm/contoso", NS, "{.status.policyId}", &policy_id)
+        .await;
+    env.wait_for(
+        "pcconn/partner-center",
+        NS,
+        r#"{.status.conditions[?(@.type=="Ready")].reason}/{.status.signedInAs}"#,
+        "Connected/admin@partner-a.example",
+    )
+    .await;
+    // Blocked customers get no policy; the rotated refresh token went back to the Secret.
+    assert_eq!(sim.self_serve_policies().len(), 1);
+    let token = env
+        .ok(&[
+            "get",
+            "secret",
+            "pc-credentials",
+            "-n",
+            NS,
+            "-o",
+            "jsonpath={.data.refreshToken}",
+        ])
+        .await;
+    assert!(
+        !token.is_empty() && token != base64(ADMIN_TOKEN),
+        "rotated token written back"
+    );
+
+    // Savings plans too: the policy is updated (PUT with its etag), not made again.
+    env.ok(&[
+        "patch",
+        "cspperm",
+        "contoso",
+        "-n",
+        NS,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"resources":["AzureReservations","AzureSavingsPlan"]}}"#,
+    ])
+    .await;
+    wait_for_policy(
+        &sim,
+        CONTOSO,
+        Some(&["AzureReservedInstances", "AzureSavingsPlan"]),
+    )
+    .await;
+    env.wait_for_event(
+        NS,
+        "PermissionUpdated/UpdateCustomerPurchasePermissions/contoso",
+    )
+    .await;
+    assert_eq!(creates(&sim), 1);
+
+    // Settled: no call to Partner Center while nothing changes.
+    let calls = settled_calls(&sim).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(sim.stats().total, calls, "no calls after settling");
+
+    env.ok(&patch_enabled(NS, "contoso", false)).await;
+    wait_for_policy(&sim, CONTOSO, None).await;
+    env.wait_for_permission(NS, "contoso", "Disabled/True/PermissionDisabled")
+        .await;
+    env.wait_for_event(
+        NS,
+        "PermissionDisabled/DeleteCustomerPurchasePermissions/contoso",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_policy_is_adopted_and_a_change_in_the_dashboard_is_put_back() {
+    let sim = simulator().await;
+    let dashboard = dashboard(&sim);
+    let existing = SelfServePolicy::for_customer(PARTNER, CONTOSO, &["AzureReservedInstances"]);
+    dashboard
+        .create_self_serve_policy(&existing)
+        .await
+        .expect("the partner switched it on in the dashboard");
+    let mut env = Env::new().await;
+    env.start_controllers_with(BackendChoice::PartnerCenter.build());
+    apply_examples(&env).await;
+    let conn = env.manifest("conn.yaml", &connection(&sim, ADMIN_TOKEN, "2s"));
+    env.ok(&["apply", "-f", &conn]).await;
+
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
+    env.wait_for_event(
+        NS,
+        "PermissionAdopted/AdoptCustomerPurchasePermissions/contoso",
+    )
+    .await;
+    assert_eq!(creates(&sim), 1, "adopted, not made again");
+    assert!(
+        !env.activity_log(NS)
+            .await
+            .iter()
+            .any(|l| l.starts_with("PermissionEnabled/")),
+        "an adopted grant is not logged as a new one"
+    );
+
+    // An Admin Agent switches it off in the dashboard: the activity log shows it, and the
+    // operator puts it back as declared.
+    let id = format!("{PARTNER}_{CONTOSO}");
+    dashboard
+        .delete_self_serve_policy(&id)
+        .await
+        .expect("deleted");
+    assert_eq!(policy_resources(&sim, CONTOSO), None);
+    wait_for_policy(&sim, CONTOSO, Some(&["AzureReservedInstances"])).await;
+    env.wait_for_event(
+        NS,
+        "DriftCorrected/CreateCustomerPurchasePermissions/contoso",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_without_mfa_hold_the_grants_until_they_are_replaced() {
+    let sim = simulator().await;
+    let mut env = Env::new().await;
+    env.start_controllers_with(BackendChoice::PartnerCenter.build());
+    apply_examples(&env).await;
+    let conn = env.manifest("conn.yaml", &connection(&sim, NO_MFA_TOKEN, "1h"));
+    env.ok(&["apply", "-f", &conn]).await;
+
+    env.wait_for(
+        "pcconn/partner-center",
+        NS,
+        r#"{.status.conditions[?(@.type=="Ready")].reason}"#,
+        "MfaRequired",
+    )
+    .await;
+    env.wait_for_permission(NS, "contoso", "Blocked/False/ConnectionNotReady")
+        .await;
+    assert_eq!(sim.self_serve_policies().len(), 0);
+    let message = env
+        .jsonpath(
+            "cspperm/contoso",
+            Some(NS),
+            r#"{.status.conditions[?(@.type=="Ready")].message}"#,
+        )
+        .await;
+    assert!(message.contains("MfaRequired"), "{message}");
+    assert!(
+        !message.contains(NO_MFA_TOKEN),
+        "no secret in a status: {message}"
+    );
+
+    // An Admin Agent signs in again with MFA and replaces the Secret: the grant goes through.
+    let fixed = env.manifest("fixed.yaml", &connection(&sim, ADMIN_TOKEN, "1h"));
+    env.ok(&["apply", "-f", &fixed]).await;
+    env.ok(&[
+        "annotate",
+        "pcconn",
+        "partner-center",
+        "-n",
+        NS,
+        "checked=again",
+    ])
+    .await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
+    wait_for_policy(&sim, CONTOSO, Some(&["AzureReservedInstances"])).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_and_a_crash_between_the_call_and_the_status_never_make_a_policy_twice() {
+    let sim = simulator().await;
+    let mut env = Env::new().await;
+    // 5xx and a 429 storm first: the client retries them, the grant is made once.
+    sim.faults().add(
+        FaultRule::new(FaultAction::Status(503))
+            .method("POST")
+            .path("/SelfServePolicy")
+            .times(2),
+    );
+    sim.faults().add(
+        FaultRule::new(FaultAction::Throttle {
+            retry_after_secs: 1,
+        })
+        .method("POST")
+        .path("/SelfServePolicy")
+        .times(2),
+    );
+    env.start_controllers_with(BackendChoice::PartnerCenter.build());
+    apply_examples(&env).await;
+    let conn = env.manifest("conn.yaml", &connection(&sim, ADMIN_TOKEN, "1h"));
+    env.ok(&["apply", "-f", &conn]).await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
+    assert_eq!(creates(&sim), 1);
+    assert!(sim.stats().throttled >= 2);
+
+    // Disable, then crash while the create of the next enable hangs after Partner Center made it.
+    env.ok(&patch_enabled(NS, "contoso", false)).await;
+    wait_for_policy(&sim, CONTOSO, None).await;
+    env.wait_for_permission(NS, "contoso", "Disabled/True/PermissionDisabled")
+        .await;
+    let posts = sim.stats().requests_to(CREATE.0, CREATE.1);
+    sim.faults().add(
+        FaultRule::new(FaultAction::Timeout {
+            delay: Duration::from_secs(60),
+            after_effect: true,
+        })
+        .method("POST")
+        .path("/SelfServePolicy")
+        .times(1),
+    );
+    env.ok(&patch_enabled(NS, "contoso", true)).await;
+    poll::eventually("the create to reach Partner Center", || async {
+        let now = sim.stats().requests_to(CREATE.0, CREATE.1);
+        if now > posts {
+            Ok(())
+        } else {
+            Err(format!("{now}"))
+        }
+    })
+    .await;
+    env.stop_controllers();
+    wait_for_policy(&sim, CONTOSO, Some(&["AzureReservedInstances"])).await;
+    let made = creates(&sim);
+    // The restarted operator finds the policy its predecessor made and adopts it.
+    env.start_controllers_with(BackendChoice::PartnerCenter.build());
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
+    env.wait_for_event(
+        NS,
+        "PermissionAdopted/AdoptCustomerPurchasePermissions/contoso",
+    )
+    .await;
+    assert_eq!(creates(&sim), made, "never made twice");
+    assert_eq!(sim.self_serve_policies().len(), 1);
+}
+
+/// Waits until the simulator's request count stands still; returns it.
+async fn settled_calls(sim: &Simulator) -> u64 {
+    let previous = std::cell::Cell::new(None);
+    poll::eventually("Partner Center calls to stop", || {
+        let now = sim.stats().total;
+        let settled = previous.replace(Some(now)) == Some(now);
+        async move {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            if settled {
+                Ok(now)
+            } else {
+                Err(format!("{now} calls"))
+            }
+        }
+    })
+    .await
+}
+
+fn base64(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
