@@ -368,7 +368,7 @@ fn checked_in_scripts_match_the_template() {
         }
         wanted.push(name);
     }
-    assert_eq!(wanted.len(), 4, "one script per kind");
+    assert_eq!(wanted.len(), 5, "one script per kind");
     let mut extra: Vec<String> = std::fs::read_dir(dir)
         .expect("deploy/argocd/ exists")
         .map(|e| {

@@ -18,6 +18,12 @@ fn start_up(dir: &Path, extra: &[&str]) -> Child {
     Command::new(BINARY)
         .current_dir(dir)
         .args(["up", "--port", "0", "--kubeconfig", "kc"])
+        // Most tests here are about `up` itself: no simulator, so they can run side by side.
+        .args(if extra.contains(&"--backend") {
+            &[][..]
+        } else {
+            &["--backend", "cluster"][..]
+        })
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -78,7 +84,12 @@ fn interrupt_with_logs(child: Child) -> (String, String) {
 #[test]
 fn up_applies_examples_and_keeps_state_across_restarts() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let up = start_up(dir.path(), &["--apply", EXAMPLES, "--state", "state.json"]);
+    // The README's command: the Partner Center simulator on 6551 beside the API server.
+    let pc = ["--backend", "partner-center"];
+    let up = start_up(
+        dir.path(),
+        &[&pc[..], &["--apply", EXAMPLES, "--state", "state.json"]].concat(),
+    );
     let uid_path = kubectl::jsonpath(
         "cspperm/contoso",
         "partner-a",
@@ -91,7 +102,21 @@ fn up_applies_examples_and_keeps_state_across_restarts() {
         "Enabled",
     );
     let (_, before) = run_kubectl(dir.path(), &uid_path);
+    // The grant is a SelfServePolicy in (simulated) Partner Center, named by the status.
+    wait_until(
+        dir.path(),
+        &kubectl::jsonpath(
+            "cspperm/contoso",
+            "partner-a",
+            "{.status.backend}/{.status.policyId}",
+        ),
+        "PartnerCenter/9a8b7c6d-0000-4000-8000-000000000001_1a2b3c4d-0000-4000-8000-000000000004",
+    );
     let stdout = interrupt(up);
+    assert!(
+        stdout.contains("Partner Center simulator listening on http://127.0.0.1:6551"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("purchasepermission.csp.operator.dev/contoso created"),
         "{stdout}"
@@ -101,7 +126,7 @@ fn up_applies_examples_and_keeps_state_across_restarts() {
 
     // Restart on the same state: the same objects (same uid), statuses intact.
     std::fs::remove_file(dir.path().join("kc")).expect("remove kubeconfig");
-    let up = start_up(dir.path(), &["--state", "state.json"]);
+    let up = start_up(dir.path(), &[&pc[..], &["--state", "state.json"]].concat());
     wait_for_kubeconfig(dir.path());
     wait_until(dir.path(), &uid_path, &before);
     wait_until(
@@ -196,7 +221,15 @@ fn a_port_in_use_is_named_with_the_way_out() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = Command::new(BINARY)
         .current_dir(dir.path())
-        .args(["up", "--port", &port, "--kubeconfig", "kc"])
+        .args([
+            "up",
+            "--port",
+            &port,
+            "--kubeconfig",
+            "kc",
+            "--backend",
+            "cluster",
+        ])
         .output()
         .expect("up runs");
     assert!(!out.status.success(), "up cannot serve on a taken port");
