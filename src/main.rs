@@ -346,9 +346,10 @@ async fn import(connection: &str, output: Option<PathBuf>) -> Result<(), AnyErro
     };
     let client = kube::Client::try_default().await?;
     let connections: Api<PartnerCenterConnection> = Api::namespaced(client.clone(), namespace);
-    let conn = connections.get_opt(name).await?.ok_or_else(|| {
-        format!("PartnerCenterConnection {namespace}/{name} not found")
-    })?;
+    let conn = connections
+        .get_opt(name)
+        .await?
+        .ok_or_else(|| format!("PartnerCenterConnection {namespace}/{name} not found"))?;
     let secret_name = &conn.spec.credentials_secret_ref.name;
     let secrets: Api<Secret> = Api::namespaced(client, namespace);
     let secret = secrets.get_opt(secret_name).await?.ok_or_else(|| {
@@ -381,14 +382,17 @@ async fn import(connection: &str, output: Option<PathBuf>) -> Result<(), AnyErro
             .unwrap_or(300),
         ..ClientOptions::default()
     };
-    let pc = PartnerCenter::new(&conn.spec.partner_tenant_id, endpoints, credentials, options)?;
+    let pc = PartnerCenter::new(
+        &conn.spec.partner_tenant_id,
+        endpoints,
+        credentials,
+        options,
+    )?;
     let imported = csp_operator::import::import(&pc, namespace).await;
     let mut written_back = Ok(());
     if let Some((token, _)) = pc.take_rotated_refresh_token() {
-        let data = base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            token.expose(),
-        );
+        let data =
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, token.expose());
         let patch = serde_json::json!({"data": {"refreshToken": data}});
         written_back = secrets
             .patch(secret_name, &PatchParams::default(), &Patch::Merge(&patch))

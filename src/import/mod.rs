@@ -133,6 +133,9 @@ impl Import {
                 push_comment(&mut out, comment);
             }
             out.push_str(&serde_saphyr::to_string(&document.object)?);
+            if !out.ends_with('\n') {
+                out.push('\n');
+            }
         }
         Ok(out)
     }
@@ -220,9 +223,11 @@ pub async fn import(pc: &PartnerCenter, namespace: &str) -> Result<Import, Impor
         let name = names.unique(&customer_base_name(&customer), &tenant_id);
         named.push((name, tenant_id, customer));
     }
-    let reads = futures::stream::iter(named.into_iter().map(|(name, tenant_id, customer)| {
-        read_customer(pc, name, tenant_id, customer)
-    }))
+    let reads = futures::stream::iter(
+        named
+            .into_iter()
+            .map(|(name, tenant_id, customer)| read_customer(pc, name, tenant_id, customer)),
+    )
     .buffered(CUSTOMERS_AT_ONCE)
     .try_collect::<Vec<_>>()
     .await?;
@@ -233,11 +238,7 @@ pub async fn import(pc: &PartnerCenter, namespace: &str) -> Result<Import, Impor
     let mut documents = Vec::new();
     for customer in read {
         notes.extend(customer.notes.iter().cloned());
-        documents.extend(customer.documents(
-            namespace,
-            &mut subscription_names,
-            &mut role_names,
-        ));
+        documents.extend(customer.documents(namespace, &mut subscription_names, &mut role_names));
     }
     Ok(Import {
         partner_tenant_id: pc.partner_tenant_id().to_string(),
@@ -322,7 +323,9 @@ async fn read_customer(
     let pc_subscriptions = pc
         .subscriptions(&tenant_id)
         .await
-        .map_err(ImportError::reading(format!("the subscriptions of {label}")))?;
+        .map_err(ImportError::reading(format!(
+            "the subscriptions of {label}"
+        )))?;
     for subscription in &pc_subscriptions {
         if subscription.is_azure_plan() {
             let entitlements = pc
@@ -454,7 +457,9 @@ async fn read_customer(
         .into_iter()
         .filter(|p| {
             p.self_serve_entity.tenant_id.is_empty()
-                || p.self_serve_entity.tenant_id.eq_ignore_ascii_case(&tenant_id)
+                || p.self_serve_entity
+                    .tenant_id
+                    .eq_ignore_ascii_case(&tenant_id)
         })
         .collect();
     let policy = (!policies.is_empty()).then(|| {
@@ -529,8 +534,13 @@ impl CustomerRead {
             }),
         }];
         for subscription in &self.subscriptions {
-            let base = format!("{}-{}-{}", self.name, subscription.kind_word(), &subscription.id[..8]);
-            let subscription_name = subscription_names.unique(&base, &subscription.id[24..]);
+            let base = format!(
+                "{}-{}-{}",
+                self.name,
+                subscription.kind_word(),
+                &subscription.id[..8]
+            );
+            let subscription_name = subscription_names.unique(&base, &subscription.id[28..]);
             let mut comments = vec![subscription.origin.clone()];
             comments.extend(subscription.comments.iter().cloned());
             documents.push(Document {
@@ -549,7 +559,7 @@ impl CustomerRead {
             });
             for (principal, kind) in &subscription.owners {
                 let base = format!("{subscription_name}-owner-{}", &principal[..8]);
-                let name = role_names.unique(&base, &principal[24..]);
+                let name = role_names.unique(&base, &principal[28..]);
                 documents.push(Document {
                     comments: Vec::new(),
                     object: Object::RoleAssignment(RoleAssignment {
@@ -618,7 +628,14 @@ fn state_of(status: &str) -> SubscriptionState {
 }
 
 fn unknown_state(status: &str) -> Vec<String> {
-    let known = ["active", "pending", "suspended", "expired", "deleted", "disabled"];
+    let known = [
+        "active",
+        "pending",
+        "suspended",
+        "expired",
+        "deleted",
+        "disabled",
+    ];
     if known.iter().any(|k| k.eq_ignore_ascii_case(status)) {
         Vec::new()
     } else {
@@ -663,8 +680,30 @@ fn truncate_chars(s: &str, max: usize) -> String {
 
 /// Legal-form words dropped from the end of a company name ("Contoso Ltd" is `contoso`).
 const LEGAL_FORMS: &[&str] = &[
-    "ab", "ag", "as", "bv", "co", "company", "corp", "corporation", "gmbh", "inc", "incorporated",
-    "kg", "limited", "llc", "llp", "ltd", "nv", "oy", "plc", "pty", "sa", "sarl", "sas", "spa",
+    "ab",
+    "ag",
+    "as",
+    "bv",
+    "co",
+    "company",
+    "corp",
+    "corporation",
+    "gmbh",
+    "inc",
+    "incorporated",
+    "kg",
+    "limited",
+    "llc",
+    "llp",
+    "ltd",
+    "nv",
+    "oy",
+    "plc",
+    "pty",
+    "sa",
+    "sarl",
+    "sas",
+    "spa",
     "srl",
 ];
 
@@ -675,7 +714,12 @@ pub fn customer_base_name(customer: &pc::Customer) -> String {
     if !from_company.is_empty() {
         return from_company;
     }
-    let domain = customer.company_profile.domain.split('.').next().unwrap_or_default();
+    let domain = customer
+        .company_profile
+        .domain
+        .split('.')
+        .next()
+        .unwrap_or_default();
     let from_domain = dns_label(domain);
     if !from_domain.is_empty() {
         return from_domain;
@@ -782,7 +826,11 @@ impl Names {
     /// most `max` characters (the base is cut to make room).
     pub fn unique(&mut self, base: &str, tiebreak: &str) -> String {
         let base = sanitize(base, self.max);
-        let base = if base.is_empty() { "x".to_string() } else { base };
+        let base = if base.is_empty() {
+            "x".to_string()
+        } else {
+            base
+        };
         let short = sanitize(tiebreak, 8);
         let mut candidates = vec![base.clone()];
         if !short.is_empty() {

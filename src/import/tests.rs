@@ -40,7 +40,10 @@ fn company_names_become_labels_without_their_legal_form() {
 fn non_ascii_letters_fold_and_other_scripts_fall_back_to_the_domain() {
     assert_eq!(company_label("Müller & Söhne GmbH"), "muller-and-sohne");
     assert_eq!(company_label("Straße Œuvre Łódź"), "strasse-oeuvre-lodz");
-    assert_eq!(company_label("Électricité de France SA"), "electricite-de-france");
+    assert_eq!(
+        company_label("Électricité de France SA"),
+        "electricite-de-france"
+    );
     assert_eq!(company_label("株式会社"), "");
     assert_eq!(
         customer_base_name(&customer(T1, "株式会社テスト", "tesuto.onmicrosoft.com")),
@@ -79,7 +82,10 @@ fn collisions_get_the_tenant_id_then_a_counter() {
     assert_eq!(names.unique("contoso", T2), "contoso-9f8e7d6c-2");
     assert_eq!(names.unique("contoso", T2), "contoso-9f8e7d6c-3");
     // A base that is itself a suffixed name is not handed out twice.
-    assert_eq!(names.unique("contoso-9f8e7d6c", T1), "contoso-9f8e7d6c-1a2b3c4d");
+    assert_eq!(
+        names.unique("contoso-9f8e7d6c", T1),
+        "contoso-9f8e7d6c-1a2b3c4d"
+    );
 }
 
 #[test]
