@@ -43,7 +43,7 @@ const LEGACY_AZURE_PREFIX: &str = "MS-AZR-";
 /// Why the import stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    #[error("cannot read {what} from Partner Center: {source}")]
+    #[error("{what} failed: {source}")]
     PartnerCenter {
         what: String,
         #[source]
@@ -201,12 +201,12 @@ pub async fn import(pc: &PartnerCenter, namespace: &str) -> Result<Import, Impor
     let signed_in = pc
         .sign_in()
         .await
-        .map_err(ImportError::reading("the signed-in user"))?;
+        .map_err(ImportError::reading("signing in to Partner Center"))?;
     let read_at = k8s_openapi::jiff::Timestamp::now().to_string();
     let mut customers = pc
         .customers()
         .await
-        .map_err(ImportError::reading("the customers"))?;
+        .map_err(ImportError::reading("reading the customers"))?;
     customers.sort_by_key(|c| c.id.to_ascii_lowercase());
     let mut names = Names::default();
     let mut notes = Vec::new();
@@ -324,7 +324,7 @@ async fn read_customer(
         .subscriptions(&tenant_id)
         .await
         .map_err(ImportError::reading(format!(
-            "the subscriptions of {label}"
+            "reading the subscriptions of {label}"
         )))?;
     for subscription in &pc_subscriptions {
         if subscription.is_azure_plan() {
@@ -332,7 +332,7 @@ async fn read_customer(
                 .azure_entitlements(&tenant_id, &subscription.id)
                 .await
                 .map_err(ImportError::reading(format!(
-                    "the Azure subscriptions of {label}'s Azure plan {}",
+                    "reading the Azure subscriptions of {label}'s Azure plan {}",
                     subscription.id
                 )))?;
             let plan_active = subscription.status.eq_ignore_ascii_case("active");
@@ -451,7 +451,7 @@ async fn read_customer(
         .self_serve_policies(&tenant_id)
         .await
         .map_err(ImportError::reading(format!(
-            "the purchase permission (SelfServePolicy) of {label}"
+            "reading the purchase permission (SelfServePolicy) of {label}"
         )))?;
     let policies: Vec<_> = policies
         .into_iter()
