@@ -5,6 +5,7 @@ pub mod apiserver;
 pub mod backend;
 pub mod bench;
 pub mod controller;
+pub mod import;
 pub mod partnercenter;
 pub mod policy;
 pub mod simulator;

@@ -8,6 +8,7 @@ mod argocd;
 mod crd_deletion;
 mod crds;
 mod deploy;
+mod import;
 mod monitoring;
 mod partner_center;
 mod readme;
