@@ -349,7 +349,7 @@ fn out_of_file_descriptors_the_server_backs_off_and_recovers() {
         .current_dir(dir.path())
         .args([
             "-c",
-            &format!("ulimit -n 64 && exec {BINARY} up --port 0 --kubeconfig kc"),
+            &format!("ulimit -n 64 && exec {BINARY} up --port 0 --kubeconfig kc --backend cluster"),
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
