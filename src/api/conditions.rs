@@ -61,4 +61,9 @@ pub mod reasons {
     /// A Partner Center or Azure call keeps failing (Warning Events).
     pub const PARTNER_CENTER_ERROR: &str = "PartnerCenterError";
     pub const AZURE_ERROR: &str = "AzureError";
+    // InSync (observations).
+    pub const OBSERVED: &str = "Observed";
+    pub const DRIFT_DETECTED: &str = "DriftDetected";
+    pub const NOT_FOUND_IN_PARTNER_CENTER: &str = "NotFoundInPartnerCenter";
+    pub const NOT_FOUND_IN_AZURE: &str = "NotFoundInAzure";
 }

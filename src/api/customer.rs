@@ -1,6 +1,7 @@
 //! The Customer kind: a customer tenant of the partner.
 
 use super::{Condition, GUID_PATTERN};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
@@ -70,11 +71,27 @@ pub struct CustomerStatus {
     /// `Enabled` when a PurchasePermission grants it, `Disabled` otherwise .
     #[serde(default)]
     pub purchase_permission: CustomerPermission,
+    /// The customer as Partner Center reports it (with observations on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<ObservedCustomer>,
     /// Standard conditions, keyed by type.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     #[schemars(length(max = 8))]
     pub conditions: Vec<Condition>,
+}
+
+/// A customer as Partner Center reports it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservedCustomer {
+    #[schemars(length(max = 256))]
+    pub company_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub domain: Option<String>,
+    /// When Partner Center was asked.
+    pub observed_at: Time,
 }
 
 /// Whether the customer may buy its own reservations, as the Customer summary shows it.

@@ -12,17 +12,18 @@ pub use connection::{
     ConnectionEndpoints, PartnerCenterConnection, PartnerCenterConnectionSpec,
     PartnerCenterConnectionStatus, parse_duration,
 };
-pub use customer::{Customer, CustomerPermission, CustomerSpec, CustomerStatus};
+pub use customer::{Customer, CustomerPermission, CustomerSpec, CustomerStatus, ObservedCustomer};
 pub use purchase_permission::{
     DeletionPolicy, GrantBackend, PermissionState, PurchasePermission, PurchasePermissionSpec,
     PurchasePermissionStatus, PurchaseResource,
 };
 pub use role_assignment::{
-    Principal, PrincipalType, Role, RoleAssignment, RoleAssignmentSpec, RoleAssignmentStatus,
+    ObservedAssignment, Principal, PrincipalType, Role, RoleAssignment, RoleAssignmentSpec,
+    RoleAssignmentStatus,
 };
 pub use subscription::{
-    AzureSubscription, AzureSubscriptionSpec, AzureSubscriptionStatus, BillingType, Offer,
-    SubscriptionState,
+    AzureSubscription, AzureSubscriptionSpec, AzureSubscriptionStatus, BillingType,
+    ObservedSubscription, Offer, SubscriptionState,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

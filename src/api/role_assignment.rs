@@ -1,6 +1,7 @@
 //! The RoleAssignment kind: an Azure role (Owner, Contributor, Reader) a customer user holds on a subscription.
 
 use super::{Condition, GUID_PATTERN, LocalRef};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
@@ -102,6 +103,17 @@ impl Role {
     }
 }
 
+/// An Azure role assignment as Azure Resource Manager lists it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservedAssignment {
+    /// Its Azure resource id.
+    #[schemars(length(max = 512))]
+    pub assignment_id: String,
+    /// When Azure was asked.
+    pub observed_at: Time,
+}
+
 /// Observed state of a RoleAssignment.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
@@ -113,6 +125,10 @@ pub struct RoleAssignmentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 128))]
     pub role_definition_id: Option<String>,
+    /// The assignment as Azure Resource Manager lists it at the subscription's scope (with
+    /// observations on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<ObservedAssignment>,
     /// Standard conditions, keyed by type.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]

@@ -1,6 +1,7 @@
 //! The AzureSubscription kind: a subscription the partner bought for the customer.
 
 use super::{Condition, GUID_PATTERN, LocalRef};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
@@ -90,6 +91,18 @@ pub enum SubscriptionState {
     Deleted,
 }
 
+/// An Azure subscription as Partner Center reports it (an Azure plan's come from its
+/// `azureEntitlements`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservedSubscription {
+    pub offer: Offer,
+    pub billing_type: BillingType,
+    pub state: SubscriptionState,
+    /// When Partner Center was asked.
+    pub observed_at: Time,
+}
+
 /// Observed state of an AzureSubscription.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
@@ -103,6 +116,9 @@ pub struct AzureSubscriptionStatus {
     /// RoleAssignments with role Owner on this subscription.
     #[serde(default)]
     pub owners: i32,
+    /// The subscription as Partner Center reports it (with observations on); eligibility uses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<ObservedSubscription>,
     /// Standard conditions, keyed by type.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]

@@ -6,7 +6,7 @@ mod cluster;
 mod partner_center;
 
 pub use cluster::ClusterBackend;
-pub use partner_center::{Connections, KnownCredentials, Link, PartnerCenterBackend};
+pub use partner_center::{Connections, KnownCredentials, Link, Observations, PartnerCenterBackend};
 
 use crate::api::GrantBackend;
 use crate::policy::GrantMade;
@@ -53,6 +53,11 @@ pub trait Backend: Send + Sync {
     /// The namespaces' links to Partner Center, kept by the PartnerCenterConnection reconciler
     /// (`None`: this backend needs no connection).
     fn connections(&self) -> Option<Connections> {
+        None
+    }
+    /// What Partner Center and Azure report about the declared objects (`None`: this backend
+    /// does not observe).
+    fn observations(&self) -> Option<Observations> {
         None
     }
 }

@@ -117,12 +117,34 @@ impl Caches {
         lookup(&self.roles, ns, names)
     }
 
-    /// How many principals hold the Owner role on a subscription.
+    /// How many principals hold the Owner role on a subscription (one Azure does not list, with
+    /// observations on, does not count).
     pub fn owners_on(&self, ns: &str, subscription: &str) -> i32 {
         self.roles_on(ns, subscription)
             .iter()
             .filter(|r| r.spec.role == Role::Owner)
+            .filter(|r| {
+                !r.status
+                    .as_ref()
+                    .is_some_and(|s| crate::policy::out_of_sync(&s.conditions))
+            })
             .count() as i32
+    }
+
+    /// Whether an Owner role on a subscription has not been checked in Azure yet.
+    pub fn owner_unobserved(&self, ns: &str, subscription: &str) -> bool {
+        self.roles_on(ns, subscription)
+            .iter()
+            .filter(|r| r.spec.role == Role::Owner)
+            .any(|r| {
+                !r.status.as_ref().is_some_and(|s| {
+                    crate::policy::find_condition(
+                        &s.conditions,
+                        crate::api::conditions::types::IN_SYNC,
+                    )
+                    .is_some()
+                })
+            })
     }
 
     /// The customer's purchase permissions (those whose customerRef names it).

@@ -5,7 +5,7 @@
 use super::context::Context;
 use super::{Error, MANAGER, metrics, now};
 use crate::api::conditions::reasons;
-use crate::api::{PartnerCenterConnection, PurchasePermission};
+use crate::api::{AzureSubscription, PartnerCenterConnection, PurchasePermission};
 use crate::backend::{Connections, KnownCredentials, Link, Readiness};
 use crate::partnercenter::{
     AuditQuery, ClientOptions, Credentials, Endpoints, PartnerCenter, PartnerCenterError,
@@ -33,6 +33,11 @@ pub struct ConnectionContext {
     pub connections: Connections,
     /// Sends a permission to its controller (grants waiting for the connection, drift checks).
     pub wake: Arc<dyn Fn(Arc<PurchasePermission>) + Send + Sync>,
+    /// Sends a subscription to its controller (Partner Center changed it: observe it again).
+    pub wake_subscription: Arc<dyn Fn(Arc<AzureSubscription>) + Send + Sync>,
+    /// Sends every object of a namespace to its controller (its connection changed: grants wait
+    /// for it, observations come through it).
+    pub wake_namespace: Arc<dyn Fn(&str) + Send + Sync>,
 }
 
 /// Runs the connection controller until `stop`.
@@ -278,9 +283,10 @@ async fn write_back_refresh_token(
     }
 }
 
-/// Reads the activity log's self-serve policy records since the last read (the first read only
-/// marks the time: every grant is checked when the operator starts anyway). Each customer a
-/// record names, unless the record is the echo of our own change, has its permission checked.
+/// Reads the activity log since the last read (one paged call; the first read only marks the
+/// time: every grant is checked when the operator starts anyway). A self-serve policy change
+/// made elsewhere has the customer's permission checked where it lives; a subscription change
+/// has the customer's subscriptions observed again.
 async fn read_activity_log(
     cc: &ConnectionContext,
     ns: &str,
@@ -301,7 +307,6 @@ async fn read_activity_log(
     }
     let query = AuditQuery {
         start_date: last.strftime("%Y-%m-%d").to_string(),
-        resource_type: Some("SelfServePolicy".into()),
         ..AuditQuery::default()
     };
     let records = match client.audit_records(&query).await {
@@ -321,11 +326,21 @@ async fn read_activity_log(
         if when <= last || ours {
             continue;
         }
-        tracing::info!(namespace = ns, customer, operation = %r.operation_type, "changed outside the cluster; checking");
+        let kind = r.resource_type.to_ascii_lowercase().replace('_', "");
+        tracing::info!(namespace = ns, customer, operation = %r.operation_type, "changed in Partner Center; checking");
         for c in cc.ctx.caches.customers_with_tenant(ns, customer) {
-            for p in cc.ctx.caches.permissions_of(ns, &c.name_any()) {
-                cc.ctx.drift.request(ns, &p.name_any());
-                (cc.wake)(p);
+            if kind == "selfservepolicy" {
+                for p in cc.ctx.caches.permissions_of(ns, &c.name_any()) {
+                    cc.ctx.drift.request(ns, &p.name_any());
+                    (cc.wake)(p);
+                }
+            } else if kind == "subscription" || kind == "azureentitlement" {
+                if let Some(o) = &cc.ctx.observations {
+                    o.forget_customer(ns, customer);
+                }
+                for s in cc.ctx.caches.subscriptions_of(ns, &c.name_any()) {
+                    (cc.wake_subscription)(s);
+                }
             }
         }
     }
@@ -352,15 +367,13 @@ fn publish(
         connection: conn.name_any(),
         client,
         readiness,
+        observe: conn.spec.observe,
+        resync: conn.spec.resync(),
         credentials,
     };
     if cc.connections.set(ns, link) {
         tracing::info!(namespace = ns, connection = %conn.name_any(), ready = facts.problem.is_none(), "Partner Center connection checked");
-        for p in cc.ctx.caches.permissions.state() {
-            if p.namespace().as_deref() == Some(ns) {
-                (cc.wake)(p);
-            }
-        }
+        (cc.wake_namespace)(ns);
     }
 }
 

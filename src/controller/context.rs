@@ -7,7 +7,7 @@ use super::drift::DriftChecks;
 use super::metrics::{self, Metrics};
 use super::{Error, MANAGER};
 use crate::api::{GrantBackend, PermissionState, PurchasePermission, PurchasePermissionStatus};
-use crate::backend::{Backend, Grant};
+use crate::backend::{Backend, Grant, Observations};
 use crate::policy::GrantMade;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::Reporter;
@@ -40,6 +40,8 @@ pub struct Context {
     pub owned: OwnedStatuses,
     /// Which grants to check where they live (drift made elsewhere).
     pub drift: DriftChecks,
+    /// What Partner Center and Azure report (`None`: the backend does not observe).
+    pub observations: Option<Observations>,
 }
 
 impl Context {
@@ -58,11 +60,12 @@ impl Context {
             client,
             reporter,
             caches,
-            backend,
             metrics,
             backoff: Backoff::default(),
             written: WrittenStatuses::default(),
             owned: OwnedStatuses::default(),
+            observations: backend.observations(),
+            backend,
             drift: DriftChecks::new(match backend_kind {
                 GrantBackend::Cluster => None,
                 GrantBackend::PartnerCenter => Some(FULL_CHECK_EVERY),

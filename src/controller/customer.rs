@@ -3,9 +3,10 @@
 
 use super::caches::seniority;
 use super::context::Context;
+use super::subscription::{recheck, reported};
 use super::{Error, metrics, now};
 use crate::api::{Customer, PermissionState};
-use crate::policy::{self, Claimants};
+use crate::policy::{self, Claimants, Observed};
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use std::sync::Arc;
@@ -16,10 +17,18 @@ pub async fn reconcile(obj: Arc<Customer>, ctx: Arc<Context>) -> Result<Action, 
     // Gather.
     let c = &ctx.caches;
     let subscriptions = c.subscriptions_of(&ns, &name);
+    let observes = ctx.observations.as_ref().is_some_and(|o| o.observes(&ns));
     let eligible = subscriptions
         .iter()
-        .filter(|s| policy::subscription_eligibility(&s.spec, true).is_ok())
+        .filter(|s| {
+            let reported = reported(s, observes);
+            policy::observed_eligibility(&s.spec, true, &reported).is_ok()
+        })
         .count() as i32;
+    let observed = match &ctx.observations {
+        Some(o) => o.customer(&ns, &obj.spec.tenant_id).await,
+        None => Observed::Off,
+    };
     let granted = c.permissions_of(&ns, &name).iter().any(|p| {
         p.status
             .as_ref()
@@ -37,11 +46,12 @@ pub async fn reconcile(obj: Arc<Customer>, ctx: Arc<Context>) -> Result<Action, 
         subscriptions: subscriptions.len() as i32,
         eligible_subscriptions: eligible,
         permission_granted: granted,
+        observed,
     };
     // Decide, then apply.
     if let Some(status) = policy::decide_customer(&facts, now()) {
         let kind = metrics::Kind::customer;
         ctx.write_status(kind, obj.as_ref(), status).await?;
     }
-    Ok(Action::await_change())
+    Ok(recheck(&ctx, &ns))
 }

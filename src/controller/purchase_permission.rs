@@ -5,13 +5,14 @@
 
 use super::caches::{Caches, seniority};
 use super::context::Context;
+use super::subscription::reported;
 use super::{Error, events, now};
 use crate::api::{
     AzureSubscription, Customer, FINALIZER, PermissionState, PurchasePermission,
     PurchasePermissionStatus,
 };
 use crate::backend::{Grant, Readiness};
-use crate::policy::{self, Claimants, GrantChange, GrantMade, PermissionDecision};
+use crate::policy::{self, Claimants, GrantChange, GrantMade, Observed, PermissionDecision};
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
@@ -53,7 +54,8 @@ async fn switch(obj: Arc<PurchasePermission>, ctx: Arc<Context>) -> Result<Actio
     let ns = obj.namespace().ok_or(Error::NoNamespace)?;
     let known = ctx.written.known_status(&obj);
     let (known, forged) = ctx.owned.with_recorded_grant(&obj, known);
-    let related = Related::gather(&ctx.caches, &ns, &obj);
+    let observes = ctx.observations.as_ref().is_some_and(|o| o.observes(&ns));
+    let related = Related::gather(&ctx.caches, &ns, &obj, observes);
     let readiness = ctx.backend.readiness(&ns);
     let backend = policy::BackendFact {
         kind: ctx.backend.kind(),
@@ -64,8 +66,10 @@ async fn switch(obj: Arc<PurchasePermission>, ctx: Arc<Context>) -> Result<Actio
     };
     let facts = related.facts(&obj, known.as_ref(), backend);
     let mut decision = policy::permission_decision(&facts, now());
-    if readiness == Readiness::Settling && decision.grant != GrantChange::None {
-        // The namespace's connection is being checked: decide once it is, rather than report it.
+    let settling = readiness == Readiness::Settling || related.unobserved;
+    if settling && decision.grant == GrantChange::Create {
+        // The connection, or what Partner Center and Azure report, is being checked: grant once
+        // it is, rather than on what the YAML says.
         return Ok(Action::requeue(SETTLING_RETRY));
     }
     // Someone else's status is written over even where it matches the corrected one.
@@ -89,17 +93,24 @@ struct Related {
     subscriptions: Vec<(String, Arc<AzureSubscription>, bool)>,
     /// The customer's permissions, this one included.
     claimants: Vec<Arc<PurchasePermission>>,
+    /// Whether the namespace checks subscriptions and roles against Partner Center and Azure.
+    observes: bool,
+    /// With observations on: a subscription or Owner role not checked yet.
+    unobserved: bool,
 }
 
 impl Related {
-    fn gather(c: &Caches, ns: &str, obj: &PurchasePermission) -> Related {
+    fn gather(c: &Caches, ns: &str, obj: &PurchasePermission, observes: bool) -> Related {
         let customer = &obj.spec.customer_ref.name;
+        let mut unobserved = false;
         let subscriptions = c
             .subscriptions_of(ns, customer)
             .into_iter()
             .map(|s| {
                 let name = s.name_any();
                 let has_owner = c.owners_on(ns, &name) > 0;
+                unobserved |= observes
+                    && (reported(&s, true) == Observed::Unknown || c.owner_unobserved(ns, &name));
                 (name, s, has_owner)
             })
             .collect();
@@ -107,6 +118,8 @@ impl Related {
             customer: c.customer(ns, customer),
             subscriptions,
             claimants: c.permissions_of(ns, customer),
+            observes,
+            unobserved,
         }
     }
 
@@ -123,6 +136,7 @@ impl Related {
                 name,
                 spec: &s.spec,
                 has_owner: *has_owner,
+                observed: reported(s, self.observes),
             })
             .collect();
         policy::PermissionFacts {

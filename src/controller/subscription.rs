@@ -1,11 +1,12 @@
-//! The AzureSubscription reconciler: eligibility (offer, billing, state), owners, and duplicate
-//! subscription ids.
+//! The AzureSubscription reconciler: eligibility (offer, billing, state: as Partner Center
+//! reports them, with observations on), owners, and duplicate subscription ids.
 
 use super::caches::seniority;
 use super::context::Context;
 use super::{Error, metrics, now};
-use crate::api::AzureSubscription;
-use crate::policy::{self, Claimants};
+use crate::api::conditions::{reasons, types};
+use crate::api::{AzureSubscription, ObservedSubscription};
+use crate::policy::{self, Claimants, Observed};
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use std::sync::Arc;
@@ -16,21 +17,59 @@ pub async fn reconcile(obj: Arc<AzureSubscription>, ctx: Arc<Context>) -> Result
     // Gather.
     let c = &ctx.caches;
     let same_id = c.subscriptions_with_id(&ns, &obj.spec.subscription_id);
+    let customer = c.customer(&ns, &obj.spec.customer_ref.name);
+    let observed = match (&ctx.observations, &customer) {
+        (Some(o), Some(cust)) => {
+            o.subscription(&ns, &cust.spec.tenant_id, &obj.spec.subscription_id)
+                .await
+        }
+        (Some(o), None) if o.observes(&ns) => Observed::Unknown,
+        _ => Observed::Off,
+    };
     let facts = policy::SubscriptionFacts {
         spec: &obj.spec,
         generation: obj.metadata.generation,
         current: obj.status.as_ref(),
-        customer_exists: c.customer(&ns, &obj.spec.customer_ref.name).is_some(),
+        customer_exists: customer.is_some(),
         claimants: Claimants {
             me: seniority(obj.as_ref()),
             all: same_id.iter().map(|o| seniority(o.as_ref())).collect(),
         },
         owners: c.owners_on(&ns, &name),
+        observed,
     };
     // Decide, then apply.
     if let Some(status) = policy::decide_subscription(&facts, now()) {
         let kind = metrics::Kind::azuresubscription;
         ctx.write_status(kind, obj.as_ref(), status).await?;
     }
-    Ok(Action::await_change())
+    Ok(recheck(&ctx, &ns))
+}
+
+/// With observations on, the object is looked at again when they go stale.
+pub(super) fn recheck(ctx: &Context, ns: &str) -> Action {
+    match ctx.observations.as_ref().and_then(|o| o.recheck_after(ns)) {
+        Some(after) => Action::requeue(after),
+        None => Action::await_change(),
+    }
+}
+
+/// What the subscription's status says Partner Center reported (as the permission and the
+/// customer read it): `Unknown` while a namespace that observes has not asked yet.
+pub(super) fn reported<'a>(
+    s: &'a AzureSubscription,
+    observes: bool,
+) -> Observed<&'a ObservedSubscription> {
+    let status = s.status.as_ref();
+    if let Some(o) = status.and_then(|s| s.observed.as_ref()) {
+        return Observed::Seen(o);
+    }
+    let not_found = status
+        .and_then(|s| policy::find_condition(&s.conditions, types::IN_SYNC))
+        .is_some_and(|c| c.reason == reasons::NOT_FOUND_IN_PARTNER_CENTER);
+    match (not_found, observes) {
+        (true, true) => Observed::NotFound,
+        (false, true) => Observed::Unknown,
+        _ => Observed::Off,
+    }
 }

@@ -51,6 +51,11 @@ pub trait Relations:
     fn changed(feeds: &Feeds, obj: &Self, moved_from: Option<String>);
     /// The hash of the object's status (see `context::status_hash`).
     fn status_hash(obj: &Self) -> u64;
+    /// The part of the status other objects decide on (what Partner Center or Azure reported);
+    /// a change of it reaches the dependents as a spec change does.
+    fn depended_status(_obj: &Self) -> u64 {
+        0
+    }
 }
 
 impl Relations for Customer {
@@ -127,6 +132,29 @@ impl Relations for AzureSubscription {
     fn status_hash(obj: &Self) -> u64 {
         status_hash(&obj.status)
     }
+
+    fn depended_status(obj: &Self) -> u64 {
+        let Some(s) = &obj.status else { return 0 };
+        let observed = s
+            .observed
+            .as_ref()
+            .map(|o| (o.offer as u8, o.billing_type as u8, o.state as u8));
+        observation_hash(observed, &s.conditions)
+    }
+}
+
+/// What dependents read of an observed status: the observation and whether it is in sync.
+fn observation_hash<T: std::hash::Hash>(
+    observed: Option<T>,
+    conditions: &[crate::api::Condition],
+) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    observed.hash(&mut h);
+    crate::policy::find_condition(conditions, crate::api::conditions::types::IN_SYNC)
+        .map(|c| (&c.status, &c.reason))
+        .hash(&mut h);
+    h.finish()
 }
 
 impl Relations for RoleAssignment {
@@ -160,6 +188,11 @@ impl Relations for RoleAssignment {
 
     fn status_hash(obj: &Self) -> u64 {
         status_hash(&obj.status)
+    }
+
+    fn depended_status(obj: &Self) -> u64 {
+        let Some(s) = &obj.status else { return 0 };
+        observation_hash(s.observed.as_ref().map(|o| &o.assignment_id), &s.conditions)
     }
 }
 
@@ -216,7 +249,8 @@ pub async fn feed<K: Relations>(
                 Seen::Relisted => K::relisted(&feeds),
                 Seen::Object(obj, live) => {
                     let moved_from = K::record(&feeds, obj, live);
-                    let (spec_changed, needed) = last_seen.observe(obj, live);
+                    let depended = K::depended_status(obj);
+                    let (spec_changed, needed) = last_seen.observe(obj, live, depended);
                     if !live {
                         // Gone: its memo goes too (a delete always reaches its own reconcile).
                         feeds.ctx.owned.forget(obj);
@@ -261,12 +295,12 @@ fn seen<K>(ev: &Result<watcher::Event<K>, watcher::Error>) -> Seen<'_, K> {
 /// existence is what other objects depend on; status-only writes are not) and the own-trigger
 /// key (what makes the object's own reconcile necessary). One compact entry per object.
 #[derive(Default)]
-struct LastSeen(HashMap<Box<str>, (Option<i64>, u64)>);
+struct LastSeen(HashMap<Box<str>, (u64, u64)>);
 
 impl LastSeen {
     /// Records the object as seen now; returns whether its spec or existence changed, and
     /// whether its own reconcile is needed.
-    fn observe<K: Resource>(&mut self, obj: &K, live: bool) -> (bool, bool) {
+    fn observe<K: Resource>(&mut self, obj: &K, live: bool, depended: u64) -> (bool, bool) {
         let m = obj.meta();
         let key: Box<str> = format!(
             "{}/{}",
@@ -279,9 +313,15 @@ impl LastSeen {
             return (true, true);
         }
         let own = own_trigger_key(obj);
-        match self.0.insert(key, (m.generation, own)) {
+        let read_by_others = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (m.generation, depended).hash(&mut h);
+            h.finish()
+        };
+        match self.0.insert(key, (read_by_others, own)) {
             None => (true, true),
-            Some((generation, before)) => (generation != m.generation, before != own),
+            Some((before_others, before)) => (before_others != read_by_others, before != own),
         }
     }
 }
@@ -423,18 +463,42 @@ mod tests {
     fn last_seen_tells_spec_changes_from_own_triggers() {
         let mut seen = LastSeen::default();
         assert_eq!(
-            seen.observe(&customer(1, &[], "a"), true),
+            seen.observe(&customer(1, &[], "a"), true, 0),
             (true, true),
             "first sight"
         );
         // A write that changes neither generation nor finalizers (here an annotation).
-        assert_eq!(seen.observe(&customer(1, &[], "b"), true), (false, false));
+        assert_eq!(
+            seen.observe(&customer(1, &[], "b"), true, 0),
+            (false, false)
+        );
         // A finalizer added: the object's own reconcile, not its dependents.
-        assert_eq!(seen.observe(&customer(1, &["f"], "b"), true), (false, true));
+        assert_eq!(
+            seen.observe(&customer(1, &["f"], "b"), true, 0),
+            (false, true)
+        );
         // A spec change: both.
-        assert_eq!(seen.observe(&customer(2, &["f"], "b"), true), (true, true));
+        assert_eq!(
+            seen.observe(&customer(2, &["f"], "b"), true, 0),
+            (true, true)
+        );
         // Gone: both, and a later object of that name is new again.
-        assert_eq!(seen.observe(&customer(2, &["f"], "b"), false), (true, true));
-        assert_eq!(seen.observe(&customer(2, &["f"], "b"), true), (true, true));
+        assert_eq!(
+            seen.observe(&customer(2, &["f"], "b"), false, 0),
+            (true, true)
+        );
+        assert_eq!(
+            seen.observe(&customer(2, &["f"], "b"), true, 0),
+            (true, true)
+        );
+        // What Partner Center reported changed (an observed status): its dependents, not itself.
+        assert_eq!(
+            seen.observe(&customer(2, &["f"], "b"), true, 7),
+            (true, false)
+        );
+        assert_eq!(
+            seen.observe(&customer(2, &["f"], "b"), true, 7),
+            (false, false)
+        );
     }
 }

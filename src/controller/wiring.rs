@@ -165,6 +165,26 @@ async fn announce_sync(
     futures::future::pending::<()>().await;
 }
 
+/// The cached objects of one namespace.
+fn in_namespace<K>(store: &Store<K>, ns: &str) -> Vec<Arc<K>>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+{
+    store
+        .state()
+        .into_iter()
+        .filter(|o| o.meta().namespace.as_deref() == Some(ns))
+        .collect()
+}
+
+/// The own-event senders of the four controllers.
+type Owns = (
+    OwnTx<Customer>,
+    OwnTx<AzureSubscription>,
+    OwnTx<RoleAssignment>,
+    OwnTx<PurchasePermission>,
+);
+
 type Lanes = (
     Lane<Customer>,
     Lane<AzureSubscription>,
@@ -222,7 +242,7 @@ async fn reconcile_all(
             &stop,
         ),
     );
-    let connections = connection_controller(&ctx, &owns.3, &stop);
+    let connections = connection_controller(&ctx, &owns, &stop);
     let controllers = futures::future::join(controllers, connections);
     // Decisions read all four caches: reconcile nothing until every cache has its first list,
     // or a restart would write half-informed statuses.
@@ -247,17 +267,25 @@ async fn reconcile_all(
 /// namespaces' links and wakes the permissions that wait for them or that drifted.
 fn connection_controller(
     ctx: &Arc<Context>,
-    permissions: &OwnTx<PurchasePermission>,
+    owns: &Owns,
     stop: &Shutdown,
 ) -> BoxFuture<'static, ()> {
     let Some(connections) = ctx.backend.connections() else {
         return futures::future::ready(()).boxed();
     };
-    let own = permissions.clone();
+    let (p, s) = (owns.3.clone(), owns.1.clone());
+    let (all, c) = (owns.clone(), ctx.caches.clone());
     let cc = Arc::new(connection::ConnectionContext {
         ctx: ctx.clone(),
         connections,
-        wake: Arc::new(move |p| own.send_each([p])),
+        wake: Arc::new(move |o| p.send_each([o])),
+        wake_subscription: Arc::new(move |o| s.send_each([o])),
+        wake_namespace: Arc::new(move |ns| {
+            all.0.send_each(in_namespace(&c.customers, ns));
+            all.1.send_each(in_namespace(&c.subscriptions, ns));
+            all.2.send_each(in_namespace(&c.roles, ns));
+            all.3.send_each(in_namespace(&c.permissions, ns));
+        }),
     });
     connection::run(cc, stop.clone()).boxed()
 }

@@ -43,6 +43,32 @@ impl PartnerCenter {
             .await
     }
 
+    /// Changes a subscription: `PATCH /v1/customers/{c}/subscriptions/{id}` with the full
+    /// Subscription body (e.g. `status` set to `suspended` or back to `active`).
+    pub async fn update_subscription(
+        &self,
+        customer_tenant_id: &str,
+        subscription: &Subscription,
+    ) -> Result<Subscription, PartnerCenterError> {
+        let path = format!(
+            "/v1/customers/{}/subscriptions/{}",
+            encode(customer_tenant_id),
+            encode(&subscription.id)
+        );
+        let request = self
+            .partner_center_request(Method::PATCH, &path)
+            .json(subscription);
+        let response = self.call(&request, &Audience::PartnerCenter).await?;
+        if response.is_success() {
+            return response.json(Service::PartnerCenter);
+        }
+        Err(classify(
+            Service::PartnerCenter,
+            response.status,
+            &response.body,
+        ))
+    }
+
     /// The Azure subscriptions of an Azure plan: `GET .../subscriptions/{id}/azureEntitlements`.
     pub async fn azure_entitlements(
         &self,

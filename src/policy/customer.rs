@@ -1,8 +1,9 @@
 //! Customer: the summary a dashboard shows, and duplicate tenants.
 
-use super::{Claimants, DesiredCondition, merge_conditions, status_change};
+use super::observed::{Observed, dropped_for, in_sync};
+use super::{Claimants, DesiredCondition, merge_conditions_dropping, status_change};
 use crate::api::conditions::{reasons, types};
-use crate::api::{Condition, CustomerPermission, CustomerSpec, CustomerStatus};
+use crate::api::{Condition, CustomerPermission, CustomerSpec, CustomerStatus, ObservedCustomer};
 use k8s_openapi::jiff::Timestamp;
 
 /// What the Customer reconciler knows about one customer.
@@ -19,6 +20,8 @@ pub struct CustomerFacts<'a> {
     pub eligible_subscriptions: i32,
     /// Whether a PurchasePermission's grant for this customer is in effect.
     pub permission_granted: bool,
+    /// The customer as Partner Center reports it (`NotFound`: not the partner's customer).
+    pub observed: Observed<ObservedCustomer>,
 }
 
 /// The status to write for a Customer: `None` when its current one is already right.
@@ -45,11 +48,44 @@ pub fn customer_status(facts: &CustomerFacts<'_>, now: Timestamp) -> CustomerSta
             "customer registered",
         ),
     };
+    let sync = in_sync(
+        &facts.observed,
+        (
+            reasons::NOT_FOUND_IN_PARTNER_CENTER,
+            format!(
+                "tenant {} is not a customer of this partner in Partner Center",
+                facts.spec.tenant_id
+            ),
+        ),
+        |o| {
+            let differs = (o.company_name != facts.spec.company_name).then(|| {
+                format!(
+                    "companyName: spec {:?}, Partner Center {:?}",
+                    facts.spec.company_name, o.company_name
+                )
+            });
+            (
+                differs.into_iter().collect(),
+                format!("Partner Center knows it as {:?}", o.company_name),
+            )
+        },
+    );
     let existing: &[Condition] = facts
         .current
         .map(|s| s.conditions.as_slice())
         .unwrap_or(&[]);
+    let desired: Vec<DesiredCondition> = std::iter::once(ready).chain(sync).collect();
+    let current = facts.current.and_then(|s| s.observed.as_ref());
+    let observed = match &facts.observed {
+        Observed::Seen(o) => Some(match current {
+            Some(c) if (&c.company_name, &c.domain) == (&o.company_name, &o.domain) => c.clone(),
+            _ => o.clone(),
+        }),
+        Observed::Unknown => current.cloned(),
+        Observed::Off | Observed::NotFound => None,
+    };
     CustomerStatus {
+        observed,
         observed_generation: facts.generation,
         subscriptions: facts.subscriptions,
         eligible_subscriptions: facts.eligible_subscriptions,
@@ -58,7 +94,13 @@ pub fn customer_status(facts: &CustomerFacts<'_>, now: Timestamp) -> CustomerSta
         } else {
             CustomerPermission::Disabled
         },
-        conditions: merge_conditions(existing, &[ready], facts.generation, now),
+        conditions: merge_conditions_dropping(
+            existing,
+            &desired,
+            dropped_for(&facts.observed),
+            facts.generation,
+            now,
+        ),
     }
 }
 

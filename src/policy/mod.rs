@@ -5,14 +5,17 @@ pub mod conditions;
 mod connection;
 mod customer;
 mod events;
+mod observed;
 mod permission;
 mod role_assignment;
 mod subscription;
 
+pub use conditions::find as find_condition;
 pub use conditions::{DesiredCondition, merge_conditions, merge_conditions_dropping};
 pub use connection::{ConnectionFacts, connection_status};
 pub use customer::{CustomerFacts, customer_status, decide_customer};
 pub use events::{ActivityEvent, EventType, actions};
+pub use observed::{Observed, out_of_sync};
 pub use permission::{
     BackendFact, GrantChange, GrantMade, PermissionDecision, PermissionFacts, SubscriptionFact,
     Withdrawal, drift_corrected, grant_pending, permission_decision, with_grant_made,
@@ -20,7 +23,8 @@ pub use permission::{
 };
 pub use role_assignment::{RoleAssignmentFacts, decide_role_assignment, role_assignment_status};
 pub use subscription::{
-    SubscriptionFacts, decide_subscription, subscription_eligibility, subscription_status,
+    SubscriptionFacts, decide_subscription, observed_eligibility, subscription_eligibility,
+    subscription_status,
 };
 
 use k8s_openapi::jiff::Timestamp;

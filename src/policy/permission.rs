@@ -3,13 +3,13 @@
 use super::conditions::find;
 use super::events::{ActivityEvent, EventType, actions};
 use super::{
-    Claimants, DesiredCondition, merge_conditions, merge_conditions_dropping,
-    subscription_eligibility,
+    Claimants, DesiredCondition, Observed, merge_conditions, merge_conditions_dropping,
+    observed_eligibility,
 };
 use crate::api::conditions::{reasons, types};
 use crate::api::{
-    AzureSubscriptionSpec, Condition, DeletionPolicy, GrantBackend, PermissionState,
-    PurchasePermissionSpec, PurchasePermissionStatus, PurchaseResource,
+    AzureSubscriptionSpec, Condition, DeletionPolicy, GrantBackend, ObservedSubscription,
+    PermissionState, PurchasePermissionSpec, PurchasePermissionStatus, PurchaseResource,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -19,8 +19,17 @@ use k8s_openapi::jiff::Timestamp;
 pub struct SubscriptionFact<'a> {
     pub name: &'a str,
     pub spec: &'a AzureSubscriptionSpec,
-    /// Whether a RoleAssignment gives some principal the Owner role on it.
+    /// Whether a RoleAssignment gives some principal the Owner role on it (with observations
+    /// on: one Azure lists).
     pub has_owner: bool,
+    /// What Partner Center reports of it (its values count for eligibility).
+    pub observed: Observed<&'a ObservedSubscription>,
+}
+
+impl SubscriptionFact<'_> {
+    fn eligibility(&self, customer_exists: bool) -> Result<(), (&'static str, String)> {
+        observed_eligibility(self.spec, customer_exists, &self.observed)
+    }
 }
 
 /// What the PurchasePermission reconciler knows about one permission.
@@ -135,7 +144,7 @@ impl Prerequisites {
         let eligible: Vec<&SubscriptionFact<'_>> = candidates
             .iter()
             .copied()
-            .filter(|s| subscription_eligibility(s.spec, facts.customer_tenant.is_some()).is_ok())
+            .filter(|s| s.eligibility(facts.customer_tenant.is_some()).is_ok())
             .collect();
         let mut eligible_subscriptions: Vec<String> = eligible
             .iter()
@@ -189,7 +198,7 @@ fn subscription_condition(
         let reasons: Vec<String> = candidates
             .iter()
             .filter_map(|s| {
-                subscription_eligibility(s.spec, true)
+                s.eligibility(true)
                     .err()
                     .map(|(r, _)| format!("{}: {r}", s.name))
             })

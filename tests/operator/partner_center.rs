@@ -388,3 +388,96 @@ fn base64(s: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(s)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partner_center_and_azure_are_the_truth_for_subscriptions_and_owner_roles() {
+    let sim = simulator().await;
+    let mut env = Env::new().await;
+    env.start_controllers_with(BackendChoice::PartnerCenter.build());
+    apply_examples(&env).await;
+    let conn = env.manifest("conn.yaml", &connection(&sim, ADMIN_TOKEN, "2s"));
+    env.ok(&["apply", "-f", &conn]).await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
+    let in_sync = r#"{.status.conditions[?(@.type=="InSync")].status}/{.status.conditions[?(@.type=="InSync")].reason}"#;
+    env.wait_for("azsub/contoso-plan", NS, in_sync, "True/Observed")
+        .await;
+    env.wait_for(
+        "azsub/contoso-plan",
+        NS,
+        "{.status.observed.state}",
+        "Active",
+    )
+    .await;
+    // The example calls fabrikam's license subscription an Azure plan; Partner Center disagrees.
+    env.wait_for("azsub/fabrikam-license", NS, in_sync, "False/DriftDetected")
+        .await;
+    env.wait_for("cspcust/contoso", NS, in_sync, "True/Observed")
+        .await;
+    env.wait_for(
+        "azrole/contoso-plan-alice-owner",
+        NS,
+        in_sync,
+        "True/Observed",
+    )
+    .await;
+
+    // An Owner in YAML that Azure does not list does not count.
+    let ghost = env.manifest(
+        "ghost.yaml",
+        &format!(
+            r#"apiVersion: csp.operator.dev/v1alpha1
+kind: RoleAssignment
+metadata: {{name: northwind-plan-ghost-owner, namespace: {NS}}}
+spec:
+  subscriptionRef: {{name: northwind-plan}}
+  principal: {{id: 9f9f9f9f-0000-4000-8000-000000000009}}
+  role: Owner
+"#
+        ),
+    );
+    env.ok(&["apply", "-f", &ghost]).await;
+    env.wait_for(
+        "azrole/northwind-plan-ghost-owner",
+        NS,
+        in_sync,
+        "False/NotFoundInAzure",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    env.wait_for_permission(NS, "northwind", "Blocked/False/OwnerRoleMissing")
+        .await;
+
+    // Partner Center suspends contoso's Azure plan (as an Admin Agent would in the dashboard):
+    // the activity log names it, the subscription is observed again, and the grant, which stays
+    // in effect, shows the lost prerequisite.
+    let dashboard = dashboard(&sim);
+    let mut plan = dashboard
+        .subscriptions(CONTOSO)
+        .await
+        .expect("subscriptions")
+        .into_iter()
+        .find(|s| s.is_azure_plan())
+        .expect("contoso has an Azure plan");
+    plan.status = "suspended".into();
+    dashboard
+        .update_subscription(CONTOSO, &plan)
+        .await
+        .expect("suspended");
+    env.wait_for(
+        "azsub/contoso-plan",
+        NS,
+        "{.status.observed.state}",
+        "Suspended",
+    )
+    .await;
+    env.wait_for_permission(NS, "contoso", "Enabled/False/NoEligibleSubscription")
+        .await;
+    env.wait_for("azsub/contoso-plan", NS, in_sync, "False/DriftDetected")
+        .await;
+    let log = env.activity_log(NS).await;
+    assert!(
+        log.contains(&"NoEligibleSubscription/CheckPrerequisites/contoso".to_string()),
+        "{log:?}"
+    );
+}

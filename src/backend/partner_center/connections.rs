@@ -13,6 +13,10 @@ pub struct Link {
     pub connection: String,
     pub client: Option<PartnerCenter>,
     pub readiness: Readiness,
+    /// Whether objects are checked against Partner Center and Azure (`spec.observe`).
+    pub observe: bool,
+    /// How long observations hold (`spec.resyncInterval`).
+    pub resync: std::time::Duration,
     /// Which credentials the client was built from (hashes).
     pub credentials: KnownCredentials,
 }

@@ -2,8 +2,10 @@
 //! updated and deleted through the namespace's PartnerCenterConnection.
 
 mod connections;
+mod observations;
 
 pub use connections::{Connections, KnownCredentials, Link};
+pub use observations::Observations;
 
 use super::{Backend, BackendError, BackendFuture, Grant, Readiness};
 use crate::api::GrantBackend;
@@ -18,11 +20,15 @@ const CONFLICT_RETRIES: usize = 3;
 #[derive(Clone, Default)]
 pub struct PartnerCenterBackend {
     connections: Connections,
+    observations: Observations,
 }
 
 impl PartnerCenterBackend {
     pub fn new(connections: Connections) -> Self {
-        PartnerCenterBackend { connections }
+        PartnerCenterBackend {
+            observations: Observations::new(connections.clone()),
+            connections,
+        }
     }
 
     /// The namespace's client, or why there is none.
@@ -214,5 +220,9 @@ impl Backend for PartnerCenterBackend {
 
     fn connections(&self) -> Option<Connections> {
         Some(self.connections.clone())
+    }
+
+    fn observations(&self) -> Option<Observations> {
+        Some(self.observations.clone())
     }
 }

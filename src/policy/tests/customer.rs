@@ -24,6 +24,7 @@ fn facts(spec: &CustomerSpec) -> CustomerFacts<'_> {
         subscriptions: 0,
         eligible_subscriptions: 0,
         permission_granted: false,
+        observed: crate::policy::Observed::Off,
     }
 }
 
@@ -35,6 +36,7 @@ fn registered_summary() {
             subscriptions: 3,
             eligible_subscriptions: 1,
             permission_granted: true,
+            observed: crate::policy::Observed::Off,
             ..facts(&s)
         },
         t(0),

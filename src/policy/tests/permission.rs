@@ -6,10 +6,10 @@ use crate::api::{AzureSubscriptionSpec, PermissionState, PurchasePermissionSpec}
 use crate::api::{
     BillingType, DeletionPolicy, GrantBackend, LocalRef, Offer, PurchaseResource, SubscriptionState,
 };
-use crate::policy::Claimants;
 use crate::policy::conditions::find;
 use crate::policy::events::{EventType, actions};
 use crate::policy::testing::t;
+use crate::policy::{Claimants, Observed};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 const PLAN_ID: &str = "0b9e3c1d-5a2f-4c8e-b7d6-1e2f3a4b5c6d";
@@ -94,6 +94,7 @@ fn decision_table() {
         name,
         spec,
         has_owner,
+        observed: Observed::Off,
     };
     type Row<'a> = (
         &'a str,
@@ -330,6 +331,7 @@ fn enabling_records_create_event_and_grant() {
                 name: "plan",
                 spec: &plan,
                 has_owner: true,
+                observed: Observed::Off,
             }],
         ),
         t(5),
@@ -363,6 +365,7 @@ fn settled_grant_makes_no_write_and_no_event() {
             name: "plan",
             spec: &plan,
             has_owner: true,
+            observed: Observed::Off,
         }]
     };
     let first = permission_decision(&facts(&spec, subs()), t(5));
@@ -419,6 +422,7 @@ fn blocked_warns_once() {
                     name: "plan",
                     spec: &plan,
                     has_owner: false,
+                    observed: Observed::Off,
                 }],
             )
         },
@@ -439,6 +443,7 @@ fn lost_owner_keeps_grant_and_warns() {
                 name: "plan",
                 spec: &plan,
                 has_owner: true,
+                observed: Observed::Off,
             }],
         ),
         t(0),
@@ -452,6 +457,7 @@ fn lost_owner_keeps_grant_and_warns() {
                     name: "plan",
                     spec: &plan,
                     has_owner: false,
+                    observed: Observed::Off,
                 }],
             )
         },
@@ -487,6 +493,7 @@ fn lost_owner_keeps_grant_and_warns() {
                     name: "plan",
                     spec: &plan,
                     has_owner: true,
+                    observed: Observed::Off,
                 }],
             )
         },
@@ -509,6 +516,7 @@ fn lost_customer_keeps_grant() {
                 name: "plan",
                 spec: &plan,
                 has_owner: true,
+                observed: Observed::Off,
             }],
         ),
         t(0),
@@ -540,6 +548,7 @@ fn disabling_records_delete_event() {
                 name: "plan",
                 spec: &plan,
                 has_owner: true,
+                observed: Observed::Off,
             }],
         ),
         t(0),
@@ -555,6 +564,7 @@ fn disabling_records_delete_event() {
                     name: "plan",
                     spec: &plan,
                     has_owner: true,
+                    observed: Observed::Off,
                 }],
             )
         },
@@ -603,11 +613,13 @@ fn subscription_ref_narrows_the_check() {
                 name: "plan",
                 spec: &plan,
                 has_owner: false,
+                observed: Observed::Off,
             },
             SubscriptionFact {
                 name: "global",
                 spec: &global,
                 has_owner: true,
+                observed: Observed::Off,
             },
         ]
     };
@@ -648,6 +660,7 @@ fn contributor_does_not_count_is_the_callers_has_owner() {
                 name: "plan",
                 spec: &plan,
                 has_owner: false,
+                observed: Observed::Off,
             }],
         ),
         t(0),
@@ -669,6 +682,7 @@ fn a_duplicate_never_holds_or_withdraws_the_grant() {
             name: "plan",
             spec: &plan,
             has_owner: true,
+            observed: Observed::Off,
         }]
     };
     // Granted while it was the only one; then an older one shows up.
@@ -712,6 +726,7 @@ fn deleting_an_enabled_permission_withdraws_it() {
                 name: "plan",
                 spec: &plan,
                 has_owner: true,
+                observed: Observed::Off,
             }],
         ),
         t(0),
@@ -749,6 +764,7 @@ fn lost_prerequisite_after_the_grant_is_stalled_too() {
         name: "plan",
         spec: &plan,
         has_owner: true,
+        observed: Observed::Off,
     }];
     let granted = permission_decision(&facts(&spec, with_owner), t(0));
     assert!(find(&granted.status.conditions, types::STALLED).is_none());
@@ -756,6 +772,7 @@ fn lost_prerequisite_after_the_grant_is_stalled_too() {
         name: "plan",
         spec: &plan,
         has_owner: false,
+        observed: Observed::Off,
     }];
     let lost = permission_decision(
         &PermissionFacts {
@@ -780,6 +797,7 @@ fn a_failed_grant_change_shows_reconciling_until_it_is_made() {
             name: "plan",
             spec: &plan,
             has_owner: true,
+            observed: Observed::Off,
         }]
     };
     let disabled = permission_decision(&facts(&perm(false), subs()), t(0));
@@ -837,6 +855,7 @@ fn owner_on_plan(plan: &AzureSubscriptionSpec) -> Vec<SubscriptionFact<'_>> {
         name: "plan",
         spec: plan,
         has_owner: true,
+        observed: Observed::Off,
     }]
 }
 

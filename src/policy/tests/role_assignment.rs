@@ -28,6 +28,7 @@ fn assigned_with_role_definition() {
             generation: Some(3),
             current: None,
             subscription_exists: true,
+            observed: crate::policy::Observed::Off,
         },
         t(0),
     );
@@ -54,6 +55,7 @@ fn subscription_not_found() {
             generation: Some(1),
             current: None,
             subscription_exists: false,
+            observed: crate::policy::Observed::Off,
         },
         t(0),
     );

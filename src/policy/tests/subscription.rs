@@ -92,6 +92,7 @@ fn facts<'a>(spec: &'a AzureSubscriptionSpec) -> SubscriptionFacts<'a> {
         customer_exists: true,
         claimants: Claimants::default(),
         owners: 0,
+        observed: crate::policy::Observed::Off,
     }
 }
 
