@@ -18,8 +18,8 @@ pub use purchase_permission::{
     PurchasePermissionStatus, PurchaseResource,
 };
 pub use role_assignment::{
-    ObservedAssignment, Principal, PrincipalType, Role, RoleAssignment, RoleAssignmentSpec,
-    RoleAssignmentStatus,
+    Management, ObservedAssignment, Principal, PrincipalType, Role, RoleAssignment,
+    RoleAssignmentSpec, RoleAssignmentStatus,
 };
 pub use subscription::{
     AzureSubscription, AzureSubscriptionSpec, AzureSubscriptionStatus, BillingType,
@@ -37,6 +37,8 @@ pub const GROUP: &str = "csp.operator.dev";
 pub const VERSION: &str = "v1alpha1";
 /// Finalizer that turns an enabled permission off before the object goes.
 pub const FINALIZER: &str = "csp.operator.dev/purchase-permission";
+/// Finalizer that removes a managed role assignment from Azure before the object goes.
+pub const ROLE_FINALIZER: &str = "csp.operator.dev/role-assignment";
 
 /// Regular expression a GUID (tenant, subscription, principal id) must match.
 pub const GUID_PATTERN: &str =

@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "camelCase")]
 #[allow(clippy::duplicated_attributes)]
+#[x_kube(validation = Rule::new("!has(oldSelf.management) || oldSelf.management != 'Manage' || (self.subscriptionRef == oldSelf.subscriptionRef && self.principal.id == oldSelf.principal.id && self.role == oldSelf.role)").message("a managed assignment's subscriptionRef, principal.id and role are immutable (Azure cannot change an assignment): delete it and create another"))]
 pub struct RoleAssignmentSpec {
     /// The AzureSubscription (same namespace) the role is assigned on.
     pub subscription_ref: LocalRef,
@@ -43,6 +44,28 @@ pub struct RoleAssignmentSpec {
     pub principal: Principal,
     /// The built-in Azure role. Only Owner satisfies the purchase prerequisite.
     pub role: Role,
+    /// `Observe`: the assignment counts once Azure lists it. `Manage`: the operator creates it
+    /// in Azure and removes it when this object is deleted.
+    #[serde(default, skip_serializing_if = "Management::is_observe")]
+    pub management: Management,
+}
+
+impl Management {
+    fn is_observe(&self) -> bool {
+        *self == Management::Observe
+    }
+}
+
+/// Who makes a role assignment in Azure.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum Management {
+    /// Someone else assigns it (the customer, in the Azure portal); the operator checks it.
+    #[default]
+    Observe,
+    /// The operator assigns it (the article's step 2, done for the partner).
+    Manage,
 }
 
 /// A Microsoft Entra principal of the customer.

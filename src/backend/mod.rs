@@ -6,7 +6,9 @@ mod cluster;
 mod partner_center;
 
 pub use cluster::ClusterBackend;
-pub use partner_center::{Connections, KnownCredentials, Link, Observations, PartnerCenterBackend};
+pub use partner_center::{
+    Connections, KnownCredentials, Link, Observations, PartnerCenterBackend, WantedAssignment,
+};
 
 use crate::api::GrantBackend;
 use crate::policy::GrantMade;
@@ -25,8 +27,22 @@ pub struct Grant {
 
 /// The error a backend reports; retried with backoff by the reconciler. Never holds a secret.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BackendError(pub String);
+#[error("{message}")]
+pub struct BackendError {
+    /// The Warning Event reason a run of these failures records (`PartnerCenterError`,
+    /// `AzureError`, ...).
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl BackendError {
+    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        BackendError {
+            reason,
+            message: message.into(),
+        }
+    }
+}
 
 pub type BackendFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BackendError>> + Send + 'a>>;
 

@@ -118,7 +118,18 @@ async fn reconcile(
         if facts.problem.is_none() {
             facts.last_audit_sync = read_activity_log(&cc, &ns, &conn, client).await;
         }
-        facts.throttled_until = client.throttled_until().map(timestamp);
+        facts.throttled_until = client
+            .throttled_until()
+            .filter(|t| *t > SystemTime::now())
+            .map(timestamp);
+        if let (None, Some(until)) = (&facts.problem, facts.throttled_until) {
+            facts.problem = Some((
+                reasons::THROTTLED,
+                format!(
+                    "Partner Center answered 429: calls through this connection wait until {until}"
+                ),
+            ));
+        }
     }
     let status = policy::connection_status(&facts, now());
     if conn.status.as_ref() != Some(&status) {
@@ -131,10 +142,16 @@ async fn reconcile(
             .await?;
     }
     publish(&cc, &ns, &conn, client, known, &facts);
-    Ok(Action::requeue(match facts.problem {
-        None => conn.spec.audit(),
-        Some(_) => RETRY_NOT_READY,
-    }))
+    Ok(Action::requeue(
+        match (&facts.problem, facts.throttled_until) {
+            (None, _) => conn.spec.audit(),
+            (Some(_), Some(until)) => until
+                .duration_since(now())
+                .try_into()
+                .unwrap_or(RETRY_NOT_READY),
+            (Some(_), None) => RETRY_NOT_READY,
+        },
+    ))
 }
 
 /// The Secret's three keys, or why they cannot be read (never their values).
@@ -357,7 +374,8 @@ fn publish(
     facts: &ConnectionFacts<'_>,
 ) {
     let readiness = match &facts.problem {
-        None => Readiness::Ready,
+        // Throttled calls wait for their budget; grant changes are not held for it.
+        None | Some((reasons::THROTTLED, _)) => Readiness::Ready,
         Some((reason, why)) => Readiness::NotReady(format!(
             "PartnerCenterConnection {:?} is not ready ({reason}): {why}",
             conn.name_any()

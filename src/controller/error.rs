@@ -22,7 +22,7 @@ impl Error {
     pub fn event_reason(&self) -> &'static str {
         match self {
             Error::Kube(_) => "KubernetesApiError",
-            Error::Backend(_) => "BackendError",
+            Error::Backend(e) => e.reason,
             Error::Finalizer(_) => "FinalizerError",
             Error::NoNamespace => "InvalidObject",
             Error::Leader(_) => "LeaderElectionError",

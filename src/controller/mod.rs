@@ -17,6 +17,7 @@ mod customer;
 mod drift;
 mod error;
 mod events;
+mod finalizers;
 mod leader;
 pub mod metrics;
 mod purchase_permission;

@@ -33,20 +33,7 @@ pub async fn reconcile(obj: Arc<PurchasePermission>, ctx: Arc<Context>) -> Resul
         }
     })
     .await;
-    match result {
-        Ok(action) => Ok(action),
-        // The finalizer patch tests the finalizers it read from the cache; 422 means the cache
-        // is behind our own previous write. Its watch event re-triggers this object.
-        Err(
-            finalizer::Error::AddFinalizer(kube::Error::Api(s))
-            | finalizer::Error::RemoveFinalizer(kube::Error::Api(s)),
-        ) if s.code == 422 => {
-            tracing::debug!(message = %s.message, "finalizer patch raced the cache; waiting for the watch");
-            Ok(Action::await_change())
-        }
-        Err(finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e)) => Err(e),
-        Err(other) => Err(Error::Finalizer(other.to_string())),
-    }
+    super::finalizers::settle(result)
 }
 
 /// Gather -> decide -> apply for a live permission.

@@ -572,6 +572,7 @@ impl CustomerRead {
                                 display_name: None,
                             },
                             role: Role::Owner,
+                            management: Default::default(),
                         },
                         status: None,
                     }),

@@ -481,3 +481,82 @@ spec:
         "{log:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_managed_owner_role_is_assigned_in_azure_and_removed_with_its_object() {
+    let sim = simulator().await;
+    let mut env = Env::new().await;
+    env.start_controllers_with(BackendChoice::PartnerCenter.build());
+    apply_examples(&env).await;
+    let conn = env.manifest("conn.yaml", &connection(&sim, ADMIN_TOKEN, "1h"));
+    env.ok(&["apply", "-f", &conn]).await;
+    env.wait_for_permission(NS, "northwind", "Blocked/False/OwnerRoleMissing")
+        .await;
+    const NORTHWIND: &str = "1a2b3c4d-0000-4000-8000-000000000003";
+    const NORTHWIND_SUB: &str = "2b3c4d5e-0000-4000-8000-000000000003";
+    const CAROL: &str = "3c4d5e6f-0000-4000-8000-00000000000c";
+    let owner = env.manifest(
+        "owner.yaml",
+        &format!(
+            r#"apiVersion: csp.operator.dev/v1alpha1
+kind: RoleAssignment
+metadata: {{name: northwind-plan-carol-owner, namespace: {NS}}}
+spec:
+  subscriptionRef: {{name: northwind-plan}}
+  principal: {{id: {CAROL}}}
+  role: Owner
+  management: Manage
+"#
+        ),
+    );
+    env.ok(&["apply", "-f", &owner]).await;
+    let in_sync = r#"{.status.conditions[?(@.type=="InSync")].status}/{.status.conditions[?(@.type=="InSync")].reason}"#;
+    env.wait_for(
+        "azrole/northwind-plan-carol-owner",
+        NS,
+        in_sync,
+        "True/Observed",
+    )
+    .await;
+    env.wait_for_permission(NS, "northwind", "Enabled/True/PermissionEnabled")
+        .await;
+    let dashboard = dashboard(&sim);
+    let owners_in_azure = || async {
+        dashboard
+            .role_assignments_at(NORTHWIND, NORTHWIND_SUB)
+            .await
+            .expect("list")
+            .into_iter()
+            .filter(|a| a.properties.principal_id == CAROL)
+            .count()
+    };
+    assert_eq!(owners_in_azure().await, 1);
+    // Azure cannot change an assignment: admission says so.
+    let refused = env
+        .fails(&[
+            "patch",
+            "azrole",
+            "northwind-plan-carol-owner",
+            "-n",
+            NS,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"role":"Reader"}}"#,
+        ])
+        .await;
+    assert!(refused.contains("immutable"), "{refused}");
+
+    // Deleting the object removes the assignment from Azure; the grant stays, its prerequisite lost.
+    env.ok(&[
+        "delete",
+        "azrole",
+        "northwind-plan-carol-owner",
+        "-n",
+        NS,
+        "--wait=true",
+    ])
+    .await;
+    assert_eq!(owners_in_azure().await, 0);
+    env.wait_for_permission(NS, "northwind", "Enabled/False/OwnerRoleMissing")
+        .await;
+}

@@ -570,7 +570,7 @@ impl Backend for OutageBackend {
 impl OutageBackend {
     fn answer(&self) -> Result<(), BackendError> {
         if self.down.load(std::sync::atomic::Ordering::SeqCst) {
-            Err(BackendError("503 Service Unavailable".into()))
+            Err(BackendError::new("BackendError", "503 Service Unavailable"))
         } else {
             Ok(())
         }

@@ -5,10 +5,11 @@ mod connections;
 mod observations;
 
 pub use connections::{Connections, KnownCredentials, Link};
-pub use observations::Observations;
+pub use observations::{Observations, WantedAssignment};
 
 use super::{Backend, BackendError, BackendFuture, Grant, Readiness};
 use crate::api::GrantBackend;
+use crate::api::conditions::reasons;
 use crate::partnercenter::{PartnerCenter, PartnerCenterError, SelfServePolicy};
 use crate::policy::GrantMade;
 use std::collections::BTreeSet;
@@ -42,7 +43,12 @@ impl PartnerCenterBackend {
     /// namespace until the connection is checked again.
     fn failed(&self, namespace: &str, failure: Failure) -> BackendError {
         let error = match failure {
-            Failure::NotReady(why) => return BackendError(format!("ConnectionNotReady: {why}")),
+            Failure::NotReady(why) => {
+                return BackendError::new(
+                    reasons::PARTNER_CENTER_ERROR,
+                    format!("ConnectionNotReady: {why}"),
+                );
+            }
             Failure::Call(e) => e,
         };
         let reason = error.reason();
@@ -53,7 +59,7 @@ impl PartnerCenterBackend {
         ) {
             self.connections.refused(namespace, message.clone());
         }
-        BackendError(message)
+        BackendError::new(reasons::PARTNER_CENTER_ERROR, message)
     }
 
     async fn make(&self, grant: &Grant) -> Result<GrantMade, Failure> {

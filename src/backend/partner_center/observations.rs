@@ -8,8 +8,8 @@ use crate::api::{
     SubscriptionState,
 };
 use crate::partnercenter::{
-    AzureEntitlement, Customer, PartnerCenter, PartnerCenterError, RoleAssignment, Subscription,
-    same_role,
+    AzureEntitlement, Customer, NewRoleAssignment, PartnerCenter, PartnerCenterError,
+    RoleAssignment, Subscription, role_assignment_name, same_role,
 };
 use crate::policy::Observed;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -161,6 +161,78 @@ impl Observations {
         }
     }
 
+    /// Makes sure Azure has the role assignment (the article's step 2, done for the partner):
+    /// listed first, created only when missing, under a name derived from scope, principal and
+    /// role (so a retry lands on the same assignment, never a 409 in the customer's activity log).
+    pub async fn assign(
+        &self,
+        want: &WantedAssignment<'_>,
+    ) -> Result<Observed<ObservedAssignment>, String> {
+        let seen = self
+            .role_assignment(
+                want.ns,
+                want.tenant,
+                want.subscription_id,
+                want.principal_id,
+                want.role_guid,
+            )
+            .await;
+        if !matches!(seen, Observed::NotFound) {
+            return Ok(seen);
+        }
+        let (pc, _) = self
+            .client::<()>(want.ns)
+            .map_err(|_| "no Ready PartnerCenterConnection".to_string())?;
+        let scope = format!("/subscriptions/{}", want.subscription_id);
+        let name = role_assignment_name(&scope, want.principal_id, want.role_guid);
+        let assignment = NewRoleAssignment {
+            role_definition_id: format!(
+                "{scope}/providers/Microsoft.Authorization/roleDefinitions/{}",
+                want.role_guid
+            ),
+            principal_id: want.principal_id.to_string(),
+            principal_type: want.principal_type.to_string(),
+        };
+        let made = pc
+            .put_role_assignment(want.tenant, want.subscription_id, &name, &assignment)
+            .await
+            .map_err(|e| format!("{}: {e}", e.reason()))?;
+        self.forget_subscription_roles(want.ns, want.subscription_id);
+        Ok(Observed::Seen(ObservedAssignment {
+            assignment_id: made.id,
+            observed_at: Time(Timestamp::now()),
+        }))
+    }
+
+    /// Removes the role assignment from Azure (the one at the subscription's own scope for this
+    /// principal and role; inherited ones are not the object's to remove). Gone already is fine.
+    pub async fn unassign(&self, want: &WantedAssignment<'_>) -> Result<(), String> {
+        let (pc, _) = self
+            .client::<()>(want.ns)
+            .map_err(|_| "no Ready PartnerCenterConnection".to_string())?;
+        let listed = pc
+            .role_assignments_at(want.tenant, want.subscription_id)
+            .await
+            .map_err(|e| format!("{}: {e}", e.reason()))?;
+        let scope = format!("/subscriptions/{}", want.subscription_id);
+        for a in listed.iter().filter(|a| {
+            a.properties
+                .principal_id
+                .eq_ignore_ascii_case(want.principal_id)
+                && same_role(&a.properties.role_definition_id, want.role_guid)
+                && a.properties
+                    .scope
+                    .trim_end_matches('/')
+                    .eq_ignore_ascii_case(&scope)
+        }) {
+            pc.delete_role_assignment(want.tenant, want.subscription_id, &a.name)
+                .await
+                .map_err(|e| format!("{}: {e}", e.reason()))?;
+        }
+        self.forget_subscription_roles(want.ns, want.subscription_id);
+        Ok(())
+    }
+
     /// Partner Center changed the customer's subscriptions (the activity log says so): ask again.
     pub fn forget_customer(&self, ns: &str, customer_tenant: &str) {
         self.subscriptions
@@ -178,6 +250,17 @@ impl Observations {
         let link = self.connections.link(ns).filter(|l| l.observe)?;
         Some(jittered(link.resync))
     }
+}
+
+/// A role assignment the operator manages in Azure.
+pub struct WantedAssignment<'a> {
+    pub ns: &'a str,
+    pub tenant: &'a str,
+    pub subscription_id: &'a str,
+    pub principal_id: &'a str,
+    /// `User`, `Group` or `ServicePrincipal`.
+    pub principal_type: &'a str,
+    pub role_guid: &'a str,
 }
 
 /// The customer's Partner Center subscriptions, each Azure plan with its entitlements.

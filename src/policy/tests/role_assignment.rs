@@ -16,6 +16,7 @@ fn spec(role: Role) -> RoleAssignmentSpec {
             display_name: None,
         },
         role,
+        management: Default::default(),
     }
 }
 
