@@ -354,9 +354,12 @@ fn jittered(period: Duration) -> Duration {
     period.mul_f64(rand::random_range(0.9..1.1))
 }
 
+/// One key's value and until when it holds; its lock makes concurrent askers share one fetch.
+type Slot<V> = Arc<tokio::sync::Mutex<Option<(V, Instant)>>>;
+
 /// Values fetched once per key until they go stale; concurrent askers of one key share one fetch.
 struct Memo<K, V> {
-    entries: Arc<Mutex<HashMap<K, Arc<tokio::sync::Mutex<Option<(V, Instant)>>>>>>,
+    entries: Arc<Mutex<HashMap<K, Slot<V>>>>,
 }
 
 impl<K, V> Clone for Memo<K, V> {
