@@ -16,6 +16,8 @@ pub mod types {
     pub const IN_SYNC: &str = "InSync";
     /// True within 14 days of the connection's refresh token expiring.
     pub const CREDENTIALS_EXPIRING: &str = "CredentialsExpiring";
+    /// True while the object carries `csp.operator.dev/paused: "true"`.
+    pub const PAUSED: &str = "Paused";
 }
 
 /// Condition reasons (also used as Event reasons).

@@ -182,7 +182,13 @@ where
             // last-applied copy are often larger than the rest of the object).
             let m = o.meta_mut();
             m.managed_fields = None;
-            m.annotations = None;
+            // Only ours are read (paused, refresh).
+            if let Some(a) = m.annotations.as_mut() {
+                a.retain(|k, _| k.starts_with(super::annotations::PREFIX));
+            }
+            if m.annotations.as_ref().is_some_and(|a| a.is_empty()) {
+                m.annotations = None;
+            }
             m.labels = None;
             m.owner_references = None;
         })

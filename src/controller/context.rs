@@ -42,6 +42,8 @@ pub struct Context {
     pub drift: DriftChecks,
     /// What Partner Center and Azure report (`None`: the backend does not observe).
     pub observations: Option<Observations>,
+    /// The `refresh` annotation values already acted on.
+    pub refreshes: super::annotations::Refreshes,
 }
 
 impl Context {
@@ -65,6 +67,7 @@ impl Context {
             written: WrittenStatuses::default(),
             owned: OwnedStatuses::default(),
             observations: backend.observations(),
+            refreshes: Default::default(),
             backend,
             drift: DriftChecks::new(match backend_kind {
                 GrantBackend::Cluster => None,
@@ -117,6 +120,24 @@ impl Context {
             + Debug,
     {
         self.write_owned_status(kind, obj, status, false).await
+    }
+
+    /// Writes a status given as JSON (any kind), recording whether it holds a grant (a
+    /// PurchasePermission's `state: Enabled`), so the status this process owns stays known.
+    pub async fn write_status_value<K>(
+        &self,
+        kind: metrics::Kind,
+        obj: &K,
+        status: &serde_json::Value,
+    ) -> Result<(), Error>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug,
+    {
+        let granted = status["state"] == "Enabled";
+        self.write_owned_status(kind, obj, status, granted).await
     }
 
     /// Writes a permission's status, recording whether it holds a grant.

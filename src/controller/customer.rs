@@ -1,6 +1,7 @@
 //! The Customer reconciler: the summary a dashboard shows (subscriptions, eligible ones, whether
 //! the grant is in effect) and duplicate tenants.
 
+use super::annotations;
 use super::caches::seniority;
 use super::context::Context;
 use super::subscription::{recheck, reported};
@@ -14,6 +15,17 @@ use std::sync::Arc;
 pub async fn reconcile(obj: Arc<Customer>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = obj.namespace().ok_or(Error::NoNamespace)?;
     let name = obj.name_any();
+    let kind = metrics::Kind::customer;
+    if annotations::hold_if_paused(&ctx, kind, obj.as_ref(), obj.status.as_ref()).await? {
+        return Ok(Action::await_change());
+    }
+    if let Some(o) = ctx
+        .observations
+        .as_ref()
+        .filter(|_| ctx.refreshes.asked(obj.as_ref()))
+    {
+        o.forget_customers(&ns);
+    }
     // Gather.
     let c = &ctx.caches;
     let subscriptions = c.subscriptions_of(&ns, &name);

@@ -40,6 +40,16 @@ pub async fn publish_failure(
     publish_on(ctx, reference, &e, kind).await;
 }
 
+/// Publishes one entry regarding any object.
+pub async fn publish_regarding(
+    ctx: &Context,
+    reference: k8s_openapi::api::core::v1::ObjectReference,
+    e: &ActivityEvent,
+    kind: super::metrics::Kind,
+) {
+    publish_on(ctx, reference, e, kind).await;
+}
+
 async fn publish_on(
     ctx: &Context,
     reference: k8s_openapi::api::core::v1::ObjectReference,

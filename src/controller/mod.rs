@@ -9,6 +9,7 @@
 //! `backoff` (error policy), `events` (activity log),
 //! `metrics`, `error`.
 
+mod annotations;
 mod backoff;
 mod caches;
 mod connection;

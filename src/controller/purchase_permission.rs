@@ -24,6 +24,15 @@ const SETTLING_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub async fn reconcile(obj: Arc<PurchasePermission>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = obj.namespace().ok_or(Error::NoNamespace)?;
+    // Paused: not even a deletion is carried out (its grant would be withdrawn) until resumed.
+    let kind = super::metrics::Kind::purchasepermission;
+    let status = ctx.written.known_status(&obj);
+    if super::annotations::hold_if_paused(&ctx, kind, obj.as_ref(), status.as_ref()).await? {
+        return Ok(Action::await_change());
+    }
+    if ctx.refreshes.asked(obj.as_ref()) {
+        ctx.drift.request(&ns, &obj.name_any());
+    }
     let api: Api<PurchasePermission> = Api::namespaced(ctx.client.clone(), &ns);
     let ctx2 = ctx.clone();
     let result = finalizer::finalizer(&api, FINALIZER, obj, |event| async move {

@@ -2,6 +2,7 @@
 //! (with observations on) whether Azure Resource Manager lists it there. A managed one is made
 //! in Azure, and removed from it (behind a finalizer) when the object is deleted.
 
+use super::annotations;
 use super::context::Context;
 use super::subscription::recheck;
 use super::{Error, metrics, now};
@@ -19,6 +20,10 @@ use std::time::Duration;
 const RETRY_MANAGED: Duration = Duration::from_secs(30);
 
 pub async fn reconcile(obj: Arc<RoleAssignment>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let kind = metrics::Kind::roleassignment;
+    if annotations::hold_if_paused(&ctx, kind, obj.as_ref(), obj.status.as_ref()).await? {
+        return Ok(Action::await_change());
+    }
     let managed = obj.spec.management == Management::Manage;
     if !managed && !obj.finalizers().iter().any(|f| f == ROLE_FINALIZER) {
         return assess(obj, ctx).await;
@@ -48,6 +53,9 @@ async fn assess(obj: Arc<RoleAssignment>, ctx: Arc<Context>) -> Result<Action, E
     let observed = match (&ctx.observations, &subscription, &tenant) {
         (Some(o), Some(s), Some(tenant)) => {
             let want = wanted(&obj, &ns, tenant, &s.spec.subscription_id);
+            if ctx.refreshes.asked(obj.as_ref()) {
+                o.forget_subscription_roles(&ns, want.subscription_id);
+            }
             if obj.spec.management == Management::Manage {
                 o.assign(&want).await.unwrap_or_else(|why| {
                     tracing::warn!(namespace = %ns, name = %obj.name_any(), error = %why, "could not assign the role in Azure");

@@ -1,6 +1,7 @@
 //! The AzureSubscription reconciler: eligibility (offer, billing, state: as Partner Center
 //! reports them, with observations on), owners, and duplicate subscription ids.
 
+use super::annotations;
 use super::caches::seniority;
 use super::context::Context;
 use super::{Error, metrics, now};
@@ -18,6 +19,15 @@ pub async fn reconcile(obj: Arc<AzureSubscription>, ctx: Arc<Context>) -> Result
     let c = &ctx.caches;
     let same_id = c.subscriptions_with_id(&ns, &obj.spec.subscription_id);
     let customer = c.customer(&ns, &obj.spec.customer_ref.name);
+    let kind = metrics::Kind::azuresubscription;
+    if annotations::hold_if_paused(&ctx, kind, obj.as_ref(), obj.status.as_ref()).await? {
+        return Ok(Action::await_change());
+    }
+    if let (Some(o), Some(cust)) = (&ctx.observations, &customer)
+        && ctx.refreshes.asked(obj.as_ref())
+    {
+        o.forget_customer(&ns, &cust.spec.tenant_id);
+    }
     let observed = match (&ctx.observations, &customer) {
         (Some(o), Some(cust)) => {
             o.subscription(&ns, &cust.spec.tenant_id, &obj.spec.subscription_id)

@@ -336,6 +336,11 @@ fn own_trigger_key<K: Resource>(obj: &K) -> u64 {
     m.generation.hash(&mut h);
     m.deletion_timestamp.is_some().hash(&mut h);
     m.finalizers.hash(&mut h);
+    // Our annotations (paused, refresh) are the user asking this object's reconcile for something.
+    m.annotations
+        .as_ref()
+        .map(|a| a.iter().collect::<Vec<_>>())
+        .hash(&mut h);
     h.finish()
 }
 

@@ -560,3 +560,85 @@ spec:
     env.wait_for_permission(NS, "northwind", "Enabled/False/OwnerRoleMissing")
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_permission_changes_nothing_and_refresh_asks_again_now() {
+    let sim = simulator().await;
+    let mut env = Env::new().await;
+    env.start_controllers_with(BackendChoice::PartnerCenter.build());
+    apply_examples(&env).await;
+    // The activity log is read hourly here: only `refresh` can make the operator ask sooner.
+    let conn = env.manifest("conn.yaml", &connection(&sim, ADMIN_TOKEN, "1h"));
+    env.ok(&["apply", "-f", &conn]).await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
+
+    let paused = r#"{.status.conditions[?(@.type=="Paused")].status}/{.status.conditions[?(@.type=="Paused")].reason}"#;
+    env.ok(&[
+        "annotate",
+        "cspperm",
+        "contoso",
+        "-n",
+        NS,
+        "csp.operator.dev/paused=true",
+    ])
+    .await;
+    env.wait_for("cspperm/contoso", NS, paused, "True/ReconcilePaused")
+        .await;
+    env.wait_for_event(NS, "ReconcilePaused/Pause/contoso")
+        .await;
+    let calls = sim.stats().total;
+    env.ok(&patch_enabled(NS, "contoso", false)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        policy_resources(&sim, CONTOSO),
+        Some(vec!["AzureReservedInstances".to_string()])
+    );
+    assert_eq!(sim.stats().total, calls, "no call for a paused object");
+    env.ok(&[
+        "annotate",
+        "cspperm",
+        "contoso",
+        "-n",
+        NS,
+        "csp.operator.dev/paused-",
+    ])
+    .await;
+    wait_for_policy(&sim, CONTOSO, None).await;
+    env.wait_for_permission(NS, "contoso", "Disabled/True/PermissionDisabled")
+        .await;
+    env.wait_for("cspperm/contoso", NS, paused, "/").await;
+
+    // Partner Center suspends northwind's plan; nothing tells the operator until `refresh`.
+    let dashboard = dashboard(&sim);
+    const NORTHWIND: &str = "1a2b3c4d-0000-4000-8000-000000000003";
+    let mut plan = dashboard
+        .subscriptions(NORTHWIND)
+        .await
+        .expect("subscriptions")
+        .into_iter()
+        .find(|s| s.is_azure_plan())
+        .expect("an Azure plan");
+    plan.status = "suspended".into();
+    dashboard
+        .update_subscription(NORTHWIND, &plan)
+        .await
+        .expect("suspended");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let state = "{.status.observed.state}";
+    assert_eq!(
+        env.jsonpath("azsub/northwind-plan", Some(NS), state).await,
+        "Active"
+    );
+    env.ok(&[
+        "annotate",
+        "azsub",
+        "northwind-plan",
+        "-n",
+        NS,
+        "csp.operator.dev/refresh=1",
+    ])
+    .await;
+    env.wait_for("azsub/northwind-plan", NS, state, "Suspended")
+        .await;
+}

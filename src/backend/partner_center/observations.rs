@@ -233,6 +233,11 @@ impl Observations {
         Ok(())
     }
 
+    /// The namespace's customer list is asked for again (a `refresh` annotation on a Customer).
+    pub fn forget_customers(&self, ns: &str) {
+        self.customers.forget(&ns.to_string());
+    }
+
     /// Partner Center changed the customer's subscriptions (the activity log says so): ask again.
     pub fn forget_customer(&self, ns: &str, customer_tenant: &str) {
         self.subscriptions
