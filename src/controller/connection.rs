@@ -50,7 +50,10 @@ pub async fn run(cc: Arc<ConnectionContext>, stop: super::run::Shutdown) {
         .reflect(writer)
         .inspect(move |ev| declare(&connections, ev))
         .touched_objects();
+    let (recheck, rechecks) = futures::channel::mpsc::unbounded();
+    cc.connections.on_recheck(recheck);
     Controller::for_stream(stream, reader)
+        .reconcile_on(rechecks)
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, cc)
         .for_each(|_| std::future::ready(()))
@@ -105,6 +108,11 @@ async fn reconcile(
                     facts.signed_in_as = signed_in.user;
                     facts.refresh_token_expires_at =
                         Some(timestamp(signed_in.refresh_token_expires_at));
+                    // A refusal of these very credentials stands until they change.
+                    facts.problem = previous
+                        .as_ref()
+                        .filter(|l| l.credentials == known)
+                        .and_then(|l| l.refusal.clone());
                 }
                 Err(e) => facts.problem = Some(sign_in_problem(&e)),
             }
@@ -141,7 +149,11 @@ async fn reconcile(
             )
             .await?;
     }
-    publish(&cc, &ns, &conn, client, known, &facts);
+    let previous_refusal = facts
+        .problem
+        .clone()
+        .filter(|_| previous.as_ref().is_some_and(|l| l.refusal.is_some()));
+    publish(&cc, &ns, &conn, client, known, previous_refusal, &facts);
     Ok(Action::requeue(
         match (&facts.problem, facts.throttled_until) {
             (None, _) => conn.spec.audit(),
@@ -371,6 +383,7 @@ fn publish(
     conn: &PartnerCenterConnection,
     client: Option<PartnerCenter>,
     credentials: KnownCredentials,
+    previous_refusal: Option<(&'static str, String)>,
     facts: &ConnectionFacts<'_>,
 ) {
     let readiness = match &facts.problem {
@@ -388,6 +401,7 @@ fn publish(
         observe: conn.spec.observe,
         resync: conn.spec.resync(),
         credentials,
+        refusal: previous_refusal,
     };
     if cc.connections.set(ns, link) {
         tracing::info!(namespace = ns, connection = %conn.name_any(), ready = facts.problem.is_none(), "Partner Center connection checked");

@@ -71,12 +71,13 @@ pub(super) fn reported(s: &AzureSubscription, observes: bool) -> Observed<&Obser
     if let Some(o) = status.and_then(|s| s.observed.as_ref()) {
         return Observed::Seen(o);
     }
-    let not_found = status
-        .and_then(|s| policy::find_condition(&s.conditions, types::IN_SYNC))
-        .is_some_and(|c| c.reason == reasons::NOT_FOUND_IN_PARTNER_CENTER);
-    match (not_found, observes) {
-        (true, true) => Observed::NotFound,
-        (false, true) => Observed::Unknown,
-        _ => Observed::Off,
+    let in_sync = status.and_then(|s| policy::find_condition(&s.conditions, types::IN_SYNC));
+    match (in_sync, observes) {
+        (_, false) => Observed::Off,
+        (Some(c), true) if c.reason == reasons::NOT_FOUND_IN_PARTNER_CENTER => Observed::NotFound,
+        (Some(c), true) if c.reason == reasons::PARTNER_CENTER_ERROR => {
+            Observed::Refused(reasons::PARTNER_CENTER_ERROR, c.message.clone())
+        }
+        _ => Observed::Unknown,
     }
 }

@@ -82,7 +82,7 @@ pub fn customer_status(facts: &CustomerFacts<'_>, now: Timestamp) -> CustomerSta
             _ => o.clone(),
         }),
         Observed::Unknown => current.cloned(),
-        Observed::Off | Observed::NotFound => None,
+        Observed::Off | Observed::NotFound | Observed::Refused(..) => None,
     };
     CustomerStatus {
         observed,

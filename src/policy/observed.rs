@@ -16,6 +16,9 @@ pub enum Observed<T> {
     Unknown,
     /// The service does not know the object.
     NotFound,
+    /// The service refused to say (a 401 or 403: the connection's user may not read it); the
+    /// reason (`PartnerCenterError`, `AzureError`) and what it said.
+    Refused(&'static str, String),
     /// What the service reports.
     Seen(T),
 }
@@ -26,6 +29,7 @@ impl<T> Observed<T> {
             Observed::Off => Observed::Off,
             Observed::Unknown => Observed::Unknown,
             Observed::NotFound => Observed::NotFound,
+            Observed::Refused(r, m) => Observed::Refused(r, m.clone()),
             Observed::Seen(t) => Observed::Seen(t),
         }
     }
@@ -46,6 +50,12 @@ pub fn in_sync<T>(
             false,
             not_found.0,
             not_found.1,
+        )),
+        Observed::Refused(reason, message) => Some(DesiredCondition::new(
+            types::IN_SYNC,
+            false,
+            reason,
+            format!("{message}; the connection's user must be an Admin Agent of the partner"),
         )),
         Observed::Seen(t) => {
             let (drift, report) = seen(t);

@@ -76,7 +76,7 @@ pub fn role_assignment_status(
             _ => o.clone(),
         }),
         Observed::Unknown => current.cloned(),
-        Observed::Off | Observed::NotFound => None,
+        Observed::Off | Observed::NotFound | Observed::Refused(..) => None,
     };
     RoleAssignmentStatus {
         observed_generation: facts.generation,

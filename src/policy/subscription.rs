@@ -56,6 +56,7 @@ pub fn observed_eligibility(
     observed: &Observed<&ObservedSubscription>,
 ) -> Result<(), (&'static str, String)> {
     match observed {
+        Observed::Refused(reason, message) if customer_exists => Err((reason, message.clone())),
         Observed::NotFound if customer_exists => Err((
             reasons::NOT_FOUND_IN_PARTNER_CENTER,
             format!(
@@ -224,7 +225,7 @@ fn kept_observation(facts: &SubscriptionFacts<'_>) -> Option<ObservedSubscriptio
             _ => o.clone(),
         }),
         Observed::Unknown => current.cloned(),
-        Observed::Off | Observed::NotFound => None,
+        Observed::Off | Observed::NotFound | Observed::Refused(..) => None,
     }
 }
 

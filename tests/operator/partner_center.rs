@@ -642,3 +642,37 @@ async fn a_paused_permission_changes_nothing_and_refresh_asks_again_now() {
     env.wait_for("azsub/northwind-plan", NS, state, "Suspended")
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sales_agent_can_read_but_the_switch_waits_for_an_admin_agent() {
+    let sim = simulator().await;
+    let mut env = Env::new().await;
+    env.start_controllers_with(BackendChoice::PartnerCenter.build());
+    apply_examples(&env).await;
+    let conn = env.manifest(
+        "conn.yaml",
+        &connection(&sim, "fake-refresh-token-sales-0002", "1h"),
+    );
+    env.ok(&["apply", "-f", &conn]).await;
+    // A sales agent reads Partner Center, but Azure refuses it the customers' role assignments
+    // (delegated Azure access comes with the Admin Agent role): each role says so, and no Owner
+    // counts.
+    let in_sync = r#"{.status.conditions[?(@.type=="InSync")].status}/{.status.conditions[?(@.type=="InSync")].reason}"#;
+    env.wait_for(
+        "azrole/contoso-plan-alice-owner",
+        NS,
+        in_sync,
+        "False/AzureError",
+    )
+    .await;
+    env.wait_for("azsub/contoso-plan", NS, in_sync, "True/Observed")
+        .await;
+    env.wait_for_permission(NS, "contoso", "Blocked/False/OwnerRoleMissing")
+        .await;
+    assert_eq!(sim.self_serve_policies().len(), 0);
+    // No secret anywhere a user looks.
+    let everything = env.ok(&["get", "csp,events", "-n", NS, "-o", "yaml"]).await;
+    for secret in [CLIENT_SECRET, "fake-refresh-token-sales-0002"] {
+        assert!(!everything.contains(secret), "{secret} leaked");
+    }
+}

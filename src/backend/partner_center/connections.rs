@@ -19,6 +19,8 @@ pub struct Link {
     pub resync: std::time::Duration,
     /// Which credentials the client was built from (hashes).
     pub credentials: KnownCredentials,
+    /// A refusal Partner Center gave a call with these credentials (reason, message).
+    pub refusal: Option<(&'static str, String)>,
 }
 
 /// Which credentials a link's client was built from: the connection and app (`identity`) and
@@ -34,7 +36,14 @@ pub struct KnownCredentials {
 #[derive(Clone, Default)]
 pub struct Connections {
     inner: Arc<RwLock<State>>,
+    /// Asks the connection reconciler to check a namespace's connection again now.
+    recheck: Arc<std::sync::Mutex<Option<RecheckTx>>>,
 }
+
+/// Where requests to check a connection again go (the connection controller's trigger stream).
+pub type RecheckTx = futures::channel::mpsc::UnboundedSender<
+    kube::runtime::reflector::ObjectRef<crate::api::PartnerCenterConnection>,
+>;
 
 #[derive(Default)]
 struct State {
@@ -104,13 +113,29 @@ impl Connections {
         changed
     }
 
-    /// A call through a namespace's client was refused for its credentials: no grant changes
-    /// until the connection is checked again.
-    pub fn refused(&self, namespace: &str, why: String) {
+    /// A call through a namespace's client was refused for its credentials (e.g. the user is
+    /// not an Admin Agent): no grant changes, and the connection shows why, until other
+    /// credentials are given (signing in again with the same ones would succeed and hide it).
+    pub fn refused(&self, namespace: &str, reason: &'static str, why: String) {
         if let Ok(mut s) = self.inner.write()
             && let Some(link) = s.links.get_mut(namespace)
         {
-            link.readiness = Readiness::NotReady(why);
+            link.readiness = Readiness::NotReady(why.clone());
+            link.refusal = Some((reason, why));
+            let target =
+                kube::runtime::reflector::ObjectRef::new(&link.connection).within(namespace);
+            if let Ok(tx) = self.recheck.lock()
+                && let Some(tx) = tx.as_ref()
+            {
+                let _ = tx.unbounded_send(target);
+            }
+        }
+    }
+
+    /// Where checks of a connection are requested (the connection controller listens).
+    pub fn on_recheck(&self, tx: RecheckTx) {
+        if let Ok(mut slot) = self.recheck.lock() {
+            *slot = Some(tx);
         }
     }
 

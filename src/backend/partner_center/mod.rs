@@ -53,11 +53,15 @@ impl PartnerCenterBackend {
         };
         let reason = error.reason();
         let message = format!("{reason}: {error}");
-        if matches!(
-            reason,
-            "CredentialsInvalid" | "MfaRequired" | "AdminAgentRequired"
-        ) {
-            self.connections.refused(namespace, message.clone());
+        let refusal = match reason {
+            "CredentialsInvalid" => Some(reasons::CREDENTIALS_INVALID),
+            "MfaRequired" => Some(reasons::MFA_REQUIRED),
+            "AdminAgentRequired" => Some(reasons::ADMIN_AGENT_REQUIRED),
+            _ => None,
+        };
+        if let Some(refusal) = refusal {
+            self.connections
+                .refused(namespace, refusal, message.clone());
         }
         BackendError::new(reasons::PARTNER_CENTER_ERROR, message)
     }

@@ -3,6 +3,7 @@
 //! `resyncInterval` (jittered), so a reconcile that changes nothing makes no call.
 
 use super::connections::Connections;
+use crate::api::conditions::reasons;
 use crate::api::{
     BillingType, ObservedAssignment, ObservedCustomer, ObservedSubscription, Offer,
     SubscriptionState,
@@ -349,9 +350,23 @@ fn state_of(status: &str) -> SubscriptionState {
     }
 }
 
+/// A failed read: the observation stays as it was (`Unknown`), unless the service refused the
+/// connection's user (401/403): then the object says so (`InSync` False, and it does not count).
 fn unknown<T>(ns: &str, what: &str, e: &PartnerCenterError) -> Observed<T> {
     tracing::warn!(namespace = ns, error = %e, "could not read {what} from Partner Center / Azure");
-    Observed::Unknown
+    let refused = matches!(
+        e.reason(),
+        "CredentialsInvalid" | "MfaRequired" | "AdminAgentRequired" | "Forbidden"
+    );
+    let reason = match what {
+        "role assignments" => reasons::AZURE_ERROR,
+        _ => reasons::PARTNER_CENTER_ERROR,
+    };
+    if refused {
+        Observed::Refused(reason, format!("reading {what} was refused: {e}"))
+    } else {
+        Observed::Unknown
+    }
 }
 
 /// `period` give or take a tenth, so 10k customers do not all refresh in the same minute.
