@@ -337,10 +337,10 @@ fn own_trigger_key<K: Resource>(obj: &K) -> u64 {
     m.deletion_timestamp.is_some().hash(&mut h);
     m.finalizers.hash(&mut h);
     // Our annotations (paused, refresh) are the user asking this object's reconcile for something.
-    m.annotations
-        .as_ref()
-        .map(|a| a.iter().collect::<Vec<_>>())
-        .hash(&mut h);
+    let ours = |k: &&String| k.starts_with(super::annotations::PREFIX);
+    for (k, v) in m.annotations.iter().flatten().filter(|(k, _)| ours(k)) {
+        (k, v).hash(&mut h);
+    }
     h.finish()
 }
 
