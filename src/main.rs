@@ -132,6 +132,21 @@ struct BenchArgs {
     /// Run the embedded server on the controllers' runtime instead of a thread of its own.
     #[arg(long)]
     shared_runtime: bool,
+    /// Where grants live: cluster (no external calls) or partner-center (a Partner Center
+    /// simulator in process, with a PartnerCenterConnection to it; prints the calls made).
+    #[arg(long, value_enum, default_value = "cluster")]
+    backend: BackendChoice,
+    /// partner-center: the simulator's limit, Partner Center requests per minute per partner
+    /// tenant (the real service: 500).
+    #[arg(long, default_value_t = 500)]
+    pc_requests_per_minute: u32,
+    /// partner-center: the connection's requestsPerMinute, the client's own budget (the CRD's
+    /// default: 300).
+    #[arg(long, default_value_t = 300)]
+    requests_per_minute: u32,
+    /// partner-center: seconds during which calls are counted once every permission is Enabled.
+    #[arg(long, default_value_t = 60)]
+    settle_secs: u64,
 }
 
 #[derive(clap::Args)]
@@ -254,6 +269,12 @@ async fn main_async(cli: Cli) -> ExitCode {
                 samples: args.samples,
                 debounce: std::time::Duration::from_millis(args.debounce_ms),
                 server_thread: !args.shared_runtime,
+                backend: args.backend,
+                partner_center: csp_operator::bench::PartnerCenterOptions {
+                    simulator_per_minute: args.pc_requests_per_minute,
+                    requests_per_minute: args.requests_per_minute,
+                    settle: std::time::Duration::from_secs(args.settle_secs),
+                },
             })
             .await
             .map(|line| println!("{line}"))

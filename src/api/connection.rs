@@ -74,7 +74,7 @@ pub struct PartnerCenterConnectionSpec {
     /// Our budget of Partner Center requests per minute, under its 500 per minute per tenant.
     #[serde(default = "default_requests_per_minute")]
     #[x_kube(
-        validation = Rule::new("self >= 1 && self <= 500").message("requestsPerMinute must be between 1 and 500 (Partner Center allows 500 per minute per tenant)")
+        validation = Rule::new("self >= 1 && self <= 6000").message("requestsPerMinute must be between 1 and 6000; Partner Center documents 500 requests per minute per partner tenant for its customer and subscription resources, so more is only for a raised quota or a simulator")
     )]
     pub requests_per_minute: i32,
 }

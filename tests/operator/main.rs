@@ -5,6 +5,7 @@
 mod support;
 
 mod argocd;
+mod bench;
 mod crd_deletion;
 mod crds;
 mod deploy;

@@ -1,8 +1,15 @@
-//! Benchmarks that print numbers: the controllers at scale (`bench`) and the embedded API
-//! server itself (`bench-apiserver`). Nothing here asserts a time.
+//! Benchmarks that print numbers: the controllers at scale (`bench`, with the cluster backend
+//! here and the Partner Center one in [`partner_center`]) and the embedded API server itself
+//! (`bench-apiserver`, in [`apiserver`]). Nothing here asserts a time.
 
-use crate::apiserver::{self, ApiServer};
-use crate::backend::ClusterBackend;
+mod apiserver;
+pub mod partner_center;
+
+pub use apiserver::api_server;
+pub use partner_center::{PartnerCenterOptions, PartnerCenterSummary};
+
+use crate::apiserver::{ApiServer, Config};
+use crate::backend::{BackendChoice, ClusterBackend};
 use crate::controller::{Metrics, RunOptions};
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
@@ -188,7 +195,7 @@ async fn bench_server(
     history: usize,
     own_thread: bool,
 ) -> Result<(ApiServer, kube::Client), AnyError> {
-    let config = apiserver::Config {
+    let config = Config {
         port: 0,
         history,
         ..Default::default()
@@ -246,16 +253,25 @@ pub struct BenchOptions {
     pub debounce: Duration,
     /// The embedded server on a thread and runtime of its own.
     pub server_thread: bool,
+    /// Where grants live: `Cluster` (no external calls) or `PartnerCenter` (a simulator in
+    /// process, see [`partner_center`]).
+    pub backend: BackendChoice,
+    /// The simulator's and the connection's limits (with the Partner Center backend only).
+    pub partner_center: PartnerCenterOptions,
 }
 
 /// `csp-operator bench --customers N`: the controllers and the embedded server in one process.
 pub async fn controllers(opts: BenchOptions) -> Result<String, AnyError> {
+    if opts.backend == BackendChoice::PartnerCenter {
+        return Ok(partner_center::run(&opts).await?.to_string());
+    }
     let BenchOptions {
         customers,
         clients,
         samples,
         debounce,
         server_thread,
+        ..
     } = opts;
     if customers == 0 {
         return Err("--customers must be at least 1".into());
@@ -416,119 +432,6 @@ async fn role_change_latencies(
     }
     latencies.sort();
     Ok(latencies)
-}
-
-/// `csp-operator bench-apiserver`: creates/s and status patches/s over HTTP with concurrent
-/// clients, watch fan-out latency, and memory per stored object.
-pub async fn api_server(
-    objects: usize,
-    clients: usize,
-    watchers: usize,
-) -> Result<String, AnyError> {
-    let (server, client) = bench_server(10_000, false).await?;
-    let rss_before = current_rss_mib();
-    let perms = resource("PurchasePermission", "purchasepermissions");
-    let t = Instant::now();
-    let items = (0..objects).map(|i| customer_objects(i)[3].clone());
-    create_all(&client, items, clients).await?;
-    let create_s = t.elapsed().as_secs_f64();
-    let rss_after = current_rss_mib();
-    let bytes_per_object = server.stored_bytes() as f64 / objects as f64;
-
-    // Status patches (server-side apply, as the operator writes them).
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &perms);
-    let t = Instant::now();
-    let results: Vec<Result<(), kube::Error>> = futures::stream::iter(0..objects)
-        .map(|i| {
-            let api = api.clone();
-            async move {
-                let status = json!({"apiVersion": "csp.operator.dev/v1alpha1", "kind": "PurchasePermission",
-                    "status": {"state": "Disabled", "observedGeneration": 1}});
-                api.patch_status(&format!("c{i}"), &PatchParams::apply("bench").force(), &Patch::Apply(&status))
-                    .await
-                    .map(|_| ())
-            }
-        })
-        .buffer_unordered(clients)
-        .collect()
-        .await;
-    for r in results {
-        r?;
-    }
-    let patch_s = t.elapsed().as_secs_f64();
-
-    let fanout = watch_fanout(&api, watchers).await?;
-    server.shutdown();
-    Ok(format!(
-        "objects={objects} clients={clients} creates_per_s={:.0} status_patches_per_s={:.0} watchers={watchers} fanout_p50_ms={:.2} fanout_p99_ms={:.2} stored_json_bytes_per_object={bytes_per_object:.0} rss_per_object_bytes={:.0} peak_rss_mib={:.0}",
-        objects as f64 / create_s,
-        objects as f64 / patch_s,
-        percentile(&fanout, 0.5).as_secs_f64() * 1000.0,
-        percentile(&fanout, 0.99).as_secs_f64() * 1000.0,
-        (rss_after - rss_before) * 1024.0 * 1024.0 / objects as f64,
-        peak_rss_mib()
-    ))
-}
-/// Watch fan-out, sorted: `watchers` watches of one object; the time from a write to each
-/// watcher's event, over 20 writes.
-async fn watch_fanout(
-    api: &Api<DynamicObject>,
-    watchers: usize,
-) -> Result<Vec<Duration>, AnyError> {
-    let mut streams = Vec::new();
-    for _ in 0..watchers {
-        let api = api.clone();
-        let s = api
-            .watch(
-                // No bookmarks: each stream then carries only c0's own events.
-                &kube::api::WatchParams::default()
-                    .fields("metadata.name=c0")
-                    .disable_bookmarks(),
-                "0",
-            )
-            .await?
-            .boxed();
-        streams.push(s);
-    }
-    // Drain the initial ADDED of c0.
-    for s in streams.iter_mut() {
-        let _ = tokio::time::timeout(Duration::from_secs(5), s.next()).await;
-    }
-    let mut fanout = Vec::new();
-    for round in 0..20 {
-        let t0 = Instant::now();
-        api.patch(
-            "c0",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {"round": round.to_string()}}})),
-        )
-        .await?;
-        let want = round.to_string();
-        let waits = streams.iter_mut().map(|s| {
-            let want = want.clone();
-            async move {
-                // This round's change, not an earlier event still queued.
-                let seen = tokio::time::timeout(Duration::from_secs(5), async {
-                    while let Some(ev) = s.next().await {
-                        if let Ok(kube::api::WatchEvent::Modified(o)) = ev
-                            && o.metadata.labels.as_ref().and_then(|l| l.get("round"))
-                                == Some(&want)
-                        {
-                            return true;
-                        }
-                    }
-                    false
-                })
-                .await;
-                matches!(seen, Ok(true)).then(|| t0.elapsed())
-            }
-        });
-        for waited in futures::future::join_all(waits).await {
-            fanout.push(waited.ok_or("a watcher did not see the change within 5 s")?);
-        }
-    }
-    fanout.sort();
-    Ok(fanout)
 }
 
 #[cfg(test)]
