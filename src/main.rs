@@ -428,7 +428,7 @@ async fn import(connection: &str, output: Option<PathBuf>) -> Result<(), AnyErro
         resource_manager: conn.spec.endpoints.resource_manager.clone(),
     };
     let options = ClientOptions {
-        requests_per_minute: u32::try_from(conn.spec.requests_per_minute.clamp(1, 500))
+        requests_per_minute: u32::try_from(conn.spec.requests_per_minute.clamp(1, 6000))
             .unwrap_or(300),
         ..ClientOptions::default()
     };

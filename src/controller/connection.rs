@@ -252,7 +252,7 @@ fn client_for(
         resource_manager: e.resource_manager.clone(),
     };
     let options = ClientOptions {
-        requests_per_minute: conn.spec.requests_per_minute.clamp(1, 500) as u32,
+        requests_per_minute: conn.spec.requests_per_minute.clamp(1, 6000) as u32,
         ..ClientOptions::default()
     };
     PartnerCenter::new(

@@ -7,6 +7,9 @@ use super::error::{PartnerCenterError, Service, classify};
 use super::model::{AuditQuery, AuditRecord, AzureEntitlement, Customer, Subscription};
 use super::tokens::{Audience, encode};
 
+/// Audit records per page.
+const AUDIT_PAGE_SIZE: u32 = 500;
+
 /// Customers per page.
 const CUSTOMER_PAGE_SIZE: u32 = 100;
 
@@ -107,7 +110,12 @@ impl PartnerCenter {
 }
 
 pub(super) fn audit_path(query: &AuditQuery) -> String {
-    let mut path = format!("/v1/auditrecords?startDate={}", encode(&query.start_date));
+    // The largest page Partner Center serves: the activity log of a busy day is thousands of
+    // records, read every auditInterval.
+    let mut path = format!(
+        "/v1/auditrecords?startDate={}&size={AUDIT_PAGE_SIZE}",
+        encode(&query.start_date)
+    );
     if let Some(end) = &query.end_date {
         path.push_str(&format!("&endDate={}", encode(end)));
     }

@@ -857,7 +857,7 @@ fn audit_filters_are_url_encoded_json() {
     let (head, filter) = path.split_once("&filter=").expect("filter");
     assert_eq!(
         head,
-        "/v1/auditrecords?startDate=2026-11-01&endDate=2026-11-29"
+        "/v1/auditrecords?startDate=2026-11-01&size=500&endDate=2026-11-29"
     );
     let decoded = percent_encoding::percent_decode_str(filter)
         .decode_utf8()
