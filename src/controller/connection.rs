@@ -102,7 +102,14 @@ async fn reconcile(
         }
         Ok(credentials) => {
             known = known_credentials(&conn, &credentials, previous.as_ref());
-            let client = client_for(&conn, credentials, previous.as_ref(), &known)?;
+            let correlation_id = cc.connections.correlation_id(&ns);
+            let client = client_for(
+                &conn,
+                credentials,
+                previous.as_ref(),
+                &known,
+                correlation_id,
+            )?;
             match client.sign_in().await {
                 Ok(signed_in) => {
                     facts.signed_in_as = signed_in.user;
@@ -233,6 +240,7 @@ fn client_for(
     credentials: Credentials,
     previous: Option<&Link>,
     known: &KnownCredentials,
+    correlation_id: String,
 ) -> Result<PartnerCenter, Error> {
     let token = hash(&credentials.refresh_token.expose());
     if let Some(Link {
@@ -253,6 +261,7 @@ fn client_for(
     };
     let options = ClientOptions {
         requests_per_minute: conn.spec.requests_per_minute.clamp(1, 6000) as u32,
+        correlation_id: Some(correlation_id),
         ..ClientOptions::default()
     };
     PartnerCenter::new(

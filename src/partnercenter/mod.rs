@@ -93,6 +93,9 @@ pub struct ClientOptions {
     /// A call waits out a 429 pause of its budget up to this long, else fails with `Throttled`
     /// at once. `Duration::ZERO` gives try-style calls.
     pub max_throttle_wait: Duration,
+    /// The MS-CorrelationId of every Partner Center request (`None`: a new one). A connection
+    /// keeps one across rebuilt clients, so the activity log's records of its changes stay its own.
+    pub correlation_id: Option<String>,
 }
 
 impl Default for ClientOptions {
@@ -102,6 +105,7 @@ impl Default for ClientOptions {
             timeout: Duration::from_secs(30),
             retry: RetryOptions::default(),
             max_throttle_wait: Duration::from_secs(120),
+            correlation_id: None,
         }
     }
 }
@@ -173,13 +177,17 @@ impl PartnerCenter {
             ));
         }
         let tokens = Tokens::new(partner_tenant_id, endpoints.login.clone(), credentials)?;
+        let correlation_id = options
+            .correlation_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         Ok(PartnerCenter {
             inner: Arc::new(Inner {
                 partner_tenant_id: partner_tenant_id.to_string(),
                 endpoints,
                 tokens,
                 transport: Transport::new(options),
-                correlation_id: uuid::Uuid::new_v4().to_string(),
+                correlation_id,
             }),
         })
     }

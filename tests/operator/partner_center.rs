@@ -676,3 +676,83 @@ async fn a_sales_agent_can_read_but_the_switch_waits_for_an_admin_agent() {
         assert!(!everything.contains(secret), "{secret} leaked");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_credentials_are_shown_on_the_connection_and_hold_the_grants() {
+    let mut world = World::examples();
+    for token in world
+        .users
+        .iter_mut()
+        .flat_map(|u| u.refresh_tokens.iter_mut())
+    {
+        token.revoked = true;
+    }
+    let options = SimulatorOptions {
+        addr: "127.0.0.1:0".parse().expect("address"),
+        ..SimulatorOptions::default()
+    };
+    let sim = Simulator::start(world, options).await.expect("simulator");
+    let mut env = Env::new().await;
+    env.start_controllers_with(BackendChoice::PartnerCenter.build());
+    apply_examples(&env).await;
+    let conn = env.manifest("conn.yaml", &connection(&sim, ADMIN_TOKEN, "1h"));
+    env.ok(&["apply", "-f", &conn]).await;
+    env.wait_for(
+        "pcconn/partner-center",
+        NS,
+        r#"{.status.conditions[?(@.type=="Ready")].reason}"#,
+        "CredentialsInvalid",
+    )
+    .await;
+    env.wait_for_permission(NS, "contoso", "Blocked/False/ConnectionNotReady")
+        .await;
+    let message = env
+        .jsonpath(
+            "pcconn/partner-center",
+            Some(NS),
+            r#"{.status.conditions[?(@.type=="Ready")].message}"#,
+        )
+        .await;
+    assert!(
+        !message.contains(ADMIN_TOKEN) && !message.contains(CLIENT_SECRET),
+        "{message}"
+    );
+    assert_eq!(sim.self_serve_policies().len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_while_switching_off_delete_the_policy_once() {
+    let sim = simulator().await;
+    let mut env = Env::new().await;
+    env.start_controllers_with(BackendChoice::PartnerCenter.build());
+    apply_examples(&env).await;
+    let conn = env.manifest("conn.yaml", &connection(&sim, ADMIN_TOKEN, "1h"));
+    env.ok(&["apply", "-f", &conn]).await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
+    sim.faults().add(
+        FaultRule::new(FaultAction::Status(500))
+            .method("DELETE")
+            .path("/SelfServePolicy")
+            .times(2),
+    );
+    sim.faults().add(
+        FaultRule::new(FaultAction::Throttle {
+            retry_after_secs: 1,
+        })
+        .method("DELETE")
+        .path("/SelfServePolicy")
+        .times(1),
+    );
+    env.ok(&patch_enabled(NS, "contoso", false)).await;
+    wait_for_policy(&sim, CONTOSO, None).await;
+    env.wait_for_permission(NS, "contoso", "Disabled/True/PermissionDisabled")
+        .await;
+    let log = env.activity_log(NS).await;
+    let withdrawn = log
+        .iter()
+        .filter(|l| *l == "PermissionDisabled/DeleteCustomerPurchasePermissions/contoso")
+        .count();
+    assert_eq!(withdrawn, 1, "{log:?}");
+    assert_eq!(creates(&sim), 1);
+}

@@ -52,6 +52,8 @@ struct State {
     declared: HashMap<String, String>,
     /// Whether the connections' watch has listed once.
     listed: bool,
+    /// The MS-CorrelationId of each namespace's clients, for the life of this process.
+    correlation_ids: HashMap<String, String>,
 }
 
 impl Connections {
@@ -91,6 +93,20 @@ impl Connections {
             _ => Err(format!(
                 "no Ready PartnerCenterConnection in namespace {namespace:?}"
             )),
+        }
+    }
+
+    /// The MS-CorrelationId this process uses for a namespace's Partner Center calls (the same for
+    /// every client it builds there: the activity log's records of them are ours).
+    pub fn correlation_id(&self, namespace: &str) -> String {
+        let fresh = || uuid::Uuid::new_v4().to_string();
+        match self.inner.write() {
+            Ok(mut s) => s
+                .correlation_ids
+                .entry(namespace.to_string())
+                .or_insert_with(fresh)
+                .clone(),
+            Err(_) => fresh(),
         }
     }
 

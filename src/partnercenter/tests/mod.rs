@@ -27,6 +27,7 @@ fn fast_options() -> ClientOptions {
             cap: Duration::from_millis(5),
         },
         max_throttle_wait: Duration::from_secs(10),
+        correlation_id: None,
     }
 }
 
