@@ -89,43 +89,12 @@ async fn reconcile(
 ) -> Result<Action, Error> {
     let ns = conn.namespace().ok_or(Error::NoNamespace)?;
     let previous = cc.connections.link(&ns);
-    let mut known = KnownCredentials::default();
     let mut facts = ConnectionFacts {
         generation: conn.metadata.generation,
         current: conn.status.as_ref(),
         ..Default::default()
     };
-    let client = match read_credentials(&cc.ctx, &conn).await? {
-        Err(why) => {
-            facts.problem = Some((reasons::CREDENTIALS_MISSING, why));
-            None
-        }
-        Ok(credentials) => {
-            known = known_credentials(&conn, &credentials, previous.as_ref());
-            let correlation_id = cc.connections.correlation_id(&ns);
-            let client = client_for(
-                &conn,
-                credentials,
-                previous.as_ref(),
-                &known,
-                correlation_id,
-            )?;
-            match client.sign_in().await {
-                Ok(signed_in) => {
-                    facts.signed_in_as = signed_in.user;
-                    facts.refresh_token_expires_at =
-                        Some(timestamp(signed_in.refresh_token_expires_at));
-                    // A refusal of these very credentials stands until they change.
-                    facts.problem = previous
-                        .as_ref()
-                        .filter(|l| l.credentials == known)
-                        .and_then(|l| l.refusal.clone());
-                }
-                Err(e) => facts.problem = Some(sign_in_problem(&e)),
-            }
-            Some(client)
-        }
-    };
+    let (client, mut known) = sign_in(&cc, &conn, previous.as_ref(), &mut facts).await?;
     if let Some(client) = &client {
         if let Some(written) = write_back_refresh_token(&cc.ctx, &conn, client, &mut facts).await {
             known.tokens.push(written);
@@ -171,6 +140,39 @@ async fn reconcile(
             (Some(_), None) => RETRY_NOT_READY,
         },
     ))
+}
+
+/// Reads the Secret and signs in with it (reusing the client built from the same credentials).
+/// Who signed in, or why not, goes into `facts`; a refusal of these very credentials by an
+/// earlier call stands until they change.
+async fn sign_in(
+    cc: &ConnectionContext,
+    conn: &PartnerCenterConnection,
+    previous: Option<&Link>,
+    facts: &mut ConnectionFacts<'_>,
+) -> Result<(Option<PartnerCenter>, KnownCredentials), Error> {
+    let credentials = match read_credentials(&cc.ctx, conn).await? {
+        Ok(c) => c,
+        Err(why) => {
+            facts.problem = Some((reasons::CREDENTIALS_MISSING, why));
+            return Ok((None, KnownCredentials::default()));
+        }
+    };
+    let ns = conn.namespace().unwrap_or_default();
+    let known = known_credentials(conn, &credentials, previous);
+    let correlation_id = cc.connections.correlation_id(&ns);
+    let client = client_for(conn, credentials, previous, &known, correlation_id)?;
+    match client.sign_in().await {
+        Ok(signed_in) => {
+            facts.signed_in_as = signed_in.user;
+            facts.refresh_token_expires_at = Some(timestamp(signed_in.refresh_token_expires_at));
+            facts.problem = previous
+                .filter(|l| l.credentials == known)
+                .and_then(|l| l.refusal.clone());
+        }
+        Err(e) => facts.problem = Some(sign_in_problem(&e)),
+    }
+    Ok((Some(client), known))
 }
 
 /// The Secret's three keys, or why they cannot be read (never their values).
