@@ -378,84 +378,10 @@ async fn run(args: RunArgs) -> Result<(), AnyError> {
     Ok(())
 }
 
-/// `import`: the connection and its Secret from the cluster, the import, the rotated refresh
-/// token back into the Secret (also when the import failed midway), then the YAML.
+/// `import`: read the partner through its connection, then print (or write) the YAML.
 async fn import(connection: &str, output: Option<PathBuf>) -> Result<(), AnyError> {
-    use csp_operator::api::PartnerCenterConnection;
-    use csp_operator::partnercenter::{
-        ClientOptions, Credentials, Endpoints, PartnerCenter, SecretString,
-    };
-    use k8s_openapi::api::core::v1::Secret;
-    use kube::api::{Api, Patch, PatchParams};
-
-    let Some((namespace, name)) = connection
-        .split_once('/')
-        .filter(|(ns, n)| !ns.is_empty() && !n.is_empty() && !n.contains('/'))
-    else {
-        return Err(format!("--connection must be NAMESPACE/NAME, not {connection:?}").into());
-    };
     let client = kube::Client::try_default().await?;
-    let connections: Api<PartnerCenterConnection> = Api::namespaced(client.clone(), namespace);
-    let conn = connections
-        .get_opt(name)
-        .await?
-        .ok_or_else(|| format!("PartnerCenterConnection {namespace}/{name} not found"))?;
-    let secret_name = &conn.spec.credentials_secret_ref.name;
-    let secrets: Api<Secret> = Api::namespaced(client, namespace);
-    let secret = secrets.get_opt(secret_name).await?.ok_or_else(|| {
-        format!("Secret {namespace}/{secret_name} (credentialsSecretRef of {name}) not found")
-    })?;
-    // Never the value: only which key is missing or unreadable.
-    let key = |key: &str| -> Result<String, AnyError> {
-        let bytes = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .filter(|b| !b.0.is_empty())
-            .ok_or_else(|| format!("Secret {namespace}/{secret_name} has no key {key}"))?;
-        let text = String::from_utf8(bytes.0.clone())
-            .map_err(|_| format!("Secret {namespace}/{secret_name} key {key} is not UTF-8"))?;
-        Ok(text.trim().to_string())
-    };
-    let credentials = Credentials {
-        client_id: key("clientId")?,
-        client_secret: SecretString::new(key("clientSecret")?),
-        refresh_token: SecretString::new(key("refreshToken")?),
-    };
-    let endpoints = Endpoints {
-        partner_center: conn.spec.endpoints.partner_center.clone(),
-        login: conn.spec.endpoints.login.clone(),
-        resource_manager: conn.spec.endpoints.resource_manager.clone(),
-    };
-    let options = ClientOptions {
-        requests_per_minute: u32::try_from(conn.spec.requests_per_minute.clamp(1, 6000))
-            .unwrap_or(300),
-        ..ClientOptions::default()
-    };
-    let pc = PartnerCenter::new(
-        &conn.spec.partner_tenant_id,
-        endpoints,
-        credentials,
-        options,
-    )?;
-    let imported = csp_operator::import::import(&pc, namespace).await;
-    let mut written_back = Ok(());
-    if let Some((token, _)) = pc.take_rotated_refresh_token() {
-        let data =
-            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, token.expose());
-        let patch = serde_json::json!({"data": {"refreshToken": data}});
-        written_back = secrets
-            .patch(secret_name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map(|_| tracing::info!(secret = %secret_name, "wrote the rotated refresh token back"))
-            .map_err(|e| {
-                format!("cannot write the rotated refresh token back to Secret {namespace}/{secret_name}: {e}")
-            });
-        if let (Err(_), Err(e)) = (&imported, &written_back) {
-            tracing::error!("{e}");
-        }
-    }
-    let imported = imported?;
+    let imported = csp_operator::import::from_connection(client, connection).await?;
     let yaml = imported.to_yaml()?;
     match output {
         Some(path) => {
@@ -471,7 +397,7 @@ async fn import(connection: &str, output: Option<PathBuf>) -> Result<(), AnyErro
     for note in &imported.notes {
         tracing::warn!("left out: {note}");
     }
-    Ok(written_back?)
+    Ok(())
 }
 
 async fn partner_center_sim(

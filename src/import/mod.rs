@@ -13,6 +13,10 @@
 //! "no policy" would withdraw a grant), an Azure Resource Manager error on one subscription only
 //! leaves its role assignments out, with a comment.
 
+mod connection;
+
+pub use connection::from_connection;
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use futures::{StreamExt, TryStreamExt};
@@ -306,6 +310,7 @@ struct PolicyRead {
     unknown: Vec<String>,
 }
 
+/// One customer as Partner Center and Azure have it: its subscriptions, their Owners, its policy.
 async fn read_customer(
     pc: &PartnerCenter,
     name: String,
@@ -319,83 +324,7 @@ async fn read_customer(
         company_name.clone()
     };
     let mut notes = Vec::new();
-    let mut subscriptions = Vec::new();
-    let pc_subscriptions = pc
-        .subscriptions(&tenant_id)
-        .await
-        .map_err(ImportError::reading(format!(
-            "reading the subscriptions of {label}"
-        )))?;
-    for subscription in &pc_subscriptions {
-        if subscription.is_azure_plan() {
-            let entitlements = pc
-                .azure_entitlements(&tenant_id, &subscription.id)
-                .await
-                .map_err(ImportError::reading(format!(
-                    "reading the Azure subscriptions of {label}'s Azure plan {}",
-                    subscription.id
-                )))?;
-            let plan_active = subscription.status.eq_ignore_ascii_case("active");
-            for entitlement in entitlements {
-                // A plan that is not active holds its Azure subscriptions in its own state.
-                let status = if plan_active || subscription.status.is_empty() {
-                    &entitlement.status
-                } else {
-                    &subscription.status
-                };
-                let friendly = entitlement.friendly_name.trim();
-                subscriptions.push(SubscriptionRead {
-                    id: entitlement.id.to_ascii_lowercase(),
-                    offer: Offer::AzurePlan,
-                    billing_type: BillingType::Usage,
-                    state: state_of(status),
-                    origin: format!(
-                        "Azure subscription {:?} of the Azure plan {}",
-                        friendly, subscription.id
-                    ),
-                    owners: Vec::new(),
-                    comments: unknown_state(status),
-                });
-            }
-        } else {
-            let legacy = subscription.offer_id.len() >= LEGACY_AZURE_PREFIX.len()
-                && subscription.offer_id[..LEGACY_AZURE_PREFIX.len()]
-                    .eq_ignore_ascii_case(LEGACY_AZURE_PREFIX);
-            let billing_type = if subscription.billing_type.eq_ignore_ascii_case("usage") {
-                BillingType::Usage
-            } else {
-                BillingType::License
-            };
-            let offer_name = if subscription.offer_name.is_empty() {
-                &subscription.offer_id
-            } else {
-                &subscription.offer_name
-            };
-            subscriptions.push(SubscriptionRead {
-                id: subscription.id.to_ascii_lowercase(),
-                offer: if legacy {
-                    Offer::AzureGlobal
-                } else {
-                    Offer::Other
-                },
-                billing_type,
-                state: state_of(&subscription.status),
-                origin: format!(
-                    "Partner Center subscription {:?} (offer {} {:?}, billing {})",
-                    subscription.friendly_name.trim(),
-                    subscription.offer_id,
-                    offer_name,
-                    if subscription.billing_type.is_empty() {
-                        "unknown"
-                    } else {
-                        &subscription.billing_type
-                    }
-                ),
-                owners: Vec::new(),
-                comments: unknown_state(&subscription.status),
-            });
-        }
-    }
+    let mut subscriptions = read_subscriptions(pc, &tenant_id, &label).await?;
     // One object per subscription id (AzureSubscription refuses duplicates); sorted for stable names.
     subscriptions.sort_by(|a, b| a.id.cmp(&b.id));
     subscriptions.dedup_by(|a, b| a.id == b.id);
@@ -410,81 +339,9 @@ async fn read_customer(
         ok
     });
     for subscription in subscriptions.iter_mut().filter(|s| s.eligible()) {
-        match pc.role_assignments_at(&tenant_id, &subscription.id).await {
-            Ok(assignments) => {
-                let mut owners = BTreeMap::new();
-                for assignment in assignments {
-                    let properties = assignment.properties;
-                    if !role_definition_guid(&properties.role_definition_id)
-                        .eq_ignore_ascii_case(OWNER_ROLE)
-                    {
-                        continue;
-                    }
-                    let principal = properties.principal_id.to_ascii_lowercase();
-                    match principal_type(&properties.principal_type) {
-                        Some(kind) if is_guid(&principal) => {
-                            owners.insert(principal, kind);
-                        }
-                        _ => subscription.comments.push(format!(
-                            "Owner {principal} ({}) left out: not a principal of the customer this operator models (User, Group, ServicePrincipal)",
-                            if properties.principal_type.is_empty() {
-                                "no type"
-                            } else {
-                                &properties.principal_type
-                            }
-                        )),
-                    }
-                }
-                subscription.owners = owners.into_iter().collect();
-            }
-            Err(error) => {
-                let note = format!(
-                    "{label}: the role assignments of Azure subscription {} could not be read, none listed: {error}",
-                    subscription.id
-                );
-                subscription.comments.push(note.clone());
-                notes.push(note);
-            }
-        }
+        read_owners(pc, &tenant_id, &label, subscription, &mut notes).await;
     }
-    let policies = pc
-        .self_serve_policies(&tenant_id)
-        .await
-        .map_err(ImportError::reading(format!(
-            "reading the purchase permission (SelfServePolicy) of {label}"
-        )))?;
-    let policies: Vec<_> = policies
-        .into_iter()
-        .filter(|p| {
-            p.self_serve_entity.tenant_id.is_empty()
-                || p.self_serve_entity
-                    .tenant_id
-                    .eq_ignore_ascii_case(&tenant_id)
-        })
-        .collect();
-    let policy = (!policies.is_empty()).then(|| {
-        let mut granted = Vec::new();
-        let mut unknown = BTreeSet::new();
-        for resource in policies.iter().flat_map(|p| p.resources()) {
-            match purchase_resource(&resource) {
-                Some(r) => granted.push(r),
-                None => {
-                    unknown.insert(resource);
-                }
-            }
-        }
-        PolicyRead {
-            // Our order (reservations first), each once.
-            resources: [
-                PurchaseResource::AzureReservations,
-                PurchaseResource::AzureSavingsPlan,
-            ]
-            .into_iter()
-            .filter(|r| granted.contains(r))
-            .collect(),
-            unknown: unknown.into_iter().collect(),
-        }
-    });
+    let policy = read_policy(pc, &tenant_id, &label).await?;
     if let Some(policy) = &policy
         && policy.resources.is_empty()
     {
@@ -507,6 +364,190 @@ async fn read_customer(
         policy,
         notes,
     })
+}
+
+/// The customer's subscriptions: an Azure plan's Azure subscriptions (its entitlements), and
+/// every other subscription as its own.
+async fn read_subscriptions(
+    pc: &PartnerCenter,
+    tenant_id: &str,
+    label: &str,
+) -> Result<Vec<SubscriptionRead>, ImportError> {
+    let mut subscriptions = Vec::new();
+    let pc_subscriptions = pc
+        .subscriptions(tenant_id)
+        .await
+        .map_err(ImportError::reading(format!(
+            "reading the subscriptions of {label}"
+        )))?;
+    for subscription in &pc_subscriptions {
+        if !subscription.is_azure_plan() {
+            subscriptions.push(own_subscription(subscription));
+            continue;
+        }
+        let entitlements = pc
+            .azure_entitlements(tenant_id, &subscription.id)
+            .await
+            .map_err(ImportError::reading(format!(
+                "reading the Azure subscriptions of {label}'s Azure plan {}",
+                subscription.id
+            )))?;
+        let plan_active = subscription.status.eq_ignore_ascii_case("active");
+        for entitlement in entitlements {
+            // A plan that is not active holds its Azure subscriptions in its own state.
+            let status = if plan_active || subscription.status.is_empty() {
+                &entitlement.status
+            } else {
+                &subscription.status
+            };
+            let friendly = entitlement.friendly_name.trim();
+            subscriptions.push(SubscriptionRead {
+                id: entitlement.id.to_ascii_lowercase(),
+                offer: Offer::AzurePlan,
+                billing_type: BillingType::Usage,
+                state: state_of(status),
+                origin: format!(
+                    "Azure subscription {:?} of the Azure plan {}",
+                    friendly, subscription.id
+                ),
+                owners: Vec::new(),
+                comments: unknown_state(status),
+            });
+        }
+    }
+    Ok(subscriptions)
+}
+
+/// A subscription that is not an Azure plan: legacy Azure (AzureGlobal), or another offer.
+fn own_subscription(subscription: &pc::Subscription) -> SubscriptionRead {
+    let legacy = subscription.offer_id.len() >= LEGACY_AZURE_PREFIX.len()
+        && subscription.offer_id[..LEGACY_AZURE_PREFIX.len()]
+            .eq_ignore_ascii_case(LEGACY_AZURE_PREFIX);
+    let billing_type = if subscription.billing_type.eq_ignore_ascii_case("usage") {
+        BillingType::Usage
+    } else {
+        BillingType::License
+    };
+    let offer_name = if subscription.offer_name.is_empty() {
+        &subscription.offer_id
+    } else {
+        &subscription.offer_name
+    };
+    SubscriptionRead {
+        id: subscription.id.to_ascii_lowercase(),
+        offer: if legacy {
+            Offer::AzureGlobal
+        } else {
+            Offer::Other
+        },
+        billing_type,
+        state: state_of(&subscription.status),
+        origin: format!(
+            "Partner Center subscription {:?} (offer {} {:?}, billing {})",
+            subscription.friendly_name.trim(),
+            subscription.offer_id,
+            offer_name,
+            if subscription.billing_type.is_empty() {
+                "unknown"
+            } else {
+                &subscription.billing_type
+            }
+        ),
+        owners: Vec::new(),
+        comments: unknown_state(&subscription.status),
+    }
+}
+
+/// The Owners Azure lists at an eligible subscription's scope (one that cannot be read is a note,
+/// and the import goes on).
+async fn read_owners(
+    pc: &PartnerCenter,
+    tenant_id: &str,
+    label: &str,
+    subscription: &mut SubscriptionRead,
+    notes: &mut Vec<String>,
+) {
+    let assignments = match pc.role_assignments_at(tenant_id, &subscription.id).await {
+        Ok(a) => a,
+        Err(error) => {
+            let note = format!(
+                "{label}: the role assignments of Azure subscription {} could not be read, none listed: {error}",
+                subscription.id
+            );
+            subscription.comments.push(note.clone());
+            notes.push(note);
+            return;
+        }
+    };
+    let mut owners = BTreeMap::new();
+    for assignment in assignments {
+        let properties = assignment.properties;
+        if !role_definition_guid(&properties.role_definition_id).eq_ignore_ascii_case(OWNER_ROLE) {
+            continue;
+        }
+        let principal = properties.principal_id.to_ascii_lowercase();
+        match principal_type(&properties.principal_type) {
+            Some(kind) if is_guid(&principal) => {
+                owners.insert(principal, kind);
+            }
+            _ => subscription.comments.push(format!(
+                "Owner {principal} ({}) left out: not a principal of the customer this operator models (User, Group, ServicePrincipal)",
+                if properties.principal_type.is_empty() {
+                    "no type"
+                } else {
+                    &properties.principal_type
+                }
+            )),
+        }
+    }
+    subscription.owners = owners.into_iter().collect();
+}
+
+/// The customer's SelfServePolicy, if any: what it lets the customer purchase.
+async fn read_policy(
+    pc: &PartnerCenter,
+    tenant_id: &str,
+    label: &str,
+) -> Result<Option<PolicyRead>, ImportError> {
+    let policies = pc
+        .self_serve_policies(tenant_id)
+        .await
+        .map_err(ImportError::reading(format!(
+            "reading the purchase permission (SelfServePolicy) of {label}"
+        )))?;
+    let policies: Vec<_> = policies
+        .into_iter()
+        .filter(|p| {
+            p.self_serve_entity.tenant_id.is_empty()
+                || p.self_serve_entity
+                    .tenant_id
+                    .eq_ignore_ascii_case(tenant_id)
+        })
+        .collect();
+    if policies.is_empty() {
+        return Ok(None);
+    }
+    let mut granted = Vec::new();
+    let mut unknown = BTreeSet::new();
+    for resource in policies.iter().flat_map(|p| p.resources()) {
+        match purchase_resource(&resource) {
+            Some(r) => granted.push(r),
+            None => {
+                unknown.insert(resource);
+            }
+        }
+    }
+    Ok(Some(PolicyRead {
+        // Our order (reservations first), each once.
+        resources: [
+            PurchaseResource::AzureReservations,
+            PurchaseResource::AzureSavingsPlan,
+        ]
+        .into_iter()
+        .filter(|r| granted.contains(r))
+        .collect(),
+        unknown: unknown.into_iter().collect(),
+    }))
 }
 
 impl CustomerRead {

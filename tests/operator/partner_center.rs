@@ -22,6 +22,27 @@ const ADMIN_TOKEN: &str = "fake-refresh-token-admin-0001";
 const NO_MFA_TOKEN: &str = "fake-refresh-token-nomfa-0003";
 const CREATE: (&str, &str) = ("POST", "/v1/SelfServePolicy");
 
+/// A simulator of `world`, the embedded server with the operator (Partner Center backend), the
+/// examples, and their connection signing in with `refresh_token`.
+async fn started(world: World, refresh_token: &str, audit_interval: &str) -> (Simulator, Env) {
+    let options = SimulatorOptions {
+        addr: "127.0.0.1:0".parse().expect("address"),
+        ..SimulatorOptions::default()
+    };
+    let sim = Simulator::start(world, options)
+        .await
+        .expect("simulator starts");
+    let mut env = Env::new().await;
+    env.start_controllers_with(BackendChoice::PartnerCenter.build());
+    apply_examples(&env).await;
+    let conn = env.manifest(
+        "conn.yaml",
+        &connection(&sim, refresh_token, audit_interval),
+    );
+    env.ok(&["apply", "-f", &conn]).await;
+    (sim, env)
+}
+
 async fn simulator() -> Simulator {
     let options = SimulatorOptions {
         addr: "127.0.0.1:0".parse().expect("address"),
@@ -122,12 +143,7 @@ fn creates(sim: &Simulator) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enabling_creates_the_policy_changing_resources_updates_it_disabling_deletes_it() {
-    let sim = simulator().await;
-    let mut env = Env::new().await;
-    env.start_controllers_with(BackendChoice::PartnerCenter.build());
-    apply_examples(&env).await;
-    let conn = env.manifest("conn.yaml", &connection(&sim, ADMIN_TOKEN, "1h"));
-    env.ok(&["apply", "-f", &conn]).await;
+    let (sim, env) = started(World::examples(), ADMIN_TOKEN, "1h").await;
 
     env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
         .await;
@@ -250,12 +266,7 @@ async fn an_existing_policy_is_adopted_and_a_change_in_the_dashboard_is_put_back
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_without_mfa_hold_the_grants_until_they_are_replaced() {
-    let sim = simulator().await;
-    let mut env = Env::new().await;
-    env.start_controllers_with(BackendChoice::PartnerCenter.build());
-    apply_examples(&env).await;
-    let conn = env.manifest("conn.yaml", &connection(&sim, NO_MFA_TOKEN, "1h"));
-    env.ok(&["apply", "-f", &conn]).await;
+    let (sim, env) = started(World::examples(), NO_MFA_TOKEN, "1h").await;
 
     env.wait_for(
         "pcconn/partner-center",
@@ -391,12 +402,7 @@ fn base64(s: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partner_center_and_azure_are_the_truth_for_subscriptions_and_owner_roles() {
-    let sim = simulator().await;
-    let mut env = Env::new().await;
-    env.start_controllers_with(BackendChoice::PartnerCenter.build());
-    apply_examples(&env).await;
-    let conn = env.manifest("conn.yaml", &connection(&sim, ADMIN_TOKEN, "2s"));
-    env.ok(&["apply", "-f", &conn]).await;
+    let (sim, env) = started(World::examples(), ADMIN_TOKEN, "2s").await;
     env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
         .await;
     let in_sync = r#"{.status.conditions[?(@.type=="InSync")].status}/{.status.conditions[?(@.type=="InSync")].reason}"#;
@@ -484,12 +490,7 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_managed_owner_role_is_assigned_in_azure_and_removed_with_its_object() {
-    let sim = simulator().await;
-    let mut env = Env::new().await;
-    env.start_controllers_with(BackendChoice::PartnerCenter.build());
-    apply_examples(&env).await;
-    let conn = env.manifest("conn.yaml", &connection(&sim, ADMIN_TOKEN, "1h"));
-    env.ok(&["apply", "-f", &conn]).await;
+    let (sim, env) = started(World::examples(), ADMIN_TOKEN, "1h").await;
     env.wait_for_permission(NS, "northwind", "Blocked/False/OwnerRoleMissing")
         .await;
     const NORTHWIND: &str = "1a2b3c4d-0000-4000-8000-000000000003";
@@ -563,13 +564,7 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_permission_changes_nothing_and_refresh_asks_again_now() {
-    let sim = simulator().await;
-    let mut env = Env::new().await;
-    env.start_controllers_with(BackendChoice::PartnerCenter.build());
-    apply_examples(&env).await;
-    // The activity log is read hourly here: only `refresh` can make the operator ask sooner.
-    let conn = env.manifest("conn.yaml", &connection(&sim, ADMIN_TOKEN, "1h"));
-    env.ok(&["apply", "-f", &conn]).await;
+    let (sim, env) = started(World::examples(), ADMIN_TOKEN, "1h").await;
     env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
         .await;
 
@@ -645,15 +640,7 @@ async fn a_paused_permission_changes_nothing_and_refresh_asks_again_now() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sales_agent_can_read_but_the_switch_waits_for_an_admin_agent() {
-    let sim = simulator().await;
-    let mut env = Env::new().await;
-    env.start_controllers_with(BackendChoice::PartnerCenter.build());
-    apply_examples(&env).await;
-    let conn = env.manifest(
-        "conn.yaml",
-        &connection(&sim, "fake-refresh-token-sales-0002", "1h"),
-    );
-    env.ok(&["apply", "-f", &conn]).await;
+    let (sim, env) = started(World::examples(), "fake-refresh-token-sales-0002", "1h").await;
     // A sales agent reads Partner Center, but Azure refuses it the customers' role assignments
     // (delegated Azure access comes with the Admin Agent role): each role says so, and no Owner
     // counts.
@@ -687,16 +674,7 @@ async fn revoked_credentials_are_shown_on_the_connection_and_hold_the_grants() {
     {
         token.revoked = true;
     }
-    let options = SimulatorOptions {
-        addr: "127.0.0.1:0".parse().expect("address"),
-        ..SimulatorOptions::default()
-    };
-    let sim = Simulator::start(world, options).await.expect("simulator");
-    let mut env = Env::new().await;
-    env.start_controllers_with(BackendChoice::PartnerCenter.build());
-    apply_examples(&env).await;
-    let conn = env.manifest("conn.yaml", &connection(&sim, ADMIN_TOKEN, "1h"));
-    env.ok(&["apply", "-f", &conn]).await;
+    let (sim, env) = started(world, ADMIN_TOKEN, "1h").await;
     env.wait_for(
         "pcconn/partner-center",
         NS,
@@ -722,12 +700,7 @@ async fn revoked_credentials_are_shown_on_the_connection_and_hold_the_grants() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_while_switching_off_delete_the_policy_once() {
-    let sim = simulator().await;
-    let mut env = Env::new().await;
-    env.start_controllers_with(BackendChoice::PartnerCenter.build());
-    apply_examples(&env).await;
-    let conn = env.manifest("conn.yaml", &connection(&sim, ADMIN_TOKEN, "1h"));
-    env.ok(&["apply", "-f", &conn]).await;
+    let (sim, env) = started(World::examples(), ADMIN_TOKEN, "1h").await;
     env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
         .await;
     sim.faults().add(
