@@ -55,6 +55,15 @@ async fn simulator() -> Simulator {
 
 /// The Secret and PartnerCenterConnection of partner-a, pointed at the simulator.
 fn connection(sim: &Simulator, refresh_token: &str, audit_interval: &str) -> String {
+    connection_observing(sim, refresh_token, audit_interval, true)
+}
+
+fn connection_observing(
+    sim: &Simulator,
+    refresh_token: &str,
+    audit_interval: &str,
+    observe: bool,
+) -> String {
     let url = sim.base_url();
     format!(
         r#"apiVersion: v1
@@ -70,6 +79,7 @@ spec:
   credentialsSecretRef: {{name: pc-credentials}}
   endpoints: {{partnerCenter: "{url}", login: "{url}", resourceManager: "{url}"}}
   auditInterval: {audit_interval}
+  observe: {observe}
 "#
     )
 }
@@ -728,4 +738,59 @@ async fn faults_while_switching_off_delete_the_policy_once() {
         .count();
     assert_eq!(withdrawn, 1, "{log:?}");
     assert_eq!(creates(&sim), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_grant_keeps_the_connection_admin_agent_required_until_new_credentials() {
+    // Without observations the YAML is trusted, so the sales agent's create reaches Partner
+    // Center, which refuses it (403, code 900).
+    let sim = simulator().await;
+    let mut env = Env::new().await;
+    env.start_controllers_with(BackendChoice::PartnerCenter.build());
+    apply_examples(&env).await;
+    let sales = "fake-refresh-token-sales-0002";
+    let conn = env.manifest("conn.yaml", &connection_observing(&sim, sales, "1h", false));
+    env.ok(&["apply", "-f", &conn]).await;
+    let ready = r#"{.status.conditions[?(@.type=="Ready")].reason}"#;
+    env.wait_for("pcconn/partner-center", NS, ready, "AdminAgentRequired")
+        .await;
+    env.wait_for_permission(NS, "contoso", "Blocked/False/ConnectionNotReady")
+        .await;
+    // Checked again with the same credentials: signing in works, the refusal stands.
+    env.ok(&[
+        "annotate",
+        "pcconn",
+        "partner-center",
+        "-n",
+        NS,
+        "checked=again",
+    ])
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        env.jsonpath("pcconn/partner-center", Some(NS), ready).await,
+        "AdminAgentRequired"
+    );
+    assert_eq!(sim.self_serve_policies().len(), 0);
+    // An Admin Agent's credentials: the grant goes through.
+    let admin = env.manifest(
+        "admin.yaml",
+        &connection_observing(&sim, ADMIN_TOKEN, "1h", false),
+    );
+    env.ok(&["apply", "-f", &admin]).await;
+    env.ok(&[
+        "annotate",
+        "pcconn",
+        "partner-center",
+        "-n",
+        NS,
+        "checked=admin",
+        "--overwrite",
+    ])
+    .await;
+    env.wait_for("pcconn/partner-center", NS, ready, "Connected")
+        .await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
+    wait_for_policy(&sim, CONTOSO, Some(&["AzureReservedInstances"])).await;
 }
