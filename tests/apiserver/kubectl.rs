@@ -3,7 +3,7 @@
 
 use crate::support::Env;
 use crate::support::kubectl::Watch;
-use crate::support::paths::CRDS;
+use crate::support::paths::{CRDS, EXAMPLES};
 
 const CUSTOMER: &str = "apiVersion: csp.operator.dev/v1alpha1
 kind: Customer
@@ -383,4 +383,46 @@ async fn selector_watch_sees_objects_enter_and_leave() {
         .filter(|l| l.starts_with("MODIFIED"))
         .count();
     assert_eq!(modified, 0, "{:?}", watch.seen);
+}
+
+/// As on a real server, empty metadata maps are not kept: `kubectl diff` of what was just applied
+/// (client-side and server-side, a Secret's `stringData` included) shows nothing, and removing
+/// the last label or annotation leaves no `labels: {}`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_of_unchanged_manifests_is_clean_and_empty_maps_go() {
+    let env = Env::new().await;
+    env.ok(&["apply", "-f", EXAMPLES]).await;
+    for server_side in [false, true] {
+        let mut args = vec!["diff", "-f", EXAMPLES];
+        if server_side {
+            args.push("--server-side");
+        }
+        let out = env.kubectl(&args).await;
+        assert!(
+            out.status.success(),
+            "kubectl diff (server-side: {server_side}) found drift:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let customer = ["cspcust", "contoso", "-n", "partner-a"];
+    env.ok(&[&["label"][..], &customer, &["team=a"]].concat())
+        .await;
+    env.ok(&[&["label"][..], &customer, &["team-"]].concat())
+        .await;
+    env.ok(&[&["annotate"][..], &customer, &["note=x"]].concat())
+        .await;
+    env.ok(&[
+        &["annotate"][..],
+        &customer,
+        &["note-", "kubectl.kubernetes.io/last-applied-configuration-"],
+    ]
+    .concat())
+        .await;
+    let meta = env
+        .ok(&[&["get"][..], &customer, &["-o", "jsonpath={.metadata}"]].concat())
+        .await;
+    assert!(
+        !meta.contains("\"labels\"") && !meta.contains("\"annotations\""),
+        "{meta}"
+    );
 }

@@ -214,7 +214,7 @@ impl State {
             }
             self.check_crd_open(def)?;
         }
-        let obj = fold_secret_string_data(def, obj);
+        let obj = drop_empty_metadata(fold_secret_string_data(def, obj));
         let (mut obj, created, warnings) =
             match admission::admit(def, ns, name, obj, old, part, opts)? {
                 Admitted::Unchanged { current, warnings } => {
@@ -297,6 +297,26 @@ impl State {
 }
 
 /// Marks an object with finalizers for deletion (its finalizers then only go).
+/// Empty `labels`, `annotations`, `finalizers` and `ownerReferences` are not kept, as the real
+/// server's omitempty drops them: removing the last label leaves no `labels: {}`, and `kubectl
+/// diff` of an unchanged manifest shows nothing.
+fn drop_empty_metadata(mut obj: Value) -> Value {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        for key in ["labels", "annotations", "finalizers", "ownerReferences"] {
+            let empty = match meta.get(key) {
+                Some(Value::Object(m)) => m.is_empty(),
+                Some(Value::Array(a)) => a.is_empty(),
+                Some(Value::Null) => true,
+                _ => false,
+            };
+            if empty {
+                meta.remove(key);
+            }
+        }
+    }
+    obj
+}
+
 /// A Secret's `stringData` is write-only, as on the real server: merged into `data` (base64,
 /// overriding the same keys) on every write, never stored.
 fn fold_secret_string_data(def: &ResourceDef, mut obj: Value) -> Value {
