@@ -151,6 +151,10 @@ pub fn builtins() -> Vec<ResourceDef> {
     let mut deployments = builtin("apps", "v1", "Deployment", "deployments", true, &["deploy"]);
     deployments.status_subresource = true;
     deployments.tracks_generation = true;
+    // `kubectl get all` lists the resources in the `all` category (of those served here).
+    deployments.categories = vec!["all".into()];
+    let mut services = builtin("", "v1", "Service", "services", true, &["svc"]);
+    services.categories = vec!["all".into()];
     let mut all = vec![
         namespaces,
         events,
@@ -158,7 +162,7 @@ pub fn builtins() -> Vec<ResourceDef> {
         builtin("", "v1", "Secret", "secrets", true, &[]),
         builtin("", "v1", "ConfigMap", "configmaps", true, &["cm"]),
         builtin("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"]),
-        builtin("", "v1", "Service", "services", true, &["svc"]),
+        services,
         builtin("coordination.k8s.io", "v1", "Lease", "leases", true, &[]),
         crds,
         deployments,

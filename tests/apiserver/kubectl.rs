@@ -426,3 +426,40 @@ async fn diff_of_unchanged_manifests_is_clean_and_empty_maps_go() {
         "{meta}"
     );
 }
+
+/// Namespaces carry what the real server gives them (dashboards show the phase; label selectors
+/// pick namespaces by name), and `kubectl get all` knows the `all` category.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_are_active_and_labelled_and_get_all_works() {
+    let env = Env::new().await;
+    env.ok(&["create", "namespace", "team-a"]).await;
+    let ns = env
+        .ok(&[
+            "get",
+            "ns",
+            "team-a",
+            "-o",
+            "jsonpath={.status.phase}/{.metadata.labels}",
+        ])
+        .await;
+    assert_eq!(ns, r#"Active/{"kubernetes.io/metadata.name":"team-a"}"#);
+    let selected = env
+        .ok(&[
+            "get",
+            "ns",
+            "-l",
+            "kubernetes.io/metadata.name=team-a",
+            "-o",
+            "name",
+        ])
+        .await;
+    assert_eq!(selected.trim(), "namespace/team-a");
+    let table = env.ok(&["get", "ns", "default"]).await;
+    assert!(table.contains("Active"), "{table}");
+    let all = env.kubectl(&["get", "all", "-n", "team-a"]).await;
+    assert!(
+        all.status.success(),
+        "{}",
+        String::from_utf8_lossy(&all.stderr)
+    );
+}

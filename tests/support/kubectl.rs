@@ -47,8 +47,16 @@ impl Kubectl {
     /// The command, not started.
     pub fn command<S: AsRef<str>>(&self, args: &[S]) -> Command {
         let mut command = Command::new(binary());
+        // A discovery cache of its own: ~/.kube/cache is keyed by host and port, and a port a
+        // test server got may have served an older build before.
+        let cache = self
+            .kubeconfig
+            .parent()
+            .map(|d| d.join("kube-cache"))
+            .unwrap_or_default();
         command
             .env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECACHEDIR", cache)
             .env_remove("KUBERNETES_SERVICE_HOST")
             .args(args.iter().map(AsRef::as_ref));
         command

@@ -215,6 +215,7 @@ impl State {
             self.check_crd_open(def)?;
         }
         let obj = drop_empty_metadata(fold_secret_string_data(def, obj));
+        let obj = namespace_defaults(def, name, obj);
         let (mut obj, created, warnings) =
             match admission::admit(def, ns, name, obj, old, part, opts)? {
                 Admitted::Unchanged { current, warnings } => {
@@ -231,6 +232,7 @@ impl State {
                     warnings,
                 } => (object, created, warnings),
             };
+        namespace_phase(def, &mut obj);
         if opts.dry_run {
             if let Some(m) = obj["metadata"].as_object_mut()
                 && created
@@ -297,6 +299,34 @@ impl State {
 }
 
 /// Marks an object with finalizers for deletion (its finalizers then only go).
+/// What the real server sets on every Namespace: the immutable label
+/// `kubernetes.io/metadata.name` (selectors pick namespaces by name with it).
+fn namespace_defaults(def: &ResourceDef, name: &str, mut obj: Value) -> Value {
+    if !(def.group.is_empty() && def.plural == "namespaces") {
+        return obj;
+    }
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        let labels = meta
+            .entry("labels")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(labels) = labels.as_object_mut() {
+            labels.insert(
+                "kubernetes.io/metadata.name".into(),
+                Value::String(name.to_string()),
+            );
+        }
+    }
+    obj
+}
+
+/// A Namespace without a phase (a new one: its status is the server's) is Active.
+fn namespace_phase(def: &ResourceDef, obj: &mut Value) {
+    if def.group.is_empty() && def.plural == "namespaces" && obj.pointer("/status/phase").is_none()
+    {
+        obj["status"]["phase"] = Value::String("Active".into());
+    }
+}
+
 /// Empty `labels`, `annotations`, `finalizers` and `ownerReferences` are not kept, as the real
 /// server's omitempty drops them: removing the last label leaves no `labels: {}`, and `kubectl
 /// diff` of an unchanged manifest shows nothing.
