@@ -794,3 +794,46 @@ async fn a_refused_grant_keeps_the_connection_admin_agent_required_until_new_cre
         .await;
     wait_for_policy(&sim, CONTOSO, Some(&["AzureReservedInstances"])).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adopted_policy_with_other_resources_is_aligned_through_a_stale_etag() {
+    // The dashboard allows savings plans only; the declaration says reservations.
+    let world = World::examples();
+    let options = SimulatorOptions {
+        addr: "127.0.0.1:0".parse().expect("address"),
+        ..SimulatorOptions::default()
+    };
+    let sim = Simulator::start(world, options).await.expect("simulator");
+    let existing = SelfServePolicy::for_customer(PARTNER, CONTOSO, &["AzureSavingsPlan"]);
+    dashboard(&sim)
+        .create_self_serve_policy(&existing)
+        .await
+        .expect("made in the dashboard");
+    // The first PUT meets a policy changed meanwhile (409, etag no longer valid).
+    sim.faults().add(
+        FaultRule::new(FaultAction::Status(409))
+            .method("PUT")
+            .path("/SelfServePolicy")
+            .times(1),
+    );
+    let mut env = Env::new().await;
+    env.start_controllers_with(BackendChoice::PartnerCenter.build());
+    apply_examples(&env).await;
+    let conn = env.manifest("conn.yaml", &connection(&sim, ADMIN_TOKEN, "1h"));
+    env.ok(&["apply", "-f", &conn]).await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
+    wait_for_policy(&sim, CONTOSO, Some(&["AzureReservedInstances"])).await;
+    env.wait_for_event(
+        NS,
+        "PermissionAdopted/AdoptCustomerPurchasePermissions/contoso",
+    )
+    .await;
+    let stats = sim.stats();
+    assert_eq!(
+        stats.requests_to("PUT", "/v1/SelfServePolicy/{id}"),
+        2,
+        "{stats:?}"
+    );
+    assert_eq!(creates(&sim), 1, "only the dashboard's");
+}
