@@ -102,6 +102,7 @@ pub enum Role {
     Contributor,
     Reader,
     ReservationPurchaser,
+    SavingsPlanPurchaser,
     UserAccessAdministrator,
 }
 
@@ -113,6 +114,7 @@ impl Role {
             Role::Contributor => "b24988ac-6180-42a0-ab88-20f7382dd24c",
             Role::Reader => "acdd72a7-3385-48ef-bd42-f606fba81ae7",
             Role::ReservationPurchaser => "f7b75c60-3036-4b75-91c3-6b41c27c1689",
+            Role::SavingsPlanPurchaser => "3d24a3a0-c154-4f6f-a5ed-adc8e01ddb74",
             Role::UserAccessAdministrator => "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",
         }
     }

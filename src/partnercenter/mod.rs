@@ -322,15 +322,19 @@ impl PartnerCenter {
         Err(too_many_pages(Service::PartnerCenter))
     }
 
-    /// `links.next.uri` is relative to the Partner Center base: `/v1/...`, or `...` meaning `/v1/...`.
+    /// `links.next.uri` is relative to the Partner Center base and its version: `/v1/...`, or
+    /// `/customers?...` / `customers?...` (the documentation's examples), which mean `/v1/...`,
+    /// as the SDK reads them.
     fn next_partner_center_page(&self, uri: &str) -> Result<String, PartnerCenterError> {
         let base = &self.inner.endpoints.partner_center;
         if uri.starts_with("https://") || uri.starts_with("http://") {
             return followable(uri, base, Service::PartnerCenter);
         }
-        match uri.strip_prefix('/') {
-            Some(_) => Ok(format!("{base}{uri}")),
-            None => Ok(format!("{base}/v1/{uri}")),
+        let path = uri.trim_start_matches('/');
+        if path.len() >= 3 && path[..3].eq_ignore_ascii_case("v1/") {
+            Ok(format!("{base}/{path}"))
+        } else {
+            Ok(format!("{base}/v1/{path}"))
         }
     }
 

@@ -381,13 +381,18 @@ async fn customers_follow_links_next_with_its_headers() {
         vec![customer_json("c3")],
         Some(("customers?seekOperation=Next", "token-2")),
     ));
-    server.push(page(vec![customer_json("c4")], None));
+    // The documentation's own form: a leading slash, no version.
+    server.push(page(
+        vec![customer_json("c4")],
+        Some(("/customers?seekOperation=Next", "token-3")),
+    ));
+    server.push(page(vec![customer_json("c5")], None));
     let pc = client(&server);
 
     let customers = pc.customers().await.expect("customers");
 
     let ids: Vec<_> = customers.iter().map(|c| c.id.as_str()).collect();
-    assert_eq!(ids, ["c1", "c2", "c3", "c4"]);
+    assert_eq!(ids, ["c1", "c2", "c3", "c4", "c5"]);
     assert_eq!(customers[0].company_profile.company_name, "Contoso");
     let calls = server.service_requests();
     assert_eq!(calls[0].path, "/v1/customers?size=100");
@@ -396,6 +401,8 @@ async fn customers_follow_links_next_with_its_headers() {
     assert_eq!(calls[1].header("ms-continuationtoken"), Some("token-1"));
     assert_eq!(calls[2].path, "/v1/customers?seekOperation=Next");
     assert_eq!(calls[2].header("ms-continuationtoken"), Some("token-2"));
+    assert_eq!(calls[3].path, "/v1/customers?seekOperation=Next");
+    assert_eq!(calls[3].header("ms-continuationtoken"), Some("token-3"));
 }
 
 #[tokio::test]
