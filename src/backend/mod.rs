@@ -8,6 +8,7 @@ mod partner_center;
 pub use cluster::ClusterBackend;
 pub use partner_center::{
     Connections, KnownCredentials, Link, Observations, PartnerCenterBackend, WantedAssignment,
+    connection_client, credentials_from_secret,
 };
 
 use crate::api::GrantBackend;

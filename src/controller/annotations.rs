@@ -79,12 +79,14 @@ fn with_paused<S: Serialize>(status: Option<&S>, paused: bool, now: Timestamp) -
 }
 
 /// Brings the `Paused` condition in line with the annotation. Returns whether the object is
-/// paused (the reconcile then stops here). Pausing logs one Normal Event.
+/// paused (the reconcile then stops here). Pausing logs one Normal Event. `conditions` are the
+/// status's: when they already agree (nearly always) nothing is serialized.
 pub async fn hold_if_paused<K, S>(
     ctx: &Context,
     kind: metrics::Kind,
     obj: &K,
     status: Option<&S>,
+    conditions: &[crate::api::Condition],
 ) -> Result<bool, Error>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
@@ -94,6 +96,9 @@ where
     S: Serialize,
 {
     let paused = paused(obj);
+    if conditions.iter().any(|c| c.type_ == types::PAUSED) == paused {
+        return Ok(paused);
+    }
     let Some(next) = with_paused(status, paused, Timestamp::now()) else {
         return Ok(paused);
     };

@@ -6,11 +6,10 @@ use super::context::Context;
 use super::{Error, MANAGER, metrics, now};
 use crate::api::conditions::reasons;
 use crate::api::{AzureSubscription, PartnerCenterConnection, PurchasePermission};
-use crate::backend::{Connections, KnownCredentials, Link, Readiness};
-use crate::partnercenter::{
-    AuditQuery, ClientOptions, Credentials, Endpoints, PartnerCenter, PartnerCenterError,
-    SecretString,
+use crate::backend::{
+    Connections, KnownCredentials, Link, Readiness, connection_client, credentials_from_secret,
 };
+use crate::partnercenter::{AuditQuery, Credentials, PartnerCenter, PartnerCenterError};
 use crate::policy::{self, ConnectionFacts};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
@@ -95,6 +94,14 @@ async fn reconcile(
         ..Default::default()
     };
     let (client, mut known) = sign_in(&cc, &conn, previous.as_ref(), &mut facts).await?;
+    // A refusal of these very credentials by an earlier call stands until they change.
+    let refusal = previous
+        .as_ref()
+        .filter(|l| client.is_some() && l.credentials == known)
+        .and_then(|l| l.refusal.clone());
+    if facts.problem.is_none() {
+        facts.problem = refusal.clone();
+    }
     if let Some(client) = &client {
         if let Some(written) = write_back_refresh_token(&cc.ctx, &conn, client, &mut facts).await {
             known.tokens.push(written);
@@ -125,11 +132,7 @@ async fn reconcile(
             )
             .await?;
     }
-    let previous_refusal = facts
-        .problem
-        .clone()
-        .filter(|_| previous.as_ref().is_some_and(|l| l.refusal.is_some()));
-    publish(&cc, &ns, &conn, client, known, previous_refusal, &facts);
+    publish(&cc, &ns, &conn, client, known, refusal, &facts);
     Ok(Action::requeue(
         match (&facts.problem, facts.throttled_until) {
             (None, _) => conn.spec.audit(),
@@ -142,9 +145,8 @@ async fn reconcile(
     ))
 }
 
-/// Reads the Secret and signs in with it (reusing the client built from the same credentials).
-/// Who signed in, or why not, goes into `facts`; a refusal of these very credentials by an
-/// earlier call stands until they change.
+/// Reads the Secret and signs in with it (reusing the client built from the same credentials);
+/// who signed in, or why not, goes into `facts`.
 async fn sign_in(
     cc: &ConnectionContext,
     conn: &PartnerCenterConnection,
@@ -166,9 +168,6 @@ async fn sign_in(
         Ok(signed_in) => {
             facts.signed_in_as = signed_in.user;
             facts.refresh_token_expires_at = Some(timestamp(signed_in.refresh_token_expires_at));
-            facts.problem = previous
-                .filter(|l| l.credentials == known)
-                .and_then(|l| l.refusal.clone());
         }
         Err(e) => facts.problem = Some(sign_in_problem(&e)),
     }
@@ -183,28 +182,12 @@ async fn read_credentials(
     let ns = conn.namespace().unwrap_or_default();
     let name = &conn.spec.credentials_secret_ref.name;
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let Some(secret) = api.get_opt(name).await? else {
-        return Ok(Err(format!(
+    Ok(match api.get_opt(name).await? {
+        Some(secret) => credentials_from_secret(&secret),
+        None => Err(format!(
             "Secret {name:?} does not exist in namespace {ns:?}"
-        )));
-    };
-    let key = |k: &str| {
-        secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(k))
-            .and_then(|v| String::from_utf8(v.0.clone()).ok())
-            .filter(|v| !v.trim().is_empty())
-            .or_else(|| secret.string_data.as_ref().and_then(|d| d.get(k).cloned()))
-            .ok_or_else(|| format!("Secret {name:?} has no key {k:?}"))
-    };
-    Ok((|| {
-        Ok(Credentials {
-            client_id: key("clientId")?,
-            client_secret: SecretString::new(key("clientSecret")?),
-            refresh_token: SecretString::new(key("refreshToken")?),
-        })
-    })())
+        )),
+    })
 }
 
 /// Which credentials a client is built from, carrying over the refresh tokens the previous link
@@ -214,24 +197,24 @@ fn known_credentials(
     c: &Credentials,
     previous: Option<&Link>,
 ) -> KnownCredentials {
-    {
-        let identity = hash(&(
-            conn.uid(),
-            conn.metadata.generation,
-            &c.client_id,
-            c.client_secret.expose(),
-        ));
-        let token = hash(&c.refresh_token.expose());
-        let mut tokens = previous
-            .filter(|l| l.credentials.identity == identity)
-            .map(|l| l.credentials.tokens.clone())
-            .unwrap_or_default();
-        if !tokens.contains(&token) {
-            tokens.push(token);
-        }
-        tokens.truncate(8);
-        KnownCredentials { identity, tokens }
+    let identity = hash(&(
+        conn.uid(),
+        conn.metadata.generation,
+        &c.client_id,
+        c.client_secret.expose(),
+    ));
+    let token = hash(&c.refresh_token.expose());
+    let mut tokens = previous
+        .filter(|l| l.credentials.identity == identity)
+        .map(|l| l.credentials.tokens.clone())
+        .unwrap_or_default();
+    if !tokens.contains(&token) {
+        tokens.push(token);
     }
+    // The newest eight (a rotation adds one each time).
+    let excess = tokens.len().saturating_sub(8);
+    tokens.drain(..excess);
+    KnownCredentials { identity, tokens }
 }
 
 /// The client for these credentials: the one already built when the connection, the app and the
@@ -255,24 +238,8 @@ fn client_for(
     {
         return Ok(client.clone());
     }
-    let e = &conn.spec.endpoints;
-    let endpoints = Endpoints {
-        partner_center: e.partner_center.clone(),
-        login: e.login.clone(),
-        resource_manager: e.resource_manager.clone(),
-    };
-    let options = ClientOptions {
-        requests_per_minute: conn.spec.requests_per_minute.clamp(1, 6000) as u32,
-        correlation_id: Some(correlation_id),
-        ..ClientOptions::default()
-    };
-    PartnerCenter::new(
-        &conn.spec.partner_tenant_id,
-        endpoints,
-        credentials,
-        options,
-    )
-    .map_err(|e| Error::Connection(e.to_string()))
+    connection_client(conn, credentials, Some(correlation_id))
+        .map_err(|e| Error::Connection(e.to_string()))
 }
 
 /// A hash that tells credentials apart in memory (never shown).
@@ -346,7 +313,12 @@ async fn read_activity_log(
         return None;
     }
     let query = AuditQuery {
-        start_date: last.strftime("%Y-%m-%d").to_string(),
+        // Partner Center keeps 90 days and refuses an older start (400): after a long outage,
+        // read what it still has.
+        start_date: last
+            .max(started - k8s_openapi::jiff::SignedDuration::from_hours(89 * 24))
+            .strftime("%Y-%m-%d")
+            .to_string(),
         ..AuditQuery::default()
     };
     let records = match client.audit_records(&query).await {
@@ -394,7 +366,7 @@ fn publish(
     conn: &PartnerCenterConnection,
     client: Option<PartnerCenter>,
     credentials: KnownCredentials,
-    previous_refusal: Option<(&'static str, String)>,
+    refusal: Option<(&'static str, String)>,
     facts: &ConnectionFacts<'_>,
 ) {
     let readiness = match &facts.problem {
@@ -412,7 +384,7 @@ fn publish(
         observe: conn.spec.observe,
         resync: conn.spec.resync(),
         credentials,
-        refusal: previous_refusal,
+        refusal,
     };
     if cc.connections.set(ns, link) {
         tracing::info!(namespace = ns, connection = %conn.name_any(), ready = facts.problem.is_none(), "Partner Center connection checked");

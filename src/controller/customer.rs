@@ -16,7 +16,18 @@ pub async fn reconcile(obj: Arc<Customer>, ctx: Arc<Context>) -> Result<Action, 
     let ns = obj.namespace().ok_or(Error::NoNamespace)?;
     let name = obj.name_any();
     let kind = metrics::Kind::customer;
-    if annotations::hold_if_paused(&ctx, kind, obj.as_ref(), obj.status.as_ref()).await? {
+    if annotations::hold_if_paused(
+        &ctx,
+        kind,
+        obj.as_ref(),
+        obj.status.as_ref(),
+        obj.status
+            .as_ref()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or(&[]),
+    )
+    .await?
+    {
         return Ok(Action::await_change());
     }
     if let Some(o) = ctx

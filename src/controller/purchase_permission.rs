@@ -27,7 +27,18 @@ pub async fn reconcile(obj: Arc<PurchasePermission>, ctx: Arc<Context>) -> Resul
     // Paused: not even a deletion is carried out (its grant would be withdrawn) until resumed.
     let kind = super::metrics::Kind::purchasepermission;
     let status = ctx.written.known_status(&obj);
-    if super::annotations::hold_if_paused(&ctx, kind, obj.as_ref(), status.as_ref()).await? {
+    if super::annotations::hold_if_paused(
+        &ctx,
+        kind,
+        obj.as_ref(),
+        status.as_ref(),
+        status
+            .as_ref()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or(&[]),
+    )
+    .await?
+    {
         return Ok(Action::await_change());
     }
     if ctx.refreshes.asked(obj.as_ref()) {

@@ -21,7 +21,18 @@ const RETRY_MANAGED: Duration = Duration::from_secs(30);
 
 pub async fn reconcile(obj: Arc<RoleAssignment>, ctx: Arc<Context>) -> Result<Action, Error> {
     let kind = metrics::Kind::roleassignment;
-    if annotations::hold_if_paused(&ctx, kind, obj.as_ref(), obj.status.as_ref()).await? {
+    if annotations::hold_if_paused(
+        &ctx,
+        kind,
+        obj.as_ref(),
+        obj.status.as_ref(),
+        obj.status
+            .as_ref()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or(&[]),
+    )
+    .await?
+    {
         return Ok(Action::await_change());
     }
     let managed = obj.spec.management == Management::Manage;

@@ -20,7 +20,18 @@ pub async fn reconcile(obj: Arc<AzureSubscription>, ctx: Arc<Context>) -> Result
     let same_id = c.subscriptions_with_id(&ns, &obj.spec.subscription_id);
     let customer = c.customer(&ns, &obj.spec.customer_ref.name);
     let kind = metrics::Kind::azuresubscription;
-    if annotations::hold_if_paused(&ctx, kind, obj.as_ref(), obj.status.as_ref()).await? {
+    if annotations::hold_if_paused(
+        &ctx,
+        kind,
+        obj.as_ref(),
+        obj.status.as_ref(),
+        obj.status
+            .as_ref()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or(&[]),
+    )
+    .await?
+    {
         return Ok(Action::await_change());
     }
     if let (Some(o), Some(cust)) = (&ctx.observations, &customer)

@@ -3,7 +3,8 @@
 
 use super::{Import, import};
 use crate::api::PartnerCenterConnection;
-use crate::partnercenter::{ClientOptions, Credentials, Endpoints, PartnerCenter, SecretString};
+use crate::backend::{connection_client, credentials_from_secret};
+use crate::partnercenter::PartnerCenter;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 
@@ -49,39 +50,8 @@ async fn client_of(
     let secret = secrets.get_opt(secret_name).await?.ok_or_else(|| {
         format!("Secret {namespace}/{secret_name} (credentialsSecretRef of {name}) not found")
     })?;
-    let key = |key: &str| -> Result<String, AnyError> {
-        let bytes = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .filter(|b| !b.0.is_empty())
-            .ok_or_else(|| format!("Secret {namespace}/{secret_name} has no key {key}"))?;
-        let text = String::from_utf8(bytes.0.clone())
-            .map_err(|_| format!("Secret {namespace}/{secret_name} key {key} is not UTF-8"))?;
-        Ok(text.trim().to_string())
-    };
-    let credentials = Credentials {
-        client_id: key("clientId")?,
-        client_secret: SecretString::new(key("clientSecret")?),
-        refresh_token: SecretString::new(key("refreshToken")?),
-    };
-    let e = &conn.spec.endpoints;
-    let endpoints = Endpoints {
-        partner_center: e.partner_center.clone(),
-        login: e.login.clone(),
-        resource_manager: e.resource_manager.clone(),
-    };
-    let options = ClientOptions {
-        requests_per_minute: u32::try_from(conn.spec.requests_per_minute.clamp(1, 6000))
-            .unwrap_or(300),
-        ..ClientOptions::default()
-    };
-    Ok(PartnerCenter::new(
-        &conn.spec.partner_tenant_id,
-        endpoints,
-        credentials,
-        options,
-    )?)
+    let credentials = credentials_from_secret(&secret)?;
+    Ok(connection_client(conn, credentials, None)?)
 }
 
 /// Partner Center rotates refresh tokens: the newest goes back into the Secret.

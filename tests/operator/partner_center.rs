@@ -25,30 +25,31 @@ const CREATE: (&str, &str) = ("POST", "/v1/SelfServePolicy");
 /// A simulator of `world`, the embedded server with the operator (Partner Center backend), the
 /// examples, and their connection signing in with `refresh_token`.
 async fn started(world: World, refresh_token: &str, audit_interval: &str) -> (Simulator, Env) {
-    let options = SimulatorOptions {
-        addr: "127.0.0.1:0".parse().expect("address"),
-        ..SimulatorOptions::default()
-    };
-    let sim = Simulator::start(world, options)
-        .await
-        .expect("simulator starts");
-    let mut env = Env::new().await;
-    env.start_controllers_with(BackendChoice::PartnerCenter.build());
-    apply_examples(&env).await;
-    let conn = env.manifest(
-        "conn.yaml",
-        &connection(&sim, refresh_token, audit_interval),
-    );
-    env.ok(&["apply", "-f", &conn]).await;
+    let sim = simulator_of(world).await;
+    let env = operator_for(&connection(&sim, refresh_token, audit_interval)).await;
     (sim, env)
 }
 
+/// The embedded server with the operator (Partner Center backend), the examples, and `connection`.
+async fn operator_for(connection: &str) -> Env {
+    let mut env = Env::new().await;
+    env.start_controllers_with(BackendChoice::PartnerCenter.build());
+    apply_examples(&env).await;
+    let conn = env.manifest("conn.yaml", connection);
+    env.ok(&["apply", "-f", &conn]).await;
+    env
+}
+
 async fn simulator() -> Simulator {
+    simulator_of(World::examples()).await
+}
+
+async fn simulator_of(world: World) -> Simulator {
     let options = SimulatorOptions {
         addr: "127.0.0.1:0".parse().expect("address"),
         ..SimulatorOptions::default()
     };
-    Simulator::start(World::examples(), options)
+    Simulator::start(world, options)
         .await
         .expect("simulator starts")
 }
@@ -236,11 +237,7 @@ async fn an_existing_policy_is_adopted_and_a_change_in_the_dashboard_is_put_back
         .create_self_serve_policy(&existing)
         .await
         .expect("the partner switched it on in the dashboard");
-    let mut env = Env::new().await;
-    env.start_controllers_with(BackendChoice::PartnerCenter.build());
-    apply_examples(&env).await;
-    let conn = env.manifest("conn.yaml", &connection(&sim, ADMIN_TOKEN, "2s"));
-    env.ok(&["apply", "-f", &conn]).await;
+    let env = operator_for(&connection(&sim, ADMIN_TOKEN, "2s")).await;
 
     env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
         .await;
@@ -321,7 +318,6 @@ async fn credentials_without_mfa_hold_the_grants_until_they_are_replaced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_and_a_crash_between_the_call_and_the_status_never_make_a_policy_twice() {
     let sim = simulator().await;
-    let mut env = Env::new().await;
     // 5xx and a 429 storm first: the client retries them, the grant is made once.
     sim.faults().add(
         FaultRule::new(FaultAction::Status(503))
@@ -337,10 +333,7 @@ async fn faults_and_a_crash_between_the_call_and_the_status_never_make_a_policy_
         .path("/SelfServePolicy")
         .times(2),
     );
-    env.start_controllers_with(BackendChoice::PartnerCenter.build());
-    apply_examples(&env).await;
-    let conn = env.manifest("conn.yaml", &connection(&sim, ADMIN_TOKEN, "1h"));
-    env.ok(&["apply", "-f", &conn]).await;
+    let mut env = operator_for(&connection(&sim, ADMIN_TOKEN, "1h")).await;
     env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
         .await;
     assert_eq!(creates(&sim), 1);
@@ -745,12 +738,8 @@ async fn a_refused_grant_keeps_the_connection_admin_agent_required_until_new_cre
     // Without observations the YAML is trusted, so the sales agent's create reaches Partner
     // Center, which refuses it (403, code 900).
     let sim = simulator().await;
-    let mut env = Env::new().await;
-    env.start_controllers_with(BackendChoice::PartnerCenter.build());
-    apply_examples(&env).await;
     let sales = "fake-refresh-token-sales-0002";
-    let conn = env.manifest("conn.yaml", &connection_observing(&sim, sales, "1h", false));
-    env.ok(&["apply", "-f", &conn]).await;
+    let env = operator_for(&connection_observing(&sim, sales, "1h", false)).await;
     let ready = r#"{.status.conditions[?(@.type=="Ready")].reason}"#;
     env.wait_for("pcconn/partner-center", NS, ready, "AdminAgentRequired")
         .await;
@@ -798,12 +787,7 @@ async fn a_refused_grant_keeps_the_connection_admin_agent_required_until_new_cre
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_adopted_policy_with_other_resources_is_aligned_through_a_stale_etag() {
     // The dashboard allows savings plans only; the declaration says reservations.
-    let world = World::examples();
-    let options = SimulatorOptions {
-        addr: "127.0.0.1:0".parse().expect("address"),
-        ..SimulatorOptions::default()
-    };
-    let sim = Simulator::start(world, options).await.expect("simulator");
+    let sim = simulator().await;
     let existing = SelfServePolicy::for_customer(PARTNER, CONTOSO, &["AzureSavingsPlan"]);
     dashboard(&sim)
         .create_self_serve_policy(&existing)
@@ -816,11 +800,7 @@ async fn an_adopted_policy_with_other_resources_is_aligned_through_a_stale_etag(
             .path("/SelfServePolicy")
             .times(1),
     );
-    let mut env = Env::new().await;
-    env.start_controllers_with(BackendChoice::PartnerCenter.build());
-    apply_examples(&env).await;
-    let conn = env.manifest("conn.yaml", &connection(&sim, ADMIN_TOKEN, "1h"));
-    env.ok(&["apply", "-f", &conn]).await;
+    let env = operator_for(&connection(&sim, ADMIN_TOKEN, "1h")).await;
     env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
         .await;
     wait_for_policy(&sim, CONTOSO, Some(&["AzureReservedInstances"])).await;

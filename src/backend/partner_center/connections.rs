@@ -110,6 +110,16 @@ impl Connections {
         }
     }
 
+    /// How long observations hold in a namespace that observes (`None`: it does not, or has no
+    /// link yet). Asked on every reconcile: nothing is cloned.
+    pub fn observing(&self, namespace: &str) -> Option<std::time::Duration> {
+        let s = self.inner.read().ok()?;
+        s.links
+            .get(namespace)
+            .filter(|l| l.observe)
+            .map(|l| l.resync)
+    }
+
     /// The current link of a namespace.
     pub fn link(&self, namespace: &str) -> Option<Link> {
         self.inner.read().ok()?.links.get(namespace).cloned()

@@ -1,9 +1,11 @@
 //! The Partner Center backend: a grant is the customer's SelfServePolicy, made, adopted,
 //! updated and deleted through the namespace's PartnerCenterConnection.
 
+mod connect;
 mod connections;
 mod observations;
 
+pub use connect::{connection_client, credentials_from_secret};
 pub use connections::{Connections, KnownCredentials, Link};
 pub use observations::{Observations, WantedAssignment};
 
@@ -68,17 +70,14 @@ impl PartnerCenterBackend {
 
     async fn make(&self, grant: &Grant) -> Result<GrantMade, Failure> {
         let pc = self.client(&grant.namespace)?;
-        let tenant = &grant.customer_tenant_id;
-        let resources: Vec<&str> = grant.resources.iter().map(String::as_str).collect();
-        let wanted = SelfServePolicy::for_customer(pc.partner_tenant_id(), tenant, &resources);
-        match pc.create_self_serve_policy(&wanted).await {
+        match pc.create_self_serve_policy(&wanted(&pc, grant)).await {
             Ok(created) => Ok(GrantMade {
                 policy_id: Some(created.id),
                 adopted: false,
             }),
             // It exists (made elsewhere, or by us before a crash): adopt it, as declared.
             Err(PartnerCenterError::AlreadyExists { .. }) => {
-                let id = self.align(&pc, grant).await?;
+                let (id, _) = self.align(&pc, grant).await?;
                 Ok(GrantMade {
                     policy_id: Some(id),
                     adopted: true,
@@ -91,22 +90,14 @@ impl PartnerCenterBackend {
     /// Makes the customer's existing policy cover exactly the grant's resources (PUT with its
     /// etag, re-read on a conflict); creates it if it vanished meanwhile. Returns its id and
     /// whether anything had to change.
-    async fn align_reporting(
-        &self,
-        pc: &PartnerCenter,
-        grant: &Grant,
-    ) -> Result<(String, bool), Failure> {
-        let wanted: BTreeSet<String> = grant.resources.iter().cloned().collect();
+    async fn align(&self, pc: &PartnerCenter, grant: &Grant) -> Result<(String, bool), Failure> {
+        // Resource names compared in any casing, as Partner Center's enums are.
+        let lower = |r: &String| r.to_ascii_lowercase();
+        let declared: BTreeSet<String> = grant.resources.iter().map(lower).collect();
         let mut last = None;
         for _ in 0..CONFLICT_RETRIES {
             let Some(mut policy) = existing(pc, &grant.customer_tenant_id).await? else {
-                let resources: Vec<&str> = grant.resources.iter().map(String::as_str).collect();
-                let fresh = SelfServePolicy::for_customer(
-                    pc.partner_tenant_id(),
-                    &grant.customer_tenant_id,
-                    &resources,
-                );
-                return match pc.create_self_serve_policy(&fresh).await {
+                return match pc.create_self_serve_policy(&wanted(pc, grant)).await {
                     Ok(created) => Ok((created.id, true)),
                     Err(e @ PartnerCenterError::AlreadyExists { .. }) => {
                         last = Some(e);
@@ -115,16 +106,11 @@ impl PartnerCenterBackend {
                     Err(e) => Err(e.into()),
                 };
             };
-            if policy.resources() == wanted {
+            let granted: BTreeSet<String> = policy.resources().iter().map(lower).collect();
+            if granted == declared {
                 return Ok((policy.id, false));
             }
-            let resources: Vec<&str> = grant.resources.iter().map(String::as_str).collect();
-            let template = SelfServePolicy::for_customer(
-                pc.partner_tenant_id(),
-                &grant.customer_tenant_id,
-                &resources,
-            );
-            policy.permissions = template.permissions;
+            policy.permissions = wanted(pc, grant).permissions;
             match pc.update_self_serve_policy(&policy).await {
                 Ok(updated) => return Ok((updated.id, true)),
                 Err(e @ PartnerCenterError::Conflict { .. }) => last = Some(e),
@@ -135,10 +121,6 @@ impl PartnerCenterBackend {
             Some(e) => e.into(),
             None => Failure::NotReady("the self-serve policy kept changing".into()),
         })
-    }
-
-    async fn align(&self, pc: &PartnerCenter, grant: &Grant) -> Result<String, Failure> {
-        Ok(self.align_reporting(pc, grant).await?.0)
     }
 
     async fn withdraw(&self, namespace: &str, tenant: &str) -> Result<bool, Failure> {
@@ -157,8 +139,18 @@ impl PartnerCenterBackend {
                 .await;
         }
         let pc = self.client(&grant.namespace)?;
-        Ok(self.align_reporting(&pc, grant).await?.1)
+        Ok(self.align(&pc, grant).await?.1)
     }
+}
+
+/// The policy a grant declares: the customer may purchase its resources, billed to the partner.
+fn wanted(pc: &PartnerCenter, grant: &Grant) -> SelfServePolicy {
+    let resources: Vec<&str> = grant.resources.iter().map(String::as_str).collect();
+    SelfServePolicy::for_customer(
+        pc.partner_tenant_id(),
+        &grant.customer_tenant_id,
+        &resources,
+    )
 }
 
 /// The customer's policy, if any (listed by customer, as the Partner Center SDK finds it).

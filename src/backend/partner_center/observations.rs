@@ -49,21 +49,18 @@ impl Observations {
     /// The client to observe with: `Err(Off)` when the namespace does not observe, `Err(Unknown)`
     /// while its connection is not usable.
     fn client<T>(&self, ns: &str) -> Result<(PartnerCenter, Duration), Observed<T>> {
-        let Some(link) = self.connections.link(ns) else {
+        let Some(ttl) = self.connections.observing(ns) else {
             return Err(Observed::Off);
         };
-        if !link.observe {
-            return Err(Observed::Off);
-        }
         match self.connections.client(ns) {
-            Ok(client) => Ok((client, link.resync)),
+            Ok(client) => Ok((client, ttl)),
             Err(_) => Err(Observed::Unknown),
         }
     }
 
     /// Whether objects in `ns` are checked against Partner Center and Azure.
     pub fn observes(&self, ns: &str) -> bool {
-        self.connections.link(ns).is_some_and(|l| l.observe)
+        self.connections.observing(ns).is_some()
     }
 
     /// The customer as Partner Center lists it (one paged list of all customers per interval).
@@ -90,7 +87,7 @@ impl Observations {
                 }),
                 None => Observed::NotFound,
             },
-            Err(e) => unknown(ns, "customers", &e),
+            Err(e) => unknown(ns, "customers", reasons::PARTNER_CENTER_ERROR, &e),
         }
     }
 
@@ -116,7 +113,7 @@ impl Observations {
                 Some(o) => Observed::Seen(o),
                 None => Observed::NotFound,
             },
-            Err(e) => unknown(ns, "subscriptions", &e),
+            Err(e) => unknown(ns, "subscriptions", reasons::PARTNER_CENTER_ERROR, &e),
         }
     }
 
@@ -158,7 +155,7 @@ impl Observations {
                     })
                 })
                 .unwrap_or(Observed::NotFound),
-            Err(e) => unknown(ns, "role assignments", &e),
+            Err(e) => unknown(ns, "role assignments", reasons::AZURE_ERROR, &e),
         }
     }
 
@@ -253,8 +250,7 @@ impl Observations {
 
     /// How soon the objects of `ns` should be looked at again (jittered), when it observes.
     pub fn recheck_after(&self, ns: &str) -> Option<Duration> {
-        let link = self.connections.link(ns).filter(|l| l.observe)?;
-        Some(jittered(link.resync))
+        self.connections.observing(ns).map(jittered)
     }
 }
 
@@ -352,16 +348,12 @@ fn state_of(status: &str) -> SubscriptionState {
 
 /// A failed read: the observation stays as it was (`Unknown`), unless the service refused the
 /// connection's user (401/403): then the object says so (`InSync` False, and it does not count).
-fn unknown<T>(ns: &str, what: &str, e: &PartnerCenterError) -> Observed<T> {
+fn unknown<T>(ns: &str, what: &str, reason: &'static str, e: &PartnerCenterError) -> Observed<T> {
     tracing::warn!(namespace = ns, error = %e, "could not read {what} from Partner Center / Azure");
     let refused = matches!(
         e.reason(),
         "CredentialsInvalid" | "MfaRequired" | "AdminAgentRequired" | "Forbidden"
     );
-    let reason = match what {
-        "role assignments" => reasons::AZURE_ERROR,
-        _ => reasons::PARTNER_CENTER_ERROR,
-    };
     if refused {
         Observed::Refused(reason, format!("reading {what} was refused: {e}"))
     } else {
