@@ -290,6 +290,9 @@ struct Owned {
     status: Option<(u64, bool)>,
     /// A write sent but not confirmed: it may have landed even if its answer was lost.
     pending: Option<(u64, bool)>,
+    /// A reconcile ran on a copy older than the last write: the write's arrival in the cache
+    /// must reconcile the object again (the decision was made against a stale status).
+    recheck: bool,
 }
 
 impl Owned {
@@ -370,6 +373,27 @@ impl OwnedStatuses {
         (Some(status), true)
     }
 
+    /// Notes that a reconcile is deciding on a copy whose status is not the one this process
+    /// last wrote (the cache has not caught up with that write yet, or someone else wrote
+    /// since): the next watch event of the object reconciles it again. Returns whether it did.
+    pub fn mark_if_behind<K: Resource>(&self, obj: &K, hash: u64) -> bool {
+        let mut owned = self.lock();
+        let Some(o) = owned.get_mut(&uid_key(obj)) else {
+            return false;
+        };
+        let behind = o.pending.or(o.status).is_some_and(|(h, _)| h != hash);
+        o.recheck |= behind;
+        behind
+    }
+
+    /// Whether the object was marked by [`Self::mark_if_behind`]; clears the mark.
+    pub fn take_recheck<K: Resource>(&self, obj: &K) -> bool {
+        let mut owned = self.lock();
+        owned
+            .get_mut(&uid_key(obj))
+            .is_some_and(|o| std::mem::take(&mut o.recheck))
+    }
+
     /// Forgets a deleted object.
     pub fn forget<K: Resource>(&self, obj: &K) {
         self.lock().remove(&uid_key(obj));
@@ -426,5 +450,32 @@ mod tests {
 
         owned.forget(&enabled);
         assert!(!owned.is_ours(&enabled, status_hash(&disabled)));
+    }
+
+    #[test]
+    fn a_decision_on_a_copy_older_than_the_last_write_is_marked_once() {
+        let owned = OwnedStatuses::default();
+        let obj = permission("Enabled");
+        let (old, new) = (1, 2);
+        assert!(
+            !owned.mark_if_behind(&obj, old),
+            "no write yet: nothing to be behind"
+        );
+        owned.writing(&obj, new, true);
+        owned.written(&obj);
+        assert!(
+            !owned.mark_if_behind(&obj, new),
+            "the copy holds the last write"
+        );
+        assert!(!owned.take_recheck(&obj));
+        assert!(
+            owned.mark_if_behind(&obj, old),
+            "the copy predates the last write"
+        );
+        assert!(owned.take_recheck(&obj));
+        assert!(!owned.take_recheck(&obj), "taken once");
+        // A write still in flight counts as the last one.
+        owned.writing(&obj, 3, true);
+        assert!(owned.mark_if_behind(&obj, new));
     }
 }

@@ -255,7 +255,9 @@ pub async fn feed<K: Relations>(
                         // Gone: its memo goes too (a delete always reaches its own reconcile).
                         feeds.ctx.owned.forget(obj);
                     }
-                    own_needed = needed || !status_is_ours(&feeds.ctx, obj);
+                    // Taken on every event: a reconcile that decided on an older copy waits for it.
+                    let recheck = feeds.ctx.owned.take_recheck(obj);
+                    own_needed = needed || recheck || !status_is_ours(&feeds.ctx, obj);
                     if spec_changed || moved_from.is_some() {
                         K::changed(&feeds, obj, moved_from);
                     }

@@ -305,23 +305,27 @@ where
     F: Fn(Arc<K>, Arc<Context>) -> Fut + Copy + Send + 'static,
     Fut: Future<Output = Result<Action, Error>> + Send + 'static,
 {
+    let cache = store.clone();
     Controller::for_stream(lane.own_rx, store.clone())
         .graceful_shutdown_on(stop.clone())
         .with_config(cfg.clone())
         .reconcile_on(lane.refs_rx)
         .run(
-            move |o, c| instrumented(o, c, reconcile),
+            move |o, c| instrumented(o, c, reconcile, cache.clone()),
             error_policy,
             ctx.clone(),
         )
         .for_each(|_| std::future::ready(()))
 }
 
-/// Runs a reconcile with metrics, and forgets the object's failures on success.
+/// Runs a reconcile with metrics, and forgets the object's failures on success. A reconcile
+/// that decided on a copy older than this process's last status write runs again once the
+/// cache holds that write (a decision against a stale status could leave a wrong one standing).
 async fn instrumented<K, F, Fut>(
     obj: Arc<K>,
     ctx: Arc<Context>,
     reconcile: F,
+    cache: Store<K>,
 ) -> Result<Action, Error>
 where
     K: Relations,
@@ -330,6 +334,8 @@ where
 {
     let kind = metrics::kind_of(K::kind(&()).as_ref());
     let timer = ctx.metrics.reconcile_started(kind);
+    let decided_on = K::status_hash(obj.as_ref());
+    let behind = ctx.owned.mark_if_behind(obj.as_ref(), decided_on);
     let result = reconcile(obj.clone(), ctx.clone()).await;
     match &result {
         Ok(_) => {
@@ -338,5 +344,23 @@ where
         }
         Err(e) => timer.finish(e.metric_label()),
     }
+    if behind && result.is_ok() && caught_up_already(&ctx, &cache, &obj, decided_on) {
+        return Ok(Action::requeue(Duration::ZERO));
+    }
     result
+}
+
+/// Whether the cache moved past the copy a reconcile decided on before the mark was set (so
+/// no watch event is left to reconcile the object again): the mark is then taken here. The
+/// feed updates the cache before it takes the mark, so one of the two always takes it.
+fn caught_up_already<K: Relations>(
+    ctx: &Context,
+    cache: &Store<K>,
+    obj: &K,
+    decided_on: u64,
+) -> bool {
+    let now_cached = cache
+        .get(&ObjectRef::from_obj(obj))
+        .map(|o| K::status_hash(o.as_ref()));
+    now_cached.is_some_and(|h| h != decided_on) && ctx.owned.take_recheck(obj)
 }

@@ -6,6 +6,7 @@ mod support;
 
 mod argocd;
 mod bench;
+mod convergence;
 mod crd_deletion;
 mod crds;
 mod deploy;
