@@ -9,7 +9,7 @@ use crate::apiserver::Shared;
 use crate::apiserver::error::ApiError;
 use crate::apiserver::resources::ResourceDef;
 use crate::apiserver::selector::Selection;
-use crate::apiserver::storage::{Change, change_bytes};
+use crate::apiserver::storage::{Change, change_bytes, too_large_resource_version};
 use crate::apiserver::table::{self, IncludeObject};
 use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
@@ -29,6 +29,8 @@ struct WatchParams {
     initial_events: bool,
     /// The resourceVersion to resume after (None: start with the current objects).
     from: Option<u64>,
+    /// With the initial events: the version they must be at least as new as.
+    not_older_than: Option<u64>,
     bookmarks: bool,
     timeout: Duration,
     /// `Accept: ...;as=Table`: each event's object a one-row Table (with `includeObject`).
@@ -47,7 +49,15 @@ pub fn watch(
 ) -> Result<Response<Body>, ApiError> {
     let params = WatchParams::parse(r, ns)?;
     let (tx, mut rx) = mpsc::channel::<Bytes>(256);
-    let started = shared.store.watch(&def, &params.sel, params.from);
+    let started = match params.not_older_than {
+        // The initial events at a version the store has not reached (after the wait in
+        // route): an ERROR event, as the watch cache sends it.
+        Some(rv) if rv > shared.store.resource_version() => Err(too_large_resource_version(
+            rv,
+            shared.store.resource_version(),
+        )),
+        _ => shared.store.watch(&def, &params.sel, params.from),
+    };
     let dropped = shared.faults.watch_drops();
     tokio::spawn(stream_events(def, params, started, dropped, tx));
     let stream = futures::stream::poll_fn(move |cx| {
@@ -66,14 +76,18 @@ impl WatchParams {
     fn parse(r: &Req, ns: Option<&str>) -> Result<Self, ApiError> {
         let sel = selection(r, ns)?;
         let initial_events = r.flag("sendInitialEvents");
-        let from =
+        let rv =
             match r.q("resourceVersion") {
-                _ if initial_events => None,
                 None | Some("") | Some("0") => None,
                 Some(rv) => Some(rv.parse::<u64>().map_err(|_| {
                     ApiError::bad_request(format!("invalid resourceVersion {rv:?}"))
                 })?),
             };
+        let (from, not_older_than) = if initial_events {
+            (None, rv)
+        } else {
+            (rv, None)
+        };
         let bookmarks = r.flag("allowWatchBookmarks");
         let timeout = r
             .q("timeoutSeconds")
@@ -92,6 +106,7 @@ impl WatchParams {
             sel,
             initial_events,
             from,
+            not_older_than,
             bookmarks,
             timeout,
             table,
