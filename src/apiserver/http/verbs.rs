@@ -81,7 +81,7 @@ impl Call<'_> {
     }
 
     fn list(&self) -> Result<Response<Body>, ApiError> {
-        let sel = selection(self.r, self.scope)?;
+        let sel = selection(self.r, self.def, self.scope)?;
         let keys = match self.scope {
             None if self.def.namespaced => KeyScope::AcrossNamespaces,
             scope => KeyScope::In(scope.unwrap_or("")),
@@ -255,7 +255,7 @@ impl Call<'_> {
     }
 
     fn delete_collection(&self) -> Result<Response<Body>, ApiError> {
-        let sel = selection(self.r, self.scope)?;
+        let sel = selection(self.r, self.def, self.scope)?;
         let query = ListQuery {
             sel: &sel,
             limit: None,
@@ -415,7 +415,11 @@ fn escalation(call: &Call<'_>) -> Option<Escalation> {
     })
 }
 
-pub(super) fn selection(r: &Req, ns: Option<&str>) -> Result<Selection, ApiError> {
+pub(super) fn selection(
+    r: &Req,
+    def: &ResourceDef,
+    ns: Option<&str>,
+) -> Result<Selection, ApiError> {
     Ok(Selection {
         namespace: ns.map(String::from),
         labels: match r.q("labelSelector") {
@@ -425,10 +429,19 @@ pub(super) fn selection(r: &Req, ns: Option<&str>) -> Result<Selection, ApiError
             _ => None,
         },
         fields: match r.q("fieldSelector") {
-            Some(s) if !s.is_empty() => {
-                Some(FieldSelector::parse(s).map_err(ApiError::bad_request)?)
-            }
+            Some(s) if !s.is_empty() => Some(field_selector(s, def)?),
             _ => None,
         },
     })
+}
+
+/// A field selector on fields the resource lets be selected (400 otherwise).
+fn field_selector(s: &str, def: &ResourceDef) -> Result<FieldSelector, ApiError> {
+    let selector = FieldSelector::parse(s).map_err(ApiError::bad_request)?;
+    for (label, _, _) in &selector.requirements {
+        if let Some(e) = def.field_label_error(label) {
+            return Err(ApiError::bad_request(e));
+        }
+    }
+    Ok(selector)
 }

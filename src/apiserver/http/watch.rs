@@ -47,7 +47,7 @@ pub fn watch(
     ns: Option<&str>,
     r: &Req,
 ) -> Result<Response<Body>, ApiError> {
-    let params = WatchParams::parse(r, ns)?;
+    let params = WatchParams::parse(r, &def, ns)?;
     let (tx, mut rx) = mpsc::channel::<Bytes>(256);
     let started = match params.not_older_than {
         // The initial events at a version the store has not reached (after the wait in
@@ -73,8 +73,8 @@ pub fn watch(
 }
 
 impl WatchParams {
-    fn parse(r: &Req, ns: Option<&str>) -> Result<Self, ApiError> {
-        let sel = selection(r, ns)?;
+    fn parse(r: &Req, def: &ResourceDef, ns: Option<&str>) -> Result<Self, ApiError> {
+        let sel = selection(r, def, ns)?;
         let initial_events = r.flag("sendInitialEvents");
         let rv =
             match r.q("resourceVersion") {
