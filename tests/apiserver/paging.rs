@@ -405,6 +405,24 @@ async fn list_options_a_real_server_refuses_are_refused() {
         let message = status["message"].as_str().unwrap_or("");
         assert!(message.contains(text), "{query}: {message}");
     }
+    let (code, status) = get(
+        &env,
+        &format!("{CUSTOMERS}?watch=true&sendInitialEvents=true"),
+    )
+    .await;
+    assert_eq!(code, 422, "{status}");
+    assert!(
+        status["message"].as_str().is_some_and(|m| m.contains(
+            "resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"
+        )),
+        "{status}"
+    );
+    let (code, status) = get(
+        &env,
+        &format!("{CUSTOMERS}?watch=true&resourceVersion=1&resourceVersionMatch=NotOlderThan"),
+    )
+    .await;
+    assert_eq!(code, 422, "{status}");
     let (_, first) = get(&env, "/api/v1/namespaces?limit=1").await;
     let token = first
         .pointer("/metadata/continue")

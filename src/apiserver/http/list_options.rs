@@ -205,6 +205,48 @@ fn validate(r: &Req) -> Result<(), ApiError> {
     }
 }
 
+/// `ValidateListOptions` for a watch: `sendInitialEvents` only with
+/// `resourceVersionMatch=NotOlderThan`, and that match only with `sendInitialEvents` (422).
+pub fn validate_watch(r: &Req) -> Result<(), ApiError> {
+    let mut causes = Vec::new();
+    let matching = r.q("resourceVersionMatch").unwrap_or("");
+    let field = "resourceVersionMatch";
+    if r.q("sendInitialEvents").is_some() && matching != "NotOlderThan" {
+        causes.push(forbidden(
+            field,
+            "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+        ));
+    }
+    if !matching.is_empty() {
+        if r.q("sendInitialEvents").is_none() {
+            causes.push(forbidden(
+                field,
+                "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+            ));
+        }
+        if matching != "NotOlderThan" {
+            causes.push(Cause {
+                reason: "FieldValueNotSupported".into(),
+                message: format!(
+                    "Unsupported value: {matching:?}: supported values: \"NotOlderThan\""
+                ),
+                field: field.into(),
+            });
+        }
+        if r.q("continue").is_some_and(|c| !c.is_empty()) {
+            causes.push(forbidden(
+                field,
+                "resourceVersionMatch is forbidden when continue is provided",
+            ));
+        }
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("ListOptions.meta.k8s.io", "", causes))
+    }
+}
+
 fn forbidden(field: &str, message: &str) -> Cause {
     Cause {
         reason: "FieldValueForbidden".into(),

@@ -3,6 +3,7 @@
 //! when asked `as=Table`), fed by a task that ends at the timeout, on a dropped watch, or when
 //! the client goes.
 
+use super::list_options;
 use super::verbs::selection;
 use super::{Body, Req};
 use crate::apiserver::Shared;
@@ -74,6 +75,7 @@ pub fn watch(
 
 impl WatchParams {
     fn parse(r: &Req, def: &ResourceDef, ns: Option<&str>) -> Result<Self, ApiError> {
+        list_options::validate_watch(r)?;
         let sel = selection(r, def, ns)?;
         let initial_events = r.flag("sendInitialEvents");
         let rv =
