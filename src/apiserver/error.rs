@@ -11,6 +11,8 @@ pub struct ApiError {
     pub message: String,
     pub details: Option<Value>,
     pub retry_after: Option<u32>,
+    /// The Status's `metadata.continue` (a 410 to a paged list offers where to go on).
+    pub list_continue: Option<String>,
 }
 
 impl ApiError {
@@ -21,6 +23,7 @@ impl ApiError {
             message: message.into(),
             details: None,
             retry_after: None,
+            list_continue: None,
         }
     }
 
@@ -51,6 +54,17 @@ impl ApiError {
             format!(
                 "Operation cannot be fulfilled on {qualified_resource} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
             ),
+        );
+        e.details = Some(details(qualified_resource, name));
+        e
+    }
+
+    /// 409 Conflict with the real server's `NewConflict` wording around `reason`.
+    pub fn conflict_because(qualified_resource: &str, name: &str, reason: &str) -> Self {
+        let mut e = Self::new(
+            409,
+            "Conflict",
+            format!("Operation cannot be fulfilled on {qualified_resource} \"{name}\": {reason}"),
         );
         e.details = Some(details(qualified_resource, name));
         e
@@ -103,6 +117,7 @@ impl ApiError {
                     .collect::<Vec<_>>(),
             })),
             retry_after: None,
+            list_continue: None,
         }
     }
 
@@ -127,6 +142,9 @@ impl ApiError {
         });
         if let Some(d) = &self.details {
             s["details"] = d.clone();
+        }
+        if let Some(c) = &self.list_continue {
+            s["metadata"]["continue"] = c.clone().into();
         }
         if let Some(r) = self.retry_after {
             s["details"]["retryAfterSeconds"] = r.into();

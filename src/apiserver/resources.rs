@@ -23,6 +23,8 @@ pub struct ResourceDef {
     pub store: StoreKey,
     /// Whether `generation` tracks spec changes (custom resources and most built-ins).
     pub tracks_generation: bool,
+    /// A custom resource's `selectableFields` as field labels (`spec.color`).
+    pub selectable_fields: Vec<String>,
 }
 
 /// Identity of an object store: (group, plural) of the storage resource.
@@ -70,6 +72,48 @@ impl ResourceDef {
     pub fn is_events_k8s_io(&self) -> bool {
         self.is_event() && self.group == "events.k8s.io"
     }
+
+    /// Whether a field selector may name `label`, and if not the real server's 400 message
+    /// (its field label conversion functions: per kind for the core kinds, `selectableFields`
+    /// for custom resources, metadata.name and metadata.namespace for the rest).
+    pub fn field_label_error(&self, label: &str) -> Option<String> {
+        let metadata =
+            label == "metadata.name" || (self.namespaced && label == "metadata.namespace");
+        let core_fields: Option<&[&str]> = match (self.group.as_str(), self.kind.as_str()) {
+            ("", "Namespace") => Some(&["status.phase"]),
+            ("", "Secret") => Some(&["type"]),
+            ("", "Service") => Some(&["spec.clusterIP", "spec.type"]),
+            ("", "Event") => Some(&[
+                "involvedObject.kind",
+                "involvedObject.namespace",
+                "involvedObject.name",
+                "involvedObject.uid",
+                "involvedObject.apiVersion",
+                "involvedObject.resourceVersion",
+                "involvedObject.fieldPath",
+                "reason",
+                "reportingComponent",
+                "source",
+                "type",
+            ]),
+            _ => None,
+        };
+        let allowed = metadata
+            || core_fields.is_some_and(|f| f.contains(&label))
+            || self.selectable_fields.iter().any(|f| f == label);
+        if allowed {
+            None
+        } else if self.schema.is_some() || core_fields.is_some() {
+            Some(format!("field label not supported: {label}"))
+        } else if self.is_events_k8s_io() {
+            // events.k8s.io/v1 Events are selected by the core Event's fields here.
+            None
+        } else {
+            Some(format!(
+                "{label:?} is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+            ))
+        }
+    }
 }
 
 fn builtin(
@@ -94,6 +138,7 @@ fn builtin(
         columns: table::builtin_columns(group, kind),
         store: (group.into(), plural.into()),
         tracks_generation: false,
+        selectable_fields: vec![],
     }
 }
 
@@ -215,6 +260,14 @@ pub fn from_crd(crd: &Value) -> Result<Vec<ResourceDef>, String> {
             ),
             store: (group.clone(), plural.clone()),
             tracks_generation: true,
+            selectable_fields: v
+                .get("selectableFields")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.get("jsonPath").and_then(Value::as_str))
+                .map(|p| p.trim_start_matches('.').to_string())
+                .collect(),
         });
     }
     Ok(defs)

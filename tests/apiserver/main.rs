@@ -9,6 +9,7 @@ mod crd_deletion;
 mod kube_rs;
 mod kubectl;
 mod ownership;
+mod paging;
 mod protobuf;
 mod rbac;
 mod security;

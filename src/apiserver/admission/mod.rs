@@ -12,6 +12,7 @@ use super::escalation::{Escalation, RbacWrite};
 use super::meta::{finalizers, meta_str, now_string, set_meta};
 use super::patch::apply::update_managed_fields;
 use super::resources::{self, ResourceDef};
+use schema::Cause;
 use serde_json::{Value, json};
 
 /// Which part of an object a write addresses.
@@ -227,15 +228,26 @@ fn set_system_metadata(
             }
         }
     }
-    // Once deletion started, finalizers may only be removed.
+    // Once deletion started, finalizers may only be removed (`ValidateNoNewFinalizers`: 422).
     if old.pointer("/metadata/deletionTimestamp").is_some() {
         let old_f = finalizers(old);
-        let new_f = finalizers(obj);
-        if new_f.iter().any(|f| !old_f.contains(f)) {
-            return Err(ApiError::forbidden(format!(
-                "{} \"{name}\" is being deleted: no new finalizers can be added",
-                def.qualified_resource()
-            )));
+        let mut added: Vec<String> = finalizers(obj)
+            .into_iter()
+            .filter(|f| !old_f.contains(f))
+            .collect();
+        added.sort();
+        added.dedup();
+        if !added.is_empty() {
+            let quoted: Vec<String> = added.iter().map(|f| format!("{f:?}")).collect();
+            let cause = Cause {
+                reason: "FieldValueForbidden".into(),
+                message: format!(
+                    "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+                    quoted.join(", ")
+                ),
+                field: "metadata.finalizers".into(),
+            };
+            return Err(ApiError::invalid(&def.qualified_kind(), name, vec![cause]));
         }
     }
     Ok(())

@@ -4,6 +4,7 @@
 mod conns;
 pub use conns::Connections;
 mod guard;
+mod list_options;
 mod route;
 mod verbs;
 mod watch;

@@ -2,6 +2,7 @@
 //! a verb on a resource: a [`Target`]), authorised (RBAC for all but the admin), checked
 //! against injected faults, and handed to its verb.
 
+use super::list_options;
 use super::verbs;
 use super::{Body, Req, full, json_response};
 use crate::apiserver::Shared;
@@ -47,6 +48,9 @@ pub async fn route(shared: &Arc<Shared>, r: Req) -> Result<Response<Body>, ApiEr
         return Err(e);
     }
     let part = target.part()?;
+    if let Some(rv) = list_options::version_to_wait_for(&r, target.verb) {
+        list_options::wait_until_fresh(&shared.store, rv).await;
+    }
     verbs::serve(shared, &r, target, part)
 }
 

@@ -2,10 +2,12 @@
 //! server-side apply), delete and deletecollection; watch is in [`super::watch`]. Each reads
 //! its request, calls the store and renders the answer (a Table when kubectl asks for one).
 
+use super::list_options::{self, KeyScope, ListOptions};
 use super::route::Target;
 use super::watch::watch;
 use super::{Body, Req, json_response};
 use crate::apiserver::Shared;
+use crate::apiserver::admission::schema::Cause;
 use crate::apiserver::admission::{Part, WriteOpts};
 use crate::apiserver::error::ApiError;
 use crate::apiserver::escalation::Escalation;
@@ -13,6 +15,7 @@ use crate::apiserver::patch::{self, PatchKind, apply};
 use crate::apiserver::protobuf;
 use crate::apiserver::resources::ResourceDef;
 use crate::apiserver::selector::{FieldSelector, LabelSelector, Selection};
+use crate::apiserver::storage::{ListQuery, ReadAt};
 use crate::apiserver::table;
 use hyper::Response;
 use k8s_openapi::jiff::Timestamp;
@@ -78,43 +81,46 @@ impl Call<'_> {
     }
 
     fn list(&self) -> Result<Response<Body>, ApiError> {
-        let sel = selection(self.r, self.scope)?;
-        let limit = self
-            .r
-            .q("limit")
-            .and_then(|l| l.parse::<usize>().ok())
-            .filter(|l| *l > 0);
-        let cont = match self.r.q("continue") {
-            Some(c) if !c.is_empty() => Some(decode_continue(c)?),
-            _ => None,
+        let sel = selection(self.r, self.def, self.scope)?;
+        let keys = match self.scope {
+            None if self.def.namespaced => KeyScope::AcrossNamespaces,
+            scope => KeyScope::In(scope.unwrap_or("")),
         };
-        let (items, rv, next) = self.shared.store.list(self.def, &sel, limit, cont)?;
-        let next = next.map(|k| encode_continue(&k));
+        let options = ListOptions::parse(self.r, keys)?;
+        let query = ListQuery {
+            sel: &sel,
+            limit: options.limit,
+            after: options.after.clone(),
+            at: options.at,
+        };
+        let page = self
+            .shared
+            .store
+            .list(self.def, &query)
+            .map_err(|e| options.explain(e))?;
         if self.r.wants_table() {
-            return table_response(self.def, &items, &rv.to_string(), next.as_deref(), self.r);
+            let next = list_options::continue_token(&page, keys);
+            return table_response(
+                self.def,
+                &page.items,
+                &page.rv.to_string(),
+                next.as_deref(),
+                self.r,
+            );
         }
-        let mut meta = json!({"resourceVersion": rv.to_string()});
-        if let Some(n) = next {
-            meta["continue"] = n.into();
-        }
+        let meta = list_options::list_meta(&page, keys);
         Ok(json_response(
             200,
-            &json!({"kind": format!("{}List", self.def.kind), "apiVersion": self.def.api_version(), "metadata": meta, "items": items}),
+            &json!({"kind": format!("{}List", self.def.kind), "apiVersion": self.def.api_version(), "metadata": meta, "items": page.items}),
             &[],
         ))
     }
 
     fn create(&self) -> Result<Response<Body>, ApiError> {
         let obj = parse_request_body(self.r)?;
-        let mut opts = write_opts(self, "Update");
-        // A create is recorded only under a named manager (kubectl always names one): the
-        // User-Agent default would give every object kube-rs creates (Events, the benchmarks'
-        // 400k objects) an entry, bytes in every stored object and every watch event.
-        opts.field_manager = self
-            .r
-            .q("fieldManager")
-            .filter(|m| !m.is_empty())
-            .map(String::from);
+        // A create without `fieldManager` is recorded under the User-Agent's manager, as the
+        // real server does.
+        let opts = write_opts(self, "Update");
         let w = self.shared.store.create(self.def, self.ns, obj, &opts)?;
         Ok(json_response(
             if opts.dry_run { 200 } else { 201 },
@@ -139,9 +145,8 @@ impl Call<'_> {
 
     /// PATCH: a merge, JSON or strategic patch of the current object, or a server-side apply.
     fn patch_object(&self) -> Result<Response<Body>, ApiError> {
-        let kind = PatchKind::from_content_type(&self.r.content_type).ok_or_else(|| {
-            ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {:?})", self.r.content_type))
-        })?;
+        let kind = self.patch_kind()?;
+        validate_patch_options(self.r, kind)?;
         let body = patch::parse_body(&self.r.body)?;
         if kind == PatchKind::Apply {
             return self.apply_object(&body);
@@ -171,19 +176,31 @@ impl Call<'_> {
         Ok(json_response(200, &w.object, &w.warnings))
     }
 
+    /// The patch type of the Content-Type, 415 for one the resource does not take (custom
+    /// resources take no strategic merge patch: they have no patch strategies).
+    fn patch_kind(&self) -> Result<PatchKind, ApiError> {
+        let custom = self.def.schema.is_some();
+        PatchKind::from_content_type(&self.r.content_type)
+            .filter(|k| !(custom && *k == PatchKind::Strategic))
+            .ok_or_else(|| {
+                let accepted = if custom {
+                    "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+                } else {
+                    "application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml"
+                };
+                ApiError::new(
+                    415,
+                    "UnsupportedMediaType",
+                    format!("the body of the request was in an unknown format - accepted media types include: {accepted}"),
+                )
+            })
+    }
+
     /// PATCH with `application/apply-patch+yaml`: server-side apply as `fieldManager`, creating
     /// the object when absent.
     fn apply_object(&self, body: &Value) -> Result<Response<Body>, ApiError> {
-        let manager = self
-            .r
-            .q("fieldManager")
-            .filter(|m| !m.is_empty())
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "PATCH requests of type application/apply-patch+yaml must have a fieldManager",
-                )
-            })?
-            .to_string();
+        // `validate_patch_options` made sure an apply names its manager.
+        let manager = self.r.q("fieldManager").unwrap_or_default().to_string();
         let force = self.r.flag("force");
         let schema = self.def.schema.as_ref();
         let mut opts = write_opts(self, "Apply");
@@ -238,8 +255,14 @@ impl Call<'_> {
     }
 
     fn delete_collection(&self) -> Result<Response<Body>, ApiError> {
-        let sel = selection(self.r, self.scope)?;
-        let (items, _, _) = self.shared.store.list(self.def, &sel, None, None)?;
+        let sel = selection(self.r, self.def, self.scope)?;
+        let query = ListQuery {
+            sel: &sel,
+            limit: None,
+            after: None,
+            at: ReadAt::Latest,
+        };
+        let items = self.shared.store.list(self.def, &query)?.items;
         let dry_run = self.r.q("dryRun") == Some("All");
         let mut deleted = Vec::new();
         for item in items {
@@ -265,6 +288,54 @@ impl Call<'_> {
             &[],
         ))
     }
+}
+
+/// `ValidatePatchOptions`: `force` only for apply, which must name its `fieldManager` (422
+/// Invalid on `PatchOptions.meta.k8s.io`).
+fn validate_patch_options(r: &Req, kind: PatchKind) -> Result<(), ApiError> {
+    let mut causes = Vec::new();
+    let manager = r.q("fieldManager").unwrap_or("");
+    if kind != PatchKind::Apply {
+        if r.q("force").is_some() {
+            causes.push(Cause {
+                reason: "FieldValueForbidden".into(),
+                message: "Forbidden: may not be specified for non-apply patch".into(),
+                field: "force".into(),
+            });
+        }
+    } else if manager.is_empty() {
+        causes.push(Cause {
+            reason: "FieldValueRequired".into(),
+            message: "Required value: is required for apply patch".into(),
+            field: "fieldManager".into(),
+        });
+    }
+    causes.extend(field_manager_causes(manager));
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("PatchOptions.meta.k8s.io", "", causes))
+    }
+}
+
+/// `ValidateFieldManager`: at most 128 bytes, printable characters only.
+fn field_manager_causes(manager: &str) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    if manager.len() > 128 {
+        causes.push(Cause {
+            reason: "FieldValueTooLong".into(),
+            message: "Too long: may not be more than 128 bytes".into(),
+            field: "fieldManager".into(),
+        });
+    }
+    if manager.chars().any(|c| c.is_control()) {
+        causes.push(Cause {
+            reason: "FieldValueInvalid".into(),
+            message: format!("Invalid value: {manager:?}: must only contain printable characters"),
+            field: "fieldManager".into(),
+        });
+    }
+    causes
 }
 
 /// The objects as a `meta.k8s.io/v1` Table (`Accept: ...;as=Table`), rendered now.
@@ -344,7 +415,11 @@ fn escalation(call: &Call<'_>) -> Option<Escalation> {
     })
 }
 
-pub(super) fn selection(r: &Req, ns: Option<&str>) -> Result<Selection, ApiError> {
+pub(super) fn selection(
+    r: &Req,
+    def: &ResourceDef,
+    ns: Option<&str>,
+) -> Result<Selection, ApiError> {
     Ok(Selection {
         namespace: ns.map(String::from),
         labels: match r.q("labelSelector") {
@@ -354,30 +429,19 @@ pub(super) fn selection(r: &Req, ns: Option<&str>) -> Result<Selection, ApiError
             _ => None,
         },
         fields: match r.q("fieldSelector") {
-            Some(s) if !s.is_empty() => {
-                Some(FieldSelector::parse(s).map_err(ApiError::bad_request)?)
-            }
+            Some(s) if !s.is_empty() => Some(field_selector(s, def)?),
             _ => None,
         },
     })
 }
 
-fn encode_continue(k: &(String, String)) -> String {
-    let raw = format!("{}/{}", k.0, k.1);
-    raw.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode_continue(c: &str) -> Result<(String, String), ApiError> {
-    let bad = || ApiError::bad_request("continue key is not valid");
-    let bytes: Result<Vec<u8>, _> = (0..c.len())
-        .step_by(2)
-        .map(|i| {
-            c.get(i..i + 2)
-                .ok_or(())
-                .and_then(|h| u8::from_str_radix(h, 16).map_err(|_| ()))
-        })
-        .collect();
-    let s = String::from_utf8(bytes.map_err(|_| bad())?).map_err(|_| bad())?;
-    let (ns, name) = s.split_once('/').ok_or_else(bad)?;
-    Ok((ns.to_string(), name.to_string()))
+/// A field selector on fields the resource lets be selected (400 otherwise).
+fn field_selector(s: &str, def: &ResourceDef) -> Result<FieldSelector, ApiError> {
+    let selector = FieldSelector::parse(s).map_err(ApiError::bad_request)?;
+    for (label, _, _) in &selector.requirements {
+        if let Some(e) = def.field_label_error(label) {
+            return Err(ApiError::bad_request(e));
+        }
+    }
+    Ok(selector)
 }

@@ -3,13 +3,14 @@
 //! when asked `as=Table`), fed by a task that ends at the timeout, on a dropped watch, or when
 //! the client goes.
 
+use super::list_options;
 use super::verbs::selection;
 use super::{Body, Req};
 use crate::apiserver::Shared;
 use crate::apiserver::error::ApiError;
 use crate::apiserver::resources::ResourceDef;
 use crate::apiserver::selector::Selection;
-use crate::apiserver::storage::{Change, change_bytes};
+use crate::apiserver::storage::{Change, change_bytes, too_large_resource_version};
 use crate::apiserver::table::{self, IncludeObject};
 use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
@@ -29,6 +30,8 @@ struct WatchParams {
     initial_events: bool,
     /// The resourceVersion to resume after (None: start with the current objects).
     from: Option<u64>,
+    /// With the initial events: the version they must be at least as new as.
+    not_older_than: Option<u64>,
     bookmarks: bool,
     timeout: Duration,
     /// `Accept: ...;as=Table`: each event's object a one-row Table (with `includeObject`).
@@ -45,9 +48,17 @@ pub fn watch(
     ns: Option<&str>,
     r: &Req,
 ) -> Result<Response<Body>, ApiError> {
-    let params = WatchParams::parse(r, ns)?;
+    let params = WatchParams::parse(r, &def, ns)?;
     let (tx, mut rx) = mpsc::channel::<Bytes>(256);
-    let started = shared.store.watch(&def, &params.sel, params.from);
+    let started = match params.not_older_than {
+        // The initial events at a version the store has not reached (after the wait in
+        // route): an ERROR event, as the watch cache sends it.
+        Some(rv) if rv > shared.store.resource_version() => Err(too_large_resource_version(
+            rv,
+            shared.store.resource_version(),
+        )),
+        _ => shared.store.watch(&def, &params.sel, params.from),
+    };
     let dropped = shared.faults.watch_drops();
     tokio::spawn(stream_events(def, params, started, dropped, tx));
     let stream = futures::stream::poll_fn(move |cx| {
@@ -63,17 +74,22 @@ pub fn watch(
 }
 
 impl WatchParams {
-    fn parse(r: &Req, ns: Option<&str>) -> Result<Self, ApiError> {
-        let sel = selection(r, ns)?;
+    fn parse(r: &Req, def: &ResourceDef, ns: Option<&str>) -> Result<Self, ApiError> {
+        list_options::validate_watch(r)?;
+        let sel = selection(r, def, ns)?;
         let initial_events = r.flag("sendInitialEvents");
-        let from =
+        let rv =
             match r.q("resourceVersion") {
-                _ if initial_events => None,
                 None | Some("") | Some("0") => None,
                 Some(rv) => Some(rv.parse::<u64>().map_err(|_| {
                     ApiError::bad_request(format!("invalid resourceVersion {rv:?}"))
                 })?),
             };
+        let (from, not_older_than) = if initial_events {
+            (None, rv)
+        } else {
+            (rv, None)
+        };
         let bookmarks = r.flag("allowWatchBookmarks");
         let timeout = r
             .q("timeoutSeconds")
@@ -92,6 +108,7 @@ impl WatchParams {
             sel,
             initial_events,
             from,
+            not_older_than,
             bookmarks,
             timeout,
             table,

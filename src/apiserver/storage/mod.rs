@@ -5,10 +5,12 @@
 
 mod crds;
 mod events;
+mod list;
 mod namespaces;
 mod watch;
 mod writes;
 
+pub use list::{ListQuery, Page, ReadAt, too_large_resource_version};
 pub use watch::{Change, change_bytes};
 
 use super::error::ApiError;
@@ -16,15 +18,11 @@ use super::meta::set_meta;
 use super::packed::{Packed, Packer};
 use super::rbac::RbacObjects;
 use super::resources::{self, ResourceDef, StoreKey, event_view};
-use super::selector::Selection;
 use bytes::Bytes;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
-
-/// A page of a list: objects, the list resourceVersion, and the key to continue after.
-pub type Page = (Vec<Value>, u64, Option<(String, String)>);
 
 /// Counters the tests and benchmarks read.
 #[derive(Clone, Debug, Default)]
@@ -209,50 +207,6 @@ impl Store {
         drop(st);
         view(def, &bytes.unpack())
     }
-
-    /// A page of objects (in the resource's view), the list resourceVersion, and the continue key.
-    pub fn list(
-        &self,
-        def: &ResourceDef,
-        sel: &Selection,
-        limit: Option<usize>,
-        continue_after: Option<(String, String)>,
-    ) -> Result<Page, ApiError> {
-        let st = self.lock();
-        let rv = st.rv;
-        let mut next = None;
-        let mut selected: Vec<Packed> = Vec::new();
-        if let Some(map) = st.objects.get(&def.store) {
-            let iter: Box<dyn Iterator<Item = (&(String, String), &Packed)>> = match &continue_after
-            {
-                Some(k) => Box::new(map.range::<(String, String), _>((
-                    std::ops::Bound::Excluded(k.clone()),
-                    std::ops::Bound::Unbounded,
-                ))),
-                None => Box::new(map.iter()),
-            };
-            let mut last: Option<&(String, String)> = None;
-            for (k, packed) in iter {
-                if !sel.matches(&k.0, packed, def) {
-                    continue;
-                }
-                if let Some(l) = limit
-                    && selected.len() == l
-                {
-                    next = last.cloned();
-                    break;
-                }
-                selected.push(packed.clone());
-                last = Some(k);
-            }
-        }
-        drop(st);
-        let items = selected
-            .iter()
-            .map(|b| view(def, &b.unpack()))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((items, rv, next))
-    }
 }
 
 /// A restore in progress (see [`Store::restoring`]).
@@ -334,7 +288,7 @@ impl State {
             .or_default()
             .insert((ns.to_string(), name.to_string()), packed.clone());
         let type_ = if created { "ADDED" } else { "MODIFIED" };
-        self.record(def.store.clone(), ns, type_, packed, prev, tx);
+        self.record(def.store.clone(), (ns, name), type_, packed, prev, tx);
         Ok(obj)
     }
 
@@ -357,12 +311,12 @@ impl State {
         name: &str,
         tx: &broadcast::Sender<Arc<Change>>,
     ) -> Option<Value> {
-        let bytes = self
+        let removed = self
             .objects
             .get_mut(&def.store)?
             .remove(&(ns.to_string(), name.to_string()))?;
         self.count_write(def);
-        let bytes = bytes.unpack();
+        let bytes = removed.unpack();
         let mut v: Value = serde_json::from_slice(&bytes).ok()?;
         set_meta(&mut v, "resourceVersion", self.rv.to_string().into());
         let out = self
@@ -370,7 +324,16 @@ impl State {
             .entry(def.store.clone())
             .or_default()
             .pack(&serde_json::to_vec(&v).unwrap_or_else(|_| bytes.to_vec()));
-        self.record(def.store.clone(), ns, "DELETED", out, None, tx);
+        // The object as it was before is kept beside the change: a list at an earlier version
+        // needs it.
+        self.record(
+            def.store.clone(),
+            (ns, name),
+            "DELETED",
+            out,
+            Some(removed),
+            tx,
+        );
         if def.namespaced {
             self.finish_namespace_if_empty(ns, tx);
         }

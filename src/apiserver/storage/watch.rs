@@ -18,10 +18,11 @@ pub struct Change {
     pub type_: &'static str,
     pub store: StoreKey,
     pub namespace: String,
+    pub name: Box<str>,
     /// The object as stored (compressed: the history holds thousands of changes).
     pub object: Packed,
-    /// The version this change replaced (for MODIFIED), so selector watches can tell an object
-    /// entering or leaving their selection.
+    /// The version this change replaced (for MODIFIED and DELETED), so selector watches can tell
+    /// an object entering or leaving their selection and a list can read an earlier version.
     pub prev: Option<Packed>,
 }
 
@@ -55,6 +56,7 @@ impl Store {
                                 type_: "ADDED",
                                 store: def.store.clone(),
                                 namespace: k.0.clone(),
+                                name: k.1.as_str().into(),
                                 object: b.clone(),
                                 prev: None,
                             })
@@ -76,7 +78,8 @@ impl Store {
                     .collect()
             }
         };
-        Ok((initial, rx, st.rv))
+        // A watch from a version not reached yet starts there: nothing up to it is sent.
+        Ok((initial, rx, st.rv.max(from.unwrap_or(0))))
     }
 }
 
@@ -85,7 +88,7 @@ impl State {
     pub(super) fn record(
         &mut self,
         store: StoreKey,
-        ns: &str,
+        (ns, name): (&str, &str),
         type_: &'static str,
         object: Packed,
         prev: Option<Packed>,
@@ -96,6 +99,7 @@ impl State {
             type_,
             store,
             namespace: ns.to_string(),
+            name: name.into(),
             object,
             prev,
         });

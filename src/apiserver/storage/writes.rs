@@ -157,16 +157,16 @@ impl Store {
         let Some(old) = st.current(def, ns, name)? else {
             return Err(ApiError::not_found(&def.qualified_resource(), name));
         };
-        if let Some(uid) = precondition_uid
-            && meta_str(&old, "uid").as_deref() != Some(uid)
-        {
-            return Err(ApiError::conflict(&def.qualified_resource(), name));
-        }
-        if let Some(rv) = precondition_rv
-            && meta_str(&old, "resourceVersion").as_deref() != Some(rv)
-        {
-            return Err(ApiError::conflict(&def.qualified_resource(), name));
-        }
+        check_precondition(def, ns, name, &old, "UID", "uid", precondition_uid)?;
+        check_precondition(
+            def,
+            ns,
+            name,
+            &old,
+            "ResourceVersion",
+            "resourceVersion",
+            precondition_rv,
+        )?;
         let has_finalizers = old
             .pointer("/metadata/finalizers")
             .and_then(Value::as_array)
@@ -376,6 +376,66 @@ fn fold_secret_string_data(def: &ResourceDef, mut obj: Value) -> Value {
 fn mark_for_deletion(obj: &mut Value) {
     set_meta(obj, "deletionTimestamp", now_string().into());
     set_meta(obj, "deletionGracePeriodSeconds", 0.into());
+    // As the real store does when deletion starts: controllers filtering on generation see it.
+    if let Some(g) = obj
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64)
+        .filter(|g| *g > 0)
+    {
+        set_meta(obj, "generation", (g + 1).into());
+    }
+}
+
+/// A delete's precondition on `uid` or `resourceVersion`: 409 Conflict worded as the real
+/// server's storage error (`Preconditions.Check`), the namespace registry's plainer one for
+/// namespaces.
+fn check_precondition(
+    def: &ResourceDef,
+    ns: &str,
+    name: &str,
+    old: &Value,
+    label: &str,
+    field: &str,
+    wanted: Option<&str>,
+) -> Result<(), ApiError> {
+    let Some(wanted) = wanted else {
+        return Ok(());
+    };
+    let actual = meta_str(old, field).unwrap_or_default();
+    if actual == wanted {
+        return Ok(());
+    }
+    let failed = format!(
+        "Precondition failed: {label} in precondition: {wanted}, {label} in object meta: {actual}"
+    );
+    let reason = if def.is_namespace() {
+        failed
+    } else {
+        format!(
+            "StorageError: invalid object, Code: 4, Key: {}, ResourceVersion: 0, AdditionalErrorMsg: {failed}",
+            registry_key(def, ns, name)
+        )
+    };
+    Err(ApiError::conflict_because(
+        &def.qualified_resource(),
+        name,
+        &reason,
+    ))
+}
+
+/// The object's etcd key on a real server: `/registry/<group>/<plural>/...` for custom
+/// resources, `/registry/<plural>/...` for the built-in kinds.
+fn registry_key(def: &ResourceDef, ns: &str, name: &str) -> String {
+    let prefix = if def.schema.is_some() {
+        format!("/registry/{}/{}", def.group, def.plural)
+    } else {
+        format!("/registry/{}", def.plural)
+    };
+    if ns.is_empty() {
+        format!("{prefix}/{name}")
+    } else {
+        format!("{prefix}/{ns}/{name}")
+    }
 }
 
 fn random_suffix() -> String {
