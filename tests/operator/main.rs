@@ -9,6 +9,7 @@ mod bench;
 mod crd_deletion;
 mod crds;
 mod deploy;
+mod failover;
 mod import;
 mod monitoring;
 mod partner_center;
