@@ -426,7 +426,10 @@ async fn kill_9_loses_no_acknowledged_write_and_resource_versions_go_on_above() 
     use std::sync::{Arc, Mutex};
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let up = Arc::new(Mutex::new(start_up(dir.path(), &["--state", "state.json"])));
+    let up = Arc::new(Mutex::new(Some(start_up(
+        dir.path(),
+        &["--state", "state.json"],
+    ))));
     wait_for_kubeconfig(dir.path());
     let configmaps: Api<ConfigMap> = Api::default_namespaced(client_of(dir.path()).await);
     wait_answering(&configmaps).await;
@@ -456,17 +459,16 @@ async fn kill_9_loses_no_acknowledged_write_and_resource_versions_go_on_above() 
                     .expect("number");
                 let mut acks = acks.lock().expect("acks");
                 acks.push((name, rv));
-                if acks.len() == 400 {
-                    let _ = killer.lock().expect("child").kill();
+                if acks.len() == 400
+                    && let Some(child) = killer.lock().expect("child").as_mut()
+                {
+                    let _ = child.kill();
                 }
             }
             std::future::ready(())
         })
         .await;
-    let up = Arc::try_unwrap(up)
-        .expect("one owner")
-        .into_inner()
-        .expect("child");
+    let up = up.lock().expect("child").take().expect("child");
     let status = up.wait_with_output().expect("killed").status;
     assert!(!status.success(), "up was killed");
     let acknowledged = acknowledged.lock().expect("acks").clone();
