@@ -161,6 +161,10 @@ struct ApiBenchArgs {
     /// Watches that receive every change (fan-out).
     #[arg(long, default_value_t = 50)]
     watchers: usize,
+    /// Keep the objects in this file, as `up --state` does (every write synced before it is
+    /// answered); in memory when not given.
+    #[arg(long)]
+    state: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -278,7 +282,7 @@ async fn main_async(cli: Cli) -> ExitCode {
             .map(|line| println!("{line}"))
         }
         Command::BenchApiserver { args } => {
-            csp_operator::bench::api_server(args.objects, args.clients, args.watchers)
+            csp_operator::bench::api_server(args.objects, args.clients, args.watchers, args.state)
                 .await
                 .map(|line| println!("{line}"))
         }
