@@ -67,8 +67,9 @@ enum Command {
         /// Serve the controllers' /metrics, /healthz and /readyz here (off by default).
         #[arg(long)]
         metrics_addr: Option<SocketAddr>,
-        /// Keep the objects in this file across restarts (saved atomically while running and on
-        /// exit; a corrupt file stops start-up).
+        /// Keep the objects in this file across restarts: every write is in its log on disk
+        /// (FILE.wal.N) before it is answered, and folded into FILE as it grows and on exit;
+        /// a corrupt file stops start-up.
         #[arg(long)]
         state: Option<PathBuf>,
         /// Where grants live: partner-center (with a Partner Center simulator started next to the
@@ -160,6 +161,10 @@ struct ApiBenchArgs {
     /// Watches that receive every change (fan-out).
     #[arg(long, default_value_t = 50)]
     watchers: usize,
+    /// Keep the objects in this file, as `up --state` does (every write synced before it is
+    /// answered); in memory when not given.
+    #[arg(long)]
+    state: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -204,18 +209,15 @@ impl RunArgs {
     fn options(&self) -> csp_operator::controller::RunOptions {
         csp_operator::controller::RunOptions {
             metrics_addr: Some(self.metrics_addr),
-            leader_election: self
-                .leader_elect
-                .then(|| csp_operator::controller::LeaderElection {
-                    namespace: self
-                        .lease_namespace
-                        .clone()
-                        .unwrap_or_else(|| "default".into()),
-                    lease_name: self.lease_name.clone(),
-                    identity: self.identity.clone().unwrap_or_else(|| {
+            leader_election: self.leader_elect.then(|| {
+                csp_operator::controller::LeaderElection::new(
+                    self.lease_namespace.as_deref().unwrap_or("default"),
+                    &self.lease_name,
+                    &self.identity.clone().unwrap_or_else(|| {
                         format!("csp-operator-{}", uuid::Uuid::new_v4().simple())
                     }),
-                }),
+                )
+            }),
             concurrency: self.concurrency,
             metrics: None,
             debounce: std::time::Duration::from_millis(self.debounce_ms),
@@ -280,7 +282,7 @@ async fn main_async(cli: Cli) -> ExitCode {
             .map(|line| println!("{line}"))
         }
         Command::BenchApiserver { args } => {
-            csp_operator::bench::api_server(args.objects, args.clients, args.watchers)
+            csp_operator::bench::api_server(args.objects, args.clients, args.watchers, args.state)
                 .await
                 .map(|line| println!("{line}"))
         }
@@ -335,19 +337,22 @@ fn crd(dir: Option<PathBuf>) -> Result<(), AnyError> {
     Ok(())
 }
 
-/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, not when it
-/// is first awaited, so a Ctrl-C during start-up also stops cleanly (state saved).
+/// Resolves on Ctrl-C, SIGTERM or SIGHUP (the terminal was closed). The handlers are
+/// installed when this is called, not when it is first awaited, so a signal during start-up
+/// also stops cleanly (state saved).
 #[cfg(unix)]
 fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
     let interrupt = signal(SignalKind::interrupt());
     let terminate = signal(SignalKind::terminate());
+    let hangup = signal(SignalKind::hangup());
     async move {
-        match (interrupt, terminate) {
-            (Ok(mut interrupt), Ok(mut terminate)) => {
+        match (interrupt, terminate, hangup) {
+            (Ok(mut interrupt), Ok(mut terminate), Ok(mut hangup)) => {
                 tokio::select! {
                     _ = interrupt.recv() => {}
                     _ = terminate.recv() => {}
+                    _ = hangup.recv() => {}
                 }
             }
             // No handler could be installed: wait for Ctrl-C the portable way.
@@ -465,9 +470,13 @@ async fn up(opts: csp_operator::up::UpOptions) -> Result<(), AnyError> {
     println!();
     println!("Press Ctrl-C to stop.");
     stop.await;
-    if let Some(path) = running.stop()? {
-        println!("state saved to {}", path.display());
+    let saved = running.stop().await?;
+    // After SIGHUP the terminal may be gone: these lines are best effort, never a panic.
+    use std::io::Write;
+    let mut out = std::io::stdout();
+    if let Some(path) = saved {
+        let _ = writeln!(out, "state saved to {}", path.display());
     }
-    println!("stopped");
+    let _ = writeln!(out, "stopped");
     Ok(())
 }

@@ -218,8 +218,7 @@ async fn apply_one(
 pub struct Running {
     pub server: ApiServer,
     pub client: Client,
-    pub controllers: tokio::task::JoinHandle<Result<(), crate::controller::Error>>,
-    saver: Option<tokio::task::JoinHandle<()>>,
+    pub controllers: crate::controller::Operator,
     state: Option<PathBuf>,
     /// Objects restored from `--state` (None: no saved state was loaded).
     pub restored: Option<usize>,
@@ -227,18 +226,22 @@ pub struct Running {
     pub simulator: Option<Simulator>,
 }
 
+/// How long a stop waits for in-flight reconciles before it stops the server anyway.
+const CONTROLLERS_STOP: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Running {
-    /// Stops the controllers and the periodic saver, saves the state one last time (when
-    /// `--state` is set) and stops the server. Returns where the state went.
-    pub fn stop(self) -> std::io::Result<Option<PathBuf>> {
-        self.controllers.abort();
-        if let Some(saver) = self.saver {
-            saver.abort();
-        }
-        if let Some(path) = &self.state {
-            self.server.save_state(path)?;
+    /// Stops as SIGTERM asks: the controllers finish their in-flight reconciles, the server
+    /// stops, and (with `--state`) the log is folded into a last snapshot. Returns where the
+    /// state went. Every write answered before was on disk already.
+    pub async fn stop(self) -> std::io::Result<Option<PathBuf>> {
+        let stopped = tokio::time::timeout(CONTROLLERS_STOP, self.controllers.shutdown()).await;
+        match stopped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "controllers stopped with an error"),
+            Err(_) => tracing::warn!("controllers did not stop in time; stopping anyway"),
         }
         self.server.shutdown();
+        self.server.close_state()?;
         Ok(self.state)
     }
 }
@@ -268,26 +271,20 @@ pub async fn start(opts: &UpOptions) -> Result<Running, UpError> {
         let kept = apiserver::Credentials::load_or_create(&credentials_path(path))?;
         config.token = kept.token;
         config.certificate = Some(kept.certificate);
+        config.state = Some(path.clone());
     }
+    // A corrupt or unreadable state stops start-up: starting empty would lose the objects.
     let server = ApiServer::start(config).await.map_err(|e| match e.kind() {
         std::io::ErrorKind::AddrInUse => UpError::PortInUse { port: opts.port },
+        std::io::ErrorKind::InvalidData => UpError::State(e.to_string()),
         _ => UpError::Io(e),
     })?;
-    let mut restored = None;
-    if let Some(path) = &opts.state
-        && path.exists()
-    {
-        // A corrupt or unreadable file stops start-up: starting empty would lose the objects.
-        let n = server.load_state(path).map_err(UpError::State)?;
+    let restored = server.restored();
+    if let (Some(n), Some(path)) = (restored, &opts.state) {
         tracing::info!(objects = n, path = %path.display(), "state loaded");
-        restored = Some(n);
     }
     let client = server.client()?;
     install_crds(&client).await?;
-    let saver = opts
-        .state
-        .as_ref()
-        .map(|path| spawn_state_saver(server.clone(), path.clone()));
     let run_opts = crate::controller::RunOptions {
         metrics_addr: opts.metrics_addr,
         resync: Some(std::time::Duration::from_secs(3600)),
@@ -297,18 +294,13 @@ pub async fn start(opts: &UpOptions) -> Result<Running, UpError> {
         BackendChoice::PartnerCenter => Some(start_simulator(opts.partner_center_port).await?),
         BackendChoice::Cluster => None,
     };
-    let controllers = tokio::spawn(crate::controller::run(
-        client.clone(),
-        opts.backend.build(),
-        run_opts,
-        futures::future::pending(),
-    ));
+    let controllers =
+        crate::controller::Operator::start(client.clone(), opts.backend.build(), run_opts);
     server.write_kubeconfig(&opts.kubeconfig)?;
     Ok(Running {
         server,
         client,
         controllers,
-        saver,
         state: opts.state.clone(),
         restored,
         simulator,
@@ -335,24 +327,4 @@ pub fn credentials_path(state: &Path) -> PathBuf {
     let mut name = state.as_os_str().to_owned();
     name.push(".credentials");
     PathBuf::from(name)
-}
-
-/// Saves the state every second while it changes (atomically; the last save on shutdown is the
-/// caller's).
-fn spawn_state_saver(server: ApiServer, path: PathBuf) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut saved = 0;
-        loop {
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            let rv = server.resource_version();
-            if rv != saved {
-                match server.save_state(&path) {
-                    Ok(()) => saved = rv,
-                    Err(e) => {
-                        tracing::warn!(error = %e, path = %path.display(), "could not save state")
-                    }
-                }
-            }
-        }
-    })
 }

@@ -72,6 +72,9 @@ pub struct Config {
     pub max_connections: usize,
     /// The TLS certificate served; None makes a new self-signed one at start.
     pub certificate: Option<ServerCertificate>,
+    /// Keep the objects in this file (and its write-ahead log beside it) across restarts:
+    /// loaded before serving, and every write answered only once it is on disk.
+    pub state: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -85,6 +88,7 @@ impl Default for Config {
             // Well inside the usual soft fd limit of 1024, leaving room for files and clients.
             max_connections: 512,
             certificate: None,
+            state: None,
         }
     }
 }
@@ -96,6 +100,8 @@ struct Shared {
     auth: authn::Authenticator,
     connections: Arc<http::Connections>,
     certificate: ServerCertificate,
+    /// The open `--state` (None: in memory only).
+    persistence: Option<persist::Persistence>,
 }
 
 /// A running server. Dropping it does not stop it; call [`ApiServer::shutdown`].
@@ -104,6 +110,8 @@ pub struct ApiServer {
     shared: Arc<Shared>,
     addr: SocketAddr,
     stop: tokio::sync::watch::Sender<bool>,
+    /// Objects loaded from `Config::state` (None: nothing was saved there).
+    restored: Option<usize>,
 }
 
 impl ApiServer {
@@ -116,22 +124,41 @@ impl ApiServer {
         let acceptor = certificate.acceptor().map_err(std::io::Error::other)?;
         let listener = TcpListener::bind(("127.0.0.1", config.port)).await?;
         let addr = listener.local_addr()?;
+        let store = Store::new(config.history);
+        // Loaded before the first request is served.
+        let (persistence, restored) = match &config.state {
+            Some(path) => {
+                let (p, restored) = persist::open(&store, path)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+                (Some(p), restored)
+            }
+            None => (None, None),
+        };
         let shared = Arc::new(Shared {
-            store: Store::new(config.history),
+            store,
             faults: Faults::new(),
             addr: addr.to_string(),
             auth: authn::Authenticator::new(config.token.clone(), &config.token_users),
             connections: http::Connections::new(config.max_connections),
             certificate,
+            persistence,
         });
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        if shared.persistence.is_some() {
+            tokio::spawn(compact_state(shared.clone(), stopped.clone()));
+        }
         tokio::spawn(expire_events(
             shared.clone(),
             config.event_ttl,
             stopped.clone(),
         ));
         tokio::spawn(http::serve(listener, acceptor, shared.clone(), stopped));
-        Ok(Self { shared, addr, stop })
+        Ok(Self {
+            shared,
+            addr,
+            stop,
+            restored,
+        })
     }
 
     /// Like [`ApiServer::start`], but the server runs on its own thread with its own
@@ -298,17 +325,48 @@ impl ApiServer {
         self.shared.store.resource_version()
     }
 
-    /// Writes every object to `path` atomically (a temporary file, then a rename).
-    pub fn save_state(&self, path: &Path) -> std::io::Result<()> {
-        persist::save(&self.shared.store, path)
+    /// Objects loaded from `Config::state` at start (None: nothing had been saved there).
+    pub fn restored(&self) -> Option<usize> {
+        self.restored
     }
 
-    /// Loads objects saved by [`ApiServer::save_state`]; call before anything is written.
-    pub fn load_state(&self, path: &Path) -> Result<usize, String> {
-        persist::load(&self.shared.store, path)
+    /// With `Config::state`: folds the write-ahead log into a new snapshot and stops writing
+    /// it (call after [`ApiServer::shutdown`]: later writes are not kept). Without: nothing.
+    pub fn close_state(&self) -> std::io::Result<()> {
+        match &self.shared.persistence {
+            Some(p) => p.close(&self.shared.store),
+            None => Ok(()),
+        }
     }
 
     // Fault injection (fail_next, drop_watches, compact, set_latency) is in faults.rs.
+}
+
+/// Folds the write-ahead log into a new snapshot whenever it has grown enough.
+async fn compact_state(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => break,
+        }
+        let wants = shared
+            .persistence
+            .as_ref()
+            .is_some_and(|p| p.wants_compaction());
+        if !wants {
+            continue;
+        }
+        let s = shared.clone();
+        let done = tokio::task::spawn_blocking(move || match &s.persistence {
+            Some(p) => p.compact(&s.store),
+            None => Ok(()),
+        })
+        .await;
+        if let Ok(Err(e)) = done {
+            tracing::warn!(error = %e, "could not fold the state log into a snapshot");
+        }
+    }
 }
 
 /// Events expire, as on a real cluster, so a long-running server does not grow forever.

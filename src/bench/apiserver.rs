@@ -16,8 +16,9 @@ pub async fn api_server(
     objects: usize,
     clients: usize,
     watchers: usize,
+    state: Option<std::path::PathBuf>,
 ) -> Result<String, AnyError> {
-    let (server, client) = bench_server(10_000, false).await?;
+    let (server, client) = bench_server(10_000, false, state).await?;
     let rss_before = current_rss_mib();
     let perms = resource("PurchasePermission", "purchasepermissions");
     let t = Instant::now();

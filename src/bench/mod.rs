@@ -194,10 +194,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn bench_server(
     history: usize,
     own_thread: bool,
+    state: Option<std::path::PathBuf>,
 ) -> Result<(ApiServer, kube::Client), AnyError> {
     let config = Config {
         port: 0,
         history,
+        state,
         ..Default::default()
     };
     let server = if own_thread {
@@ -276,7 +278,7 @@ pub async fn controllers(opts: BenchOptions) -> Result<String, AnyError> {
     if customers == 0 {
         return Err("--customers must be at least 1".into());
     }
-    let (server, client) = bench_server(20_000, server_thread).await?;
+    let (server, client) = bench_server(20_000, server_thread, None).await?;
     let metrics = Arc::new(Metrics::default());
     let opts = RunOptions {
         metrics: Some(metrics.clone()),

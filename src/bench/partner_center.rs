@@ -295,7 +295,7 @@ pub async fn run(opts: &BenchOptions) -> Result<PartnerCenterSummary, AnyError> 
         },
     )
     .await?;
-    let (server, client) = bench_server(20_000, opts.server_thread).await?;
+    let (server, client) = bench_server(20_000, opts.server_thread, None).await?;
     let metrics = Arc::new(Metrics::default());
     let run_options = RunOptions {
         metrics: Some(metrics),

@@ -4,7 +4,8 @@
 //!
 //! Where things are: `caches` (stores, relation indexes, queries), `triggers` (who depends on
 //! a change: one feed per kind, beside the indexes it keeps), `wiring` (channels and the four
-//! controllers), `run` and `leader` (options, metrics endpoint, Lease), `context` (what every
+//! controllers), `run`, `leader` and `fence` (options, metrics endpoint, the Lease and the
+//! fence that keeps a replica without it from writing), `context` (what every
 //! reconcile shares, the status write), `drift` (which grants to check where they live),
 //! `backoff` (error policy), `events` (activity log),
 //! `metrics`, `error`.
@@ -18,6 +19,7 @@ mod customer;
 mod drift;
 mod error;
 mod events;
+mod fence;
 mod finalizers;
 mod leader;
 pub mod metrics;
@@ -31,9 +33,10 @@ mod wiring;
 pub use caches::Caches;
 pub use context::Context;
 pub use error::Error;
-pub use leader::LeaderElection;
+pub use fence::Fence;
+pub use leader::{LeaderElection, LeaseTiming};
 pub use metrics::Metrics;
-pub use run::{RunOptions, run};
+pub use run::{Operator, RunOptions, run};
 
 use k8s_openapi::jiff::Timestamp;
 

@@ -1,5 +1,8 @@
-//! Running the controllers: options, the metrics endpoint, leader election, shutdown.
+//! Running the controllers: options, the metrics endpoint, leader election, shutdown, and
+//! [`Operator`], one instance running in this process (started, stopped as SIGTERM does, or
+//! killed as SIGKILL does).
 
+use super::fence::{self, FencedBackend};
 use super::leader::LeaderElection;
 use super::metrics::{self, Metrics};
 use super::wiring::{self, Wiring};
@@ -52,6 +55,15 @@ pub async fn run(
         Some(le) => Some(le.contend(client.clone()).await?),
         None => None,
     };
+    // A replica that may lose the Lease writes only through its fence (its own Lease writes
+    // aside); reads pass, so a standby's caches stay warm.
+    let (client, backend) = match &lease {
+        Some(l) => (
+            fence::client(client, l.fence(), l.write_margin()),
+            FencedBackend::wrap(backend, l.fence(), l.write_margin()),
+        ),
+        None => (client, backend),
+    };
     let Wiring {
         caches,
         feeds,
@@ -70,6 +82,51 @@ pub async fn run(
             Ok(())
         }
         Some(lease) => lease.lead(shutdown, &metrics, controllers).await,
+    }
+}
+
+/// One operator instance running in this process, as `up`, the tests and the chaos runner
+/// start it: [`Operator::shutdown`] stops it as SIGTERM does (in-flight reconciles finish, the
+/// Lease is released), [`Operator::kill`] as SIGKILL does (everything stops where it is; the
+/// Lease stays held until it expires). Dropping it asks for a shutdown without waiting.
+pub struct Operator {
+    task: tokio::task::JoinHandle<Result<(), Error>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Operator {
+    /// Starts the controllers on `client` in a task of the current runtime.
+    pub fn start(client: Client, backend: Arc<dyn Backend>, opts: RunOptions) -> Operator {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(run(client, backend, opts, async move {
+            let _ = stopped.await;
+        }));
+        Operator {
+            task,
+            stop: Some(stop),
+        }
+    }
+
+    /// Stops gracefully and waits: what `run` answered (an error when the Lease was lost).
+    pub async fn shutdown(mut self) -> Result<(), Error> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.task).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Ends it at once, without cleanup: no reconcile finishes, the Lease is not released.
+    pub fn kill(self) {
+        self.task.abort();
+    }
+
+    /// Whether it has stopped (by itself: e.g. it lost the Lease).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
     }
 }
 

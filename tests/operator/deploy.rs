@@ -220,16 +220,16 @@ async fn operator_works_with_exactly_the_shipped_rbac() {
         .impersonating(OPERATOR_SA, &[])
         .build();
     let opts = csp_operator::controller::RunOptions {
-        leader_election: Some(csp_operator::controller::LeaderElection {
-            namespace: OPERATOR_NS.into(),
-            lease_name: "csp-operator-leader".into(),
-            identity: "csp-operator-0".into(),
-        }),
+        leader_election: Some(csp_operator::controller::LeaderElection::new(
+            OPERATOR_NS,
+            "csp-operator-leader",
+            "csp-operator-0",
+        )),
         ..Default::default()
     };
     let controllers = spawn_controllers(client, opts, futures::future::pending());
 
-    // Leases: get, create, patch in the operator's namespace.
+    // Leases: get, list, watch, create, update in the operator's namespace.
     env.wait_for(
         "lease/csp-operator-leader",
         OPERATOR_NS,

@@ -10,6 +10,7 @@ mod convergence;
 mod crd_deletion;
 mod crds;
 mod deploy;
+mod failover;
 mod import;
 mod monitoring;
 mod partner_center;

@@ -383,3 +383,212 @@ fn out_of_file_descriptors_the_server_backs_off_and_recovers() {
     let logs = interrupt_running(up);
     assert!(logs.contains("accept failed; backing off"), "{logs}");
 }
+
+/// Stops `up` with `signal` ("TERM", "HUP", ...); it must exit cleanly. Returns its stdout.
+fn stop_with(child: Child, signal: &str) -> String {
+    let pid = child.id().to_string();
+    Command::new("kill")
+        .args([&format!("-{signal}"), &pid])
+        .status()
+        .expect("kill runs");
+    let out = child.wait_with_output().expect("up exits");
+    assert!(
+        out.status.success(),
+        "up exits cleanly on SIG{signal}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A kube client from the kubeconfig `up` wrote in `dir`.
+async fn client_of(dir: &Path) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(dir.join("kc")).expect("kubeconfig");
+    let options = kube::config::KubeConfigOptions::default();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .expect("config");
+    kube::Client::try_from(config).expect("client")
+}
+
+fn configmap(name: &str) -> k8s_openapi::api::core::v1::ConfigMap {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "data": {"written": name},
+    }))
+    .expect("configmap")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_no_acknowledged_write_and_resource_versions_go_on_above() {
+    use futures::StreamExt;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, PostParams};
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let up = Arc::new(Mutex::new(Some(start_up(
+        dir.path(),
+        &["--state", "state.json"],
+    ))));
+    wait_for_kubeconfig(dir.path());
+    let configmaps: Api<ConfigMap> = Api::default_namespaced(client_of(dir.path()).await);
+    wait_answering(&configmaps).await;
+
+    // A burst of creates, 24 at a time; kill -9 at the 400th answer, others still in flight.
+    let acknowledged: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
+    let (killer, acks) = (up.clone(), acknowledged.clone());
+    futures::stream::iter(0..600)
+        .map(|i| {
+            let api = configmaps.clone();
+            async move {
+                let name = format!("burst-{i}");
+                (
+                    name.clone(),
+                    api.create(&PostParams::default(), &configmap(&name)).await,
+                )
+            }
+        })
+        .buffer_unordered(24)
+        .for_each(|(name, answer)| {
+            if let Ok(created) = answer {
+                let rv = created
+                    .metadata
+                    .resource_version
+                    .expect("rv")
+                    .parse()
+                    .expect("number");
+                let mut acks = acks.lock().expect("acks");
+                acks.push((name, rv));
+                if acks.len() == 400
+                    && let Some(child) = killer.lock().expect("child").as_mut()
+                {
+                    let _ = child.kill();
+                }
+            }
+            std::future::ready(())
+        })
+        .await;
+    let up = up.lock().expect("child").take().expect("child");
+    let status = up.wait_with_output().expect("killed").status;
+    assert!(!status.success(), "up was killed");
+    let acknowledged = acknowledged.lock().expect("acks").clone();
+    assert!(acknowledged.len() >= 400, "{} answered", acknowledged.len());
+    let newest = acknowledged.iter().map(|(_, rv)| *rv).max().expect("some");
+
+    // Restarted on the same state: every answered write is there, versions continue above.
+    std::fs::remove_file(dir.path().join("kc")).expect("remove kubeconfig");
+    let up = start_up(dir.path(), &["--state", "state.json"]);
+    wait_for_kubeconfig(dir.path());
+    let configmaps: Api<ConfigMap> = Api::default_namespaced(client_of(dir.path()).await);
+    wait_answering(&configmaps).await;
+    let kept = configmaps.list(&Default::default()).await.expect("list");
+    let names: std::collections::HashSet<String> = kept
+        .items
+        .iter()
+        .filter_map(|c| c.metadata.name.clone())
+        .collect();
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .map(|(n, _)| n)
+        .filter(|n| !names.contains(*n))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} answered writes lost: {lost:?}",
+        lost.len()
+    );
+    let after = configmaps
+        .create(&PostParams::default(), &configmap("after-restart"))
+        .await
+        .expect("create");
+    let rv: u64 = after
+        .metadata
+        .resource_version
+        .expect("rv")
+        .parse()
+        .expect("number");
+    assert!(
+        rv > newest,
+        "resourceVersion {rv} after the restart, {newest} before"
+    );
+    // A watch resumed from before the crash is told to relist (410), never silently resumed.
+    let resumed = configmaps
+        .watch(&Default::default(), &newest.to_string())
+        .await;
+    let expired = match resumed {
+        Err(kube::Error::Api(s)) => s.code == 410,
+        Ok(events) => {
+            let first = events.boxed().next().await;
+            match first {
+                Some(Ok(kube::api::WatchEvent::Error(e))) => e.code == 410,
+                Some(Err(kube::Error::Api(s))) => s.code == 410,
+                _ => false,
+            }
+        }
+        Err(_) => false,
+    };
+    assert!(expired, "a watch from {newest} must get 410 Expired");
+    stop_with(up, "TERM");
+}
+
+/// Waits until `up` answers a list.
+async fn wait_answering(api: &kube::api::Api<k8s_openapi::api::core::v1::ConfigMap>) {
+    crate::support::poll::eventually("up to answer", || async move {
+        api.list(&Default::default()).await.map(|_| ())
+    })
+    .await
+}
+
+#[test]
+fn sighup_and_sigterm_save_and_exit_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (signal, name) in [("HUP", "after-hangup"), ("TERM", "after-term")] {
+        let _ = std::fs::remove_file(dir.path().join("kc"));
+        let up = start_up(dir.path(), &["--state", "state.json"]);
+        wait_for_kubeconfig(dir.path());
+        let create = ["create", "configmap", name, "-n", "default"].map(String::from);
+        UP.eventually_blocking("kubectl create to succeed", || {
+            run_kubectl(dir.path(), &create).0
+        });
+        let stdout = stop_with(up, signal);
+        assert!(stdout.contains("state saved"), "{stdout}");
+        // A clean stop folds the log into the snapshot: it holds the object, the log is empty.
+        let snapshot = std::fs::read_to_string(dir.path().join("state.json")).expect("state");
+        assert!(
+            snapshot.contains(&format!("\"name\":\"{name}\"")),
+            "{name} saved"
+        );
+        let logs: Vec<u64> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("state.json.wal.")
+            })
+            .map(|e| e.metadata().expect("meta").len())
+            .collect();
+        assert_eq!(logs, vec![0], "one empty log after a clean stop");
+    }
+    // Both survive a restart.
+    let _ = std::fs::remove_file(dir.path().join("kc"));
+    let up = start_up(dir.path(), &["--state", "state.json"]);
+    wait_for_kubeconfig(dir.path());
+    let get = [
+        "get",
+        "configmap",
+        "after-hangup",
+        "after-term",
+        "-n",
+        "default",
+        "-o",
+        "name",
+    ]
+    .map(String::from);
+    wait_until(
+        dir.path(),
+        &get,
+        "configmap/after-hangup\nconfigmap/after-term\n",
+    );
+    stop_with(up, "TERM");
+}

@@ -395,11 +395,7 @@ async fn two_replicas_one_leader_and_handover() {
 
     let env = Env::new().await;
     let replica = |id: &str, metrics: Arc<Metrics>| RunOptions {
-        leader_election: Some(LeaderElection {
-            namespace: "default".into(),
-            lease_name: "csp-operator-leader".into(),
-            identity: id.into(),
-        }),
+        leader_election: Some(LeaderElection::new("default", "csp-operator-leader", id)),
         metrics: Some(metrics),
         ..Default::default()
     };

@@ -223,7 +223,13 @@ pub async fn handle(
     if let Some(d) = shared.faults.latency() {
         tokio::time::sleep(d).await;
     }
+    let mutating = !matches!(r.method, Method::GET | Method::HEAD | Method::OPTIONS);
     let resp = route::route(&shared, r).await;
+    // With --state, a write is answered only once it is on disk (group commit: one sync for
+    // every write made meanwhile).
+    if mutating && let Some(p) = &shared.persistence {
+        p.durable().await;
+    }
     Ok(resp.unwrap_or_else(|e| error_response(&e)))
 }
 

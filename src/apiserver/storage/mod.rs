@@ -16,6 +16,7 @@ pub use watch::{Change, change_bytes};
 use super::error::ApiError;
 use super::meta::set_meta;
 use super::packed::{Packed, Packer};
+use super::persist::Journal;
 use super::rbac::RbacObjects;
 use super::resources::{self, ResourceDef, StoreKey, event_view};
 use bytes::Bytes;
@@ -52,6 +53,8 @@ struct State {
     /// The object stores of CRDs being deleted (no new objects; the CRD goes with the last one).
     terminating_crds: HashSet<StoreKey>,
     stats: Stats,
+    /// The write-ahead log of `--state` (None: in memory only).
+    journal: Option<Arc<Journal>>,
 }
 
 /// The store. Cheap to share; every operation takes one short lock.
@@ -75,6 +78,7 @@ impl Store {
                 draining: None,
                 terminating_crds: HashSet::new(),
                 stats: Stats::default(),
+                journal: None,
             }),
             tx,
         };
@@ -144,16 +148,26 @@ impl Store {
     /// the lock (the bytes are shared) for a snapshot.
     #[allow(clippy::type_complexity)]
     pub fn copy_objects(&self) -> (u64, Vec<(StoreKey, String, Packed)>) {
+        copy_locked(&self.lock())
+    }
+
+    /// Every stored object as [`Store::copy_objects`] does, and `also` called under the same
+    /// lock (so that nothing is written between the copy and what `also` does).
+    #[allow(clippy::type_complexity)]
+    pub fn copy_objects_and<T>(
+        &self,
+        also: impl FnOnce() -> T,
+    ) -> (u64, Vec<(StoreKey, String, Packed)>, T) {
         let st = self.lock();
-        let copied = st
-            .objects
-            .iter()
-            .flat_map(|(key, map)| {
-                map.iter()
-                    .map(move |((ns, _), bytes)| (key.clone(), ns.clone(), bytes.clone()))
-            })
-            .collect();
-        (st.rv, copied)
+        let (rv, copied) = copy_locked(&st);
+        let t = also();
+        drop(st);
+        (rv, copied, t)
+    }
+
+    /// From now on every change is appended to `journal` before it is told to anyone.
+    pub fn attach_journal(&self, journal: Arc<Journal>) {
+        self.lock().journal = Some(journal);
     }
 
     /// Loads objects into an empty store, under one lock held until [`Restoring::finish`].
@@ -207,6 +221,20 @@ impl Store {
         drop(st);
         view(def, &bytes.unpack())
     }
+}
+
+/// Every stored object with its store and namespace (the bytes are shared), and the rv.
+#[allow(clippy::type_complexity)]
+fn copy_locked(st: &State) -> (u64, Vec<(StoreKey, String, Packed)>) {
+    let copied = st
+        .objects
+        .iter()
+        .flat_map(|(key, map)| {
+            map.iter()
+                .map(move |((ns, _), bytes)| (key.clone(), ns.clone(), bytes.clone()))
+        })
+        .collect();
+    (st.rv, copied)
 }
 
 /// A restore in progress (see [`Store::restoring`]).

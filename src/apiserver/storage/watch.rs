@@ -103,6 +103,10 @@ impl State {
             object,
             prev,
         });
+        // Logged first (with --state): the answer to the write waits until it is on disk.
+        if let Some(journal) = &self.journal {
+            journal.append(change.clone());
+        }
         self.history.push_back(change.clone());
         while self.history.len() > self.history_cap {
             if let Some(c) = self.history.pop_front() {
