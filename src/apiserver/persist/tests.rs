@@ -28,8 +28,14 @@ fn write_then_crash(path: &Path, names: &[&str]) -> u64 {
 fn names_in(store: &Store) -> Vec<String> {
     let def = store.resolve("", "v1", "configmaps").expect("configmaps");
     let sel = crate::apiserver::selector::Selection::default();
-    let (items, _, _) = store.list(&def, &sel, None, None).expect("list");
-    items
+    let query = crate::apiserver::storage::ListQuery {
+        sel: &sel,
+        limit: None,
+        after: None,
+        at: crate::apiserver::storage::ReadAt::Latest,
+    };
+    let page = store.list(&def, &query).expect("list");
+    page.items
         .iter()
         .filter_map(|o| meta_str(o, "name"))
         .filter(|n| n != "kube-root-ca.crt")
