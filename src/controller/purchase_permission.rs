@@ -74,7 +74,7 @@ async fn switch(obj: Arc<PurchasePermission>, ctx: Arc<Context>) -> Result<Actio
     if plan.makes_transition() {
         // Decided on the cache: confirm on the object as it is now before acting for it.
         obj = match confirm(&ctx, &ns, &obj).await? {
-            Confirmed::Fresh(fresh) => Arc::new(fresh),
+            Confirmed::Fresh(fresh) => Arc::new(*fresh),
             Confirmed::Gone => return Ok(Action::await_change()),
             Confirmed::Deleting => return Ok(Action::requeue(SETTLING_RETRY)),
         };
@@ -164,7 +164,7 @@ impl Plan {
 
 /// What a fresh read found of the object a reconcile acts for.
 enum Confirmed {
-    Fresh(PurchasePermission),
+    Fresh(Box<PurchasePermission>),
     /// Deleted (or deleted and made again: another uid).
     Gone,
     /// Being deleted: the finalizer's cleanup decides, once the cache shows it.
@@ -178,7 +178,7 @@ async fn confirm(ctx: &Context, ns: &str, obj: &PurchasePermission) -> Result<Co
     Ok(match api.get_opt(&obj.name_any()).await? {
         Some(fresh) if fresh.metadata.uid != obj.metadata.uid => Confirmed::Gone,
         Some(fresh) if fresh.metadata.deletion_timestamp.is_some() => Confirmed::Deleting,
-        Some(fresh) => Confirmed::Fresh(fresh),
+        Some(fresh) => Confirmed::Fresh(Box::new(fresh)),
         None => Confirmed::Gone,
     })
 }
