@@ -48,6 +48,11 @@ pub mod reasons {
     pub const PERMISSION_UPDATED: &str = "PermissionUpdated";
     /// The object went with `deletionPolicy: Orphan`; the grant stays in Partner Center.
     pub const PERMISSION_ORPHANED: &str = "PermissionOrphaned";
+    /// A permission that held the customer's grant let an older rival for the customer take it
+    /// over (the grant stays in effect).
+    pub const PERMISSION_HANDED_OVER: &str = "PermissionHandedOver";
+    /// The oldest permission for a customer took over the grant a younger rival had made.
+    pub const PERMISSION_TAKEN_OVER: &str = "PermissionTakenOver";
     /// The switch was changed outside the cluster and put back as declared.
     pub const DRIFT_CORRECTED: &str = "DriftCorrected";
     // PartnerCenterConnection.

@@ -14,8 +14,8 @@ pub use connection::{
 };
 pub use customer::{Customer, CustomerPermission, CustomerSpec, CustomerStatus, ObservedCustomer};
 pub use purchase_permission::{
-    DeletionPolicy, GrantBackend, PermissionState, PurchasePermission, PurchasePermissionSpec,
-    PurchasePermissionStatus, PurchaseResource,
+    DeletionPolicy, GrantBackend, GrantTransition, HISTORY_LIMIT, PermissionState,
+    PurchasePermission, PurchasePermissionSpec, PurchasePermissionStatus, PurchaseResource,
 };
 pub use role_assignment::{
     Management, ObservedAssignment, Principal, PrincipalType, Role, RoleAssignment,

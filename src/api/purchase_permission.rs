@@ -151,6 +151,41 @@ pub struct PurchasePermissionStatus {
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     #[schemars(length(max = 8))]
     pub conditions: Vec<Condition>,
+    /// The last grant transitions, oldest first (at most `HISTORY_LIMIT`): the durable record
+    /// of who switched the grant and when, which outlives the Events (they expire).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub history: Vec<GrantTransition>,
+}
+
+/// How many grant transitions `status.history` keeps.
+pub const HISTORY_LIMIT: usize = 10;
+
+/// One grant transition: the grant made, changed, withdrawn, handed over or orphaned. Each has
+/// exactly one Event, named after the permission's uid and `sequence`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantTransition {
+    /// Counts this permission's grant transitions from 1 (never reused).
+    pub sequence: i64,
+    /// When the transition was made.
+    pub time: Time,
+    /// The state before.
+    pub from: PermissionState,
+    /// The state after.
+    pub to: PermissionState,
+    /// The reason of the transition's Event (`PermissionEnabled`, `PermissionDisabled`, ...).
+    #[schemars(length(max = 64))]
+    pub reason: String,
+    /// Who last set `spec.enabled`: the field manager that owns it (absent when not recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub by: Option<String>,
+    /// The rival PurchasePermission for the same customer the grant was handed over to or taken
+    /// over from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub peer: Option<String>,
 }
 
 impl PurchaseResource {

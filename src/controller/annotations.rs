@@ -111,6 +111,7 @@ where
             note: format!(
                 "{PAUSED} is \"true\": the operator leaves this object alone until it is removed."
             ),
+            transition: None,
         };
         events::publish_regarding(ctx, obj.object_ref(&()), &e, kind).await;
     }

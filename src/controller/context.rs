@@ -44,6 +44,8 @@ pub struct Context {
     pub observations: Option<Observations>,
     /// The `refresh` annotation values already acted on.
     pub refreshes: super::annotations::Refreshes,
+    /// Which grant transitions' Events are known recorded.
+    pub logged: super::events::LoggedTransitions,
 }
 
 impl Context {
@@ -68,6 +70,7 @@ impl Context {
             owned: OwnedStatuses::default(),
             observations: backend.observations(),
             refreshes: Default::default(),
+            logged: Default::default(),
             backend,
             drift: DriftChecks::new(match backend_kind {
                 GrantBackend::Cluster => None,

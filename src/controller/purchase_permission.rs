@@ -1,9 +1,11 @@
 //! The PurchasePermission reconciler: behind a finalizer, gather the facts (customer,
 //! subscriptions, owner roles, rival permissions), decide through `policy`, then apply the
-//! decision: the grant in the backend, the status, the activity log. Deleting an enabled
-//! permission withdraws its grant first.
+//! decision: the grant in the backend, the status, the activity log. A decision that makes a grant
+//! transition is first confirmed on a fresh read of the object (never on a stale cache). Deleting
+//! an enabled permission withdraws its grant first, and its status says so while other
+//! finalizers hold the object.
 
-use super::caches::{Caches, seniority};
+use super::caches::seniority;
 use super::context::Context;
 use super::subscription::reported;
 use super::{Error, events, now};
@@ -12,15 +14,20 @@ use crate::api::{
     PurchasePermissionStatus,
 };
 use crate::backend::{Grant, Readiness};
-use crate::policy::{self, Claimants, GrantChange, GrantMade, Observed, PermissionDecision};
-use kube::ResourceExt;
+use crate::policy::{
+    self, Claimants, GrantChange, GrantMade, Observed, PermissionDecision, RivalFact,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer;
+use kube::{Resource, ResourceExt};
 use std::sync::Arc;
 
 /// How soon a grant change waiting for its namespace's connection to be checked is retried.
 const SETTLING_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How soon a transition whose Event could not be recorded is tried again.
+const EVENT_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub async fn reconcile(obj: Arc<PurchasePermission>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = obj.namespace().ok_or(Error::NoNamespace)?;
@@ -56,32 +63,32 @@ pub async fn reconcile(obj: Arc<PurchasePermission>, ctx: Arc<Context>) -> Resul
     super::finalizers::settle(result)
 }
 
-/// Gather -> decide -> apply for a live permission.
+/// Gather -> decide -> (confirm) -> apply for a live permission.
 async fn switch(obj: Arc<PurchasePermission>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = obj.namespace().ok_or(Error::NoNamespace)?;
-    let known = ctx.written.known_status(&obj);
-    let (known, forged) = ctx.owned.with_recorded_grant(&obj, known);
-    let observes = ctx.observations.as_ref().is_some_and(|o| o.observes(&ns));
-    let related = Related::gather(&ctx.caches, &ns, &obj, observes);
-    let readiness = ctx.backend.readiness(&ns);
-    let backend = policy::BackendFact {
-        kind: ctx.backend.kind(),
-        not_ready: match &readiness {
-            Readiness::NotReady(why) => Some(why.as_str()),
-            _ => None,
-        },
-    };
-    let facts = related.facts(&obj, known.as_ref(), backend);
-    let mut decision = policy::permission_decision(&facts, now());
-    let settling = readiness == Readiness::Settling || related.unobserved;
-    if settling && decision.grant == GrantChange::Create {
-        // The connection, or what Partner Center and Azure report, is being checked: grant once
-        // it is, rather than on what the YAML says.
+    let mut plan = Plan::make(&ctx, &ns, &obj, None);
+    if plan.waits_for_settling() {
         return Ok(Action::requeue(SETTLING_RETRY));
     }
+    let mut obj = obj;
+    if plan.makes_transition() {
+        // Decided on the cache: confirm on the object as it is now before acting for it.
+        obj = match confirm(&ctx, &ns, &obj).await? {
+            Confirmed::Fresh(fresh) => Arc::new(*fresh),
+            Confirmed::Gone => return Ok(Action::await_change()),
+            Confirmed::Deleting => return Ok(Action::requeue(SETTLING_RETRY)),
+        };
+        let by = enabled_manager(&obj);
+        plan = Plan::make(&ctx, &ns, &obj, by.as_deref());
+        if plan.waits_for_settling() {
+            return Ok(Action::requeue(SETTLING_RETRY));
+        }
+    }
+    let facts = plan.facts(&obj);
+    let mut decision = plan.decision.clone();
     // Someone else's status is written over even where it matches the corrected one.
-    decision.status_changed |= forged;
-    let decision = match switch_grant(&ctx, &ns, &obj, known.as_ref(), &decision).await {
+    decision.status_changed |= plan.forged;
+    let decision = match switch_grant(&ctx, &ns, &obj, plan.known.as_ref(), &decision).await {
         Ok(Some(made)) => policy::with_grant_made(decision, &made),
         Ok(None) => correct_drift(&ctx, &ns, &obj, decision).await?,
         Err(error) => {
@@ -89,8 +96,109 @@ async fn switch(obj: Arc<PurchasePermission>, ctx: Arc<Context>) -> Result<Actio
             return Err(error);
         }
     };
-    record(&ctx, &obj, decision).await?;
-    Ok(Action::await_change())
+    record(&ctx, &obj, decision).await
+}
+
+/// One decision for a permission, with what it was made from.
+struct Plan {
+    related: Related,
+    /// The status as this process knows it (its own unseen write, a forged grant corrected).
+    known: Option<PurchasePermissionStatus>,
+    /// The status was someone else's.
+    forged: bool,
+    readiness: Readiness,
+    enabled_by: Option<String>,
+    decision: PermissionDecision,
+}
+
+impl Plan {
+    fn make(ctx: &Context, ns: &str, obj: &PurchasePermission, enabled_by: Option<&str>) -> Plan {
+        let known = ctx.written.known_status(obj);
+        let (known, forged) = ctx.owned.with_recorded_grant(obj, known);
+        let observes = ctx.observations.as_ref().is_some_and(|o| o.observes(ns));
+        let mut plan = Plan {
+            related: Related::gather(ctx, ns, obj, observes),
+            known,
+            forged,
+            readiness: ctx.backend.readiness(ns),
+            enabled_by: enabled_by.map(String::from),
+            decision: PermissionDecision {
+                status: Default::default(),
+                status_changed: false,
+                grant: GrantChange::None,
+                events: Vec::new(),
+            },
+        };
+        plan.decision = policy::permission_decision(&plan.facts(obj), now());
+        plan
+    }
+
+    fn facts<'a>(&'a self, obj: &'a PurchasePermission) -> policy::PermissionFacts<'a> {
+        let backend = policy::BackendFact {
+            kind: self.related.backend_kind,
+            not_ready: match &self.readiness {
+                Readiness::NotReady(why) => Some(why.as_str()),
+                _ => None,
+            },
+        };
+        let mut facts = self.related.facts(obj, self.known.as_ref(), backend);
+        facts.enabled_by = self.enabled_by.as_deref();
+        facts
+    }
+
+    /// The connection, or what Partner Center and Azure report, is being checked: grant once
+    /// it is, rather than on what the YAML says.
+    fn waits_for_settling(&self) -> bool {
+        let settling = self.readiness == Readiness::Settling || self.related.unobserved;
+        settling && self.decision.grant == GrantChange::Create
+    }
+
+    /// Whether the decision switches the grant (a backend call) or records a transition.
+    fn makes_transition(&self) -> bool {
+        self.decision.grant != GrantChange::None
+            || policy::new_transitions(self.known.as_ref(), &self.decision.status)
+                .next()
+                .is_some()
+    }
+}
+
+/// What a fresh read found of the object a reconcile acts for.
+enum Confirmed {
+    Fresh(Box<PurchasePermission>),
+    /// Deleted (or deleted and made again: another uid).
+    Gone,
+    /// Being deleted: the finalizer's cleanup decides, once the cache shows it.
+    Deleting,
+}
+
+/// One GET of the permission, only on the way to a grant transition: a permission disabled a
+/// moment ago is never granted from a cache that has not seen it yet.
+async fn confirm(ctx: &Context, ns: &str, obj: &PurchasePermission) -> Result<Confirmed, Error> {
+    let api: Api<PurchasePermission> = Api::namespaced(ctx.client.clone(), ns);
+    Ok(match api.get_opt(&obj.name_any()).await? {
+        Some(fresh) if fresh.metadata.uid != obj.metadata.uid => Confirmed::Gone,
+        Some(fresh) if fresh.metadata.deletion_timestamp.is_some() => Confirmed::Deleting,
+        Some(fresh) => Confirmed::Fresh(Box::new(fresh)),
+        None => Confirmed::Gone,
+    })
+}
+
+/// Who last set `spec.enabled`: the field manager owning it in the object's managedFields (the
+/// most recent, when appliers share it).
+fn enabled_manager(obj: &PurchasePermission) -> Option<String> {
+    let owns_enabled = |e: &&ManagedFieldsEntry| {
+        e.fields_v1
+            .as_ref()
+            .is_some_and(|f| f.0.get("f:spec").and_then(|s| s.get("f:enabled")).is_some())
+    };
+    obj.metadata
+        .managed_fields
+        .as_deref()
+        .unwrap_or(&[])
+        .iter()
+        .filter(owns_enabled)
+        .max_by_key(|e| e.time.as_ref().map(|t| t.0))
+        .and_then(|e| e.manager.clone())
 }
 
 /// What a permission's decision reads from the caches.
@@ -104,10 +212,13 @@ struct Related {
     observes: bool,
     /// With observations on: a subscription or Owner role not checked yet.
     unobserved: bool,
+    /// Where grants live.
+    backend_kind: crate::api::GrantBackend,
 }
 
 impl Related {
-    fn gather(c: &Caches, ns: &str, obj: &PurchasePermission, observes: bool) -> Related {
+    fn gather(ctx: &Context, ns: &str, obj: &PurchasePermission, observes: bool) -> Related {
+        let c = &ctx.caches;
         let customer = &obj.spec.customer_ref.name;
         let mut unobserved = false;
         let subscriptions = c
@@ -127,6 +238,7 @@ impl Related {
             claimants: c.permissions_of(ns, customer),
             observes,
             unobserved,
+            backend_kind: ctx.backend.kind(),
         }
     }
 
@@ -161,7 +273,26 @@ impl Related {
                     .collect(),
             },
             backend,
+            rivals: self
+                .claimants
+                .iter()
+                .filter(|o| o.metadata.name != obj.metadata.name)
+                .map(|o| rival(o))
+                .collect(),
+            enabled_by: None,
         }
+    }
+}
+
+/// A rival permission for the same customer, as the grant's handover reads it.
+fn rival(o: &PurchasePermission) -> RivalFact<'_> {
+    let status = o.status.as_ref();
+    let state = status.map(|s| s.state).unwrap_or_default();
+    let decided = status.is_some_and(|s| s.observed_generation == o.metadata.generation);
+    RivalFact {
+        name: o.metadata.name.as_deref().unwrap_or(""),
+        holds_grant: state == PermissionState::Enabled,
+        wants_grant: o.spec.enabled && !(decided && state == PermissionState::Blocked),
     }
 }
 
@@ -256,39 +387,108 @@ async fn show_grant_pending(
     }
 }
 
-/// Records a carried-out decision: the status (when it changed), then the activity log.
+/// Records a carried-out decision: the status (when it changed), then the activity log: the
+/// Event of each transition not yet recorded, and any warning.
 async fn record(
     ctx: &Context,
     obj: &PurchasePermission,
     decision: PermissionDecision,
-) -> Result<(), Error> {
+) -> Result<Action, Error> {
     if decision.status_changed {
         ctx.write_permission_status(obj, &decision.status).await?;
         ctx.written.remember(&ctx.caches, obj, &decision.status);
     }
-    for e in &decision.events {
-        events::publish(ctx, obj, e).await;
+    let kind = super::metrics::Kind::purchasepermission;
+    for e in decision.events.iter().filter(|e| e.transition.is_none()) {
+        events::publish_regarding(ctx, obj.object_ref(&()), e, kind).await;
     }
-    Ok(())
+    match events::log_transitions(ctx, obj, &decision.status).await {
+        Ok(()) => Ok(Action::await_change()),
+        Err(events::Unrecorded) => Ok(Action::requeue(EVENT_RETRY)),
+    }
 }
 
-/// The permission is being deleted: an enabled grant is withdrawn and logged first.
+/// The permission is being deleted: an enabled grant is withdrawn (or handed over, or orphaned)
+/// first, on a fresh read, and the status and activity log record it before the object goes.
 async fn withdraw_on_delete(
     obj: Arc<PurchasePermission>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    let known = ctx.written.known_status(&obj);
-    ctx.written.forget(&obj);
+    let ns = obj.namespace().ok_or(Error::NoNamespace)?;
     ctx.drift.forget(obj.as_ref());
-    let policy = obj.spec.deletion_policy;
-    if let Some(withdrawal) = policy::withdraw_on_delete(known.as_ref(), policy) {
-        if withdrawal.revoke {
-            let ns = obj.namespace().ok_or(Error::NoNamespace)?;
-            ctx.revoke(&ns, &granted_tenant(known.as_ref())).await?;
-        }
-        events::publish(&ctx, obj.as_ref(), &withdrawal.event).await;
+    let (known, _) = ctx
+        .owned
+        .with_recorded_grant(&obj, ctx.written.known_status(&obj));
+    let holds_grant = known
+        .as_ref()
+        .is_some_and(|s| s.state == PermissionState::Enabled);
+    let (obj, status) = if holds_grant {
+        let fresh = match confirm_deleting(&ctx, &ns, &obj).await? {
+            Some(fresh) => Arc::new(fresh),
+            None => return Ok(Action::await_change()),
+        };
+        let status = withdraw(&ctx, &ns, &fresh).await?;
+        (fresh, status)
+    } else {
+        (obj, known)
+    };
+    let Some(status) = status else {
+        return Ok(Action::await_change());
+    };
+    // Once the finalizer goes the status goes with it: its Events are recorded first.
+    match events::log_transitions(&ctx, &obj, &status).await {
+        Ok(()) => Ok(Action::await_change()),
+        Err(events::Unrecorded) => Err(Error::Finalizer(
+            "the withdrawal's activity-log Event is not recorded yet".into(),
+        )),
     }
-    Ok(Action::await_change())
+}
+
+/// The object being deleted, read fresh (`None`: already gone).
+async fn confirm_deleting(
+    ctx: &Context,
+    ns: &str,
+    obj: &PurchasePermission,
+) -> Result<Option<PurchasePermission>, Error> {
+    let api: Api<PurchasePermission> = Api::namespaced(ctx.client.clone(), ns);
+    Ok(api
+        .get_opt(&obj.name_any())
+        .await?
+        .filter(|fresh| fresh.metadata.uid == obj.metadata.uid))
+}
+
+/// Withdraws (hands over, orphans) the grant a deleted permission's fresh status holds, and
+/// writes the status that records it. Returns the status as it now stands.
+async fn withdraw(
+    ctx: &Context,
+    ns: &str,
+    fresh: &PurchasePermission,
+) -> Result<Option<PurchasePermissionStatus>, Error> {
+    let current = fresh.status.as_ref();
+    let name = fresh.metadata.name.as_deref();
+    let rivals = ctx.caches.permissions_of(ns, &fresh.spec.customer_ref.name);
+    let rival_holder = rivals
+        .iter()
+        .filter(|o| o.metadata.name.as_deref() != name)
+        .find(|o| rival(o).holds_grant)
+        .and_then(|o| o.metadata.name.as_deref());
+    let by = enabled_manager(fresh);
+    let facts = policy::DeletionFacts {
+        current,
+        policy: fresh.spec.deletion_policy,
+        rival_holder,
+        enabled_by: by.as_deref(),
+    };
+    let Some(withdrawal) = policy::withdraw_on_delete(facts, now()) else {
+        return Ok(fresh.status.clone());
+    };
+    if withdrawal.revoke {
+        ctx.revoke(ns, &granted_tenant(current)).await?;
+    }
+    ctx.write_permission_status(fresh, &withdrawal.status)
+        .await?;
+    ctx.written.remember(&ctx.caches, fresh, &withdrawal.status);
+    Ok(Some(withdrawal.status))
 }
 
 /// The tenant an in-effect grant was made for (recorded in the status when it was granted).

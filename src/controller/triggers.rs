@@ -231,6 +231,14 @@ impl Relations for PurchasePermission {
     fn status_hash(obj: &Self) -> u64 {
         status_hash(&obj.status)
     }
+
+    /// What rivals for the customer decide on: whether it holds the grant, and whether its
+    /// status for this generation says it is blocked (it then does not take a grant over).
+    fn depended_status(obj: &Self) -> u64 {
+        let Some(s) = &obj.status else { return 0 };
+        let current = s.observed_generation == obj.metadata.generation;
+        1 + (s.state as u64) * 2 + u64::from(current)
+    }
 }
 
 /// The feed of one kind: its watch fills its cache, then every event is recorded in the
@@ -254,6 +262,7 @@ pub async fn feed<K: Relations>(
                     if !live {
                         // Gone: its memo goes too (a delete always reaches its own reconcile).
                         feeds.ctx.owned.forget(obj);
+                        feeds.ctx.logged.forget(obj);
                     }
                     // Taken on every event: a reconcile that decided on an older copy waits for it.
                     let recheck = feeds.ctx.owned.take_recheck(obj);

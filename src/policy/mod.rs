@@ -5,6 +5,7 @@ pub mod conditions;
 mod connection;
 mod customer;
 mod events;
+mod history;
 mod observed;
 mod permission;
 mod role_assignment;
@@ -15,11 +16,12 @@ pub use conditions::{DesiredCondition, merge_conditions, merge_conditions_droppi
 pub use connection::{ConnectionFacts, connection_status};
 pub use customer::{CustomerFacts, customer_status, decide_customer};
 pub use events::{ActivityEvent, EventType, actions};
+pub use history::{new_transitions, transition_event};
 pub use observed::{Observed, out_of_sync};
 pub use permission::{
-    BackendFact, GrantChange, GrantMade, PermissionDecision, PermissionFacts, SubscriptionFact,
-    Withdrawal, drift_corrected, grant_pending, permission_decision, with_grant_made,
-    withdraw_on_delete,
+    BackendFact, DeletionFacts, GrantChange, GrantMade, PermissionDecision, PermissionFacts,
+    RivalFact, SubscriptionFact, Withdrawal, drift_corrected, grant_pending, permission_decision,
+    with_grant_made, withdraw_on_delete,
 };
 pub use role_assignment::{RoleAssignmentFacts, decide_role_assignment, role_assignment_status};
 pub use subscription::{

@@ -2,6 +2,7 @@
 
 use super::conditions::find;
 use super::events::{ActivityEvent, EventType, actions};
+use super::history;
 use super::{
     Claimants, DesiredCondition, Observed, merge_conditions, merge_conditions_dropping,
     observed_eligibility,
@@ -46,6 +47,46 @@ pub struct PermissionFacts<'a> {
     pub claimants: Claimants<'a>,
     /// Where grants live, and whether a grant change can be made now.
     pub backend: BackendFact<'a>,
+    /// The other PurchasePermissions for the same customer, as far as the grant goes.
+    pub rivals: Vec<RivalFact<'a>>,
+    /// Who last set `spec.enabled` (its field manager), read fresh before a transition.
+    pub enabled_by: Option<&'a str>,
+}
+
+/// Another PurchasePermission for the same customer: whether it holds the customer's one grant
+/// (its status says Enabled) and whether it asks for it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RivalFact<'a> {
+    pub name: &'a str,
+    pub holds_grant: bool,
+    /// `spec.enabled`, and its status does not (for this generation) say it is blocked.
+    pub wants_grant: bool,
+}
+
+impl<'a> PermissionFacts<'a> {
+    fn rival(&self, name: &str) -> RivalFact<'a> {
+        self.rivals
+            .iter()
+            .find(|r| r.name == name)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// A younger rival whose status holds the grant (what this one takes over).
+    fn younger_holder(&self) -> Option<&'a str> {
+        self.rivals.iter().find(|r| r.holds_grant).map(|r| r.name)
+    }
+}
+
+/// What a permission that held the grant does once an older rival holds the switch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Handover<'a> {
+    /// The older one holds the grant now: let go of it, no backend call.
+    HandOver(&'a str),
+    /// The older one asks for the grant but has not taken it yet: keep it until it does.
+    Keep(&'a str),
+    /// The older one does not ask for it: withdraw it.
+    Withdraw(&'a str),
 }
 
 /// Where grants live and whether they can be switched now.
@@ -88,19 +129,26 @@ pub struct PermissionDecision {
     pub events: Vec<ActivityEvent>,
 }
 
-const ENABLED_NOTE: &str = "Customer may now purchase its own Azure reservations. The partner pays for \
-every purchase and is not notified of them; exchange, cancel, renew and scope changes still go through the partner.";
-
 /// Decides a PurchasePermission's status from the facts: check the prerequisites, find what
 /// blocks the switch, settle its state, then the grant change and the activity log it makes.
 pub fn permission_decision(facts: &PermissionFacts<'_>, now: Timestamp) -> PermissionDecision {
     let duplicate_of = facts.claimants.older();
     let checks = Prerequisites::check(facts);
     let blocker = first_blocker(facts, &checks, duplicate_of);
-    let was_granted =
-        facts.current.map(|s| s.state).unwrap_or_default() == PermissionState::Enabled;
-    let (state, ready) = switch_state(facts.spec.enabled, blocker, was_granted, duplicate_of);
+    let was = facts.current.map(|s| s.state).unwrap_or_default();
+    let was_granted = was == PermissionState::Enabled;
+    let handover = duplicate_of
+        .filter(|_| was_granted)
+        .map(|older| handover(facts, older));
+    let (state, ready) = switch_state(
+        facts.spec.enabled,
+        blocker,
+        was_granted,
+        duplicate_of,
+        handover,
+    );
     let grant = match (was_granted, state == PermissionState::Enabled) {
+        (_, _) if matches!(handover, Some(Handover::Withdraw(_))) => GrantChange::Delete,
         // The grant is the customer's; only the oldest permission for it switches it.
         _ if duplicate_of.is_some() => GrantChange::None,
         (false, true) => GrantChange::Create,
@@ -109,9 +157,14 @@ pub fn permission_decision(facts: &PermissionFacts<'_>, now: Timestamp) -> Permi
         _ => GrantChange::None,
     };
     let (state, ready, grant) = hold_without_backend(facts, state, ready, grant);
-    let events = activity_log(facts, grant, &ready);
+    let transition = transition_of(facts, grant, handover, state);
     let made = grant != GrantChange::None;
-    let status = next_status(facts, state, was_granted, made, checks, ready, now);
+    let mut status = next_status(facts, state, was_granted, made, checks, ready.clone(), now);
+    if let Some(t) = transition {
+        let history = facts.current.map(|s| s.history.as_slice()).unwrap_or(&[]);
+        status.history = history::appended(history, was, state, t, facts.enabled_by, now);
+    }
+    let events = activity_log(facts, &status, &ready);
     PermissionDecision {
         status_changed: facts.current != Some(&status),
         status,
@@ -276,13 +329,68 @@ fn first_blocker(
     }
 }
 
-/// The switch's state and its Ready condition, from what is asked and what blocks it.
+/// What a permission that holds the grant does once `older` holds the customer's switch.
+fn handover<'a>(facts: &PermissionFacts<'a>, older: &'a str) -> Handover<'a> {
+    let rival = facts.rival(older);
+    if rival.holds_grant {
+        Handover::HandOver(older)
+    } else if rival.wants_grant {
+        Handover::Keep(older)
+    } else {
+        Handover::Withdraw(older)
+    }
+}
+
+/// The grant transition a decision makes, if any: the grant made, changed or withdrawn, or
+/// handed over to the oldest rival.
+fn transition_of<'a>(
+    facts: &PermissionFacts<'a>,
+    grant: GrantChange,
+    handover: Option<Handover<'a>>,
+    state: PermissionState,
+) -> Option<history::Transition<'a>> {
+    let (reason, peer) = match (grant, handover) {
+        (GrantChange::Create, _) => match facts.younger_holder() {
+            Some(holder) => (reasons::PERMISSION_TAKEN_OVER, Some(holder)),
+            None => (reasons::PERMISSION_ENABLED, None),
+        },
+        (GrantChange::Update, _) => (reasons::PERMISSION_UPDATED, None),
+        (GrantChange::Delete, Some(Handover::Withdraw(older))) => {
+            (reasons::PERMISSION_DISABLED, Some(older))
+        }
+        (GrantChange::Delete, _) => (reasons::PERMISSION_DISABLED, None),
+        (GrantChange::None, Some(Handover::HandOver(older)))
+            if state != PermissionState::Enabled =>
+        {
+            (reasons::PERMISSION_HANDED_OVER, Some(older))
+        }
+        (GrantChange::None, _) => return None,
+    };
+    Some(history::Transition { reason, peer })
+}
+
+/// The switch's state and its Ready condition, from what is asked, what blocks it, and (for a
+/// permission that held the grant and lost the switch to an older one) its handover.
 fn switch_state(
     enabled: bool,
     blocker: Option<(&'static str, String)>,
     was_granted: bool,
     duplicate_of: Option<&str>,
+    handover: Option<Handover<'_>>,
 ) -> (PermissionState, DesiredCondition) {
+    if let Some(Handover::Keep(older)) = handover {
+        return (
+            PermissionState::Enabled,
+            DesiredCondition::new(
+                types::READY,
+                false,
+                reasons::DUPLICATE_PERMISSION,
+                format!(
+                    "PurchasePermission {older:?} already holds the switch for this customer; this one keeps the customer's grant until that one takes it over, then delete this one"
+                ),
+            ),
+        );
+    }
     match (enabled, blocker) {
         (false, _) => (
             PermissionState::Disabled,
@@ -373,33 +481,17 @@ fn hold_without_backend(
     (state, ready, GrantChange::None)
 }
 
-/// The activity-log entries of this decision: the switch flipped, and a warning the first
-/// time a given reason keeps it from being ready.
+/// The activity-log entries of this decision: the grant transition it makes (its Event is
+/// rebuilt from the history entry), and a warning the first time a given reason keeps it from
+/// being ready.
 fn activity_log(
     facts: &PermissionFacts<'_>,
-    grant: GrantChange,
+    status: &PurchasePermissionStatus,
     ready: &DesiredCondition,
 ) -> Vec<ActivityEvent> {
-    let mut events = Vec::new();
-    match grant {
-        GrantChange::Create => events.push(ActivityEvent {
-            type_: EventType::Normal,
-            reason: reasons::PERMISSION_ENABLED,
-            action: actions::CREATE,
-            note: format!("{ENABLED_NOTE} Resources: {}.", resources(facts.spec)),
-        }),
-        GrantChange::Delete => events.push(withdrawn_event("switched off")),
-        GrantChange::Update => events.push(ActivityEvent {
-            type_: EventType::Normal,
-            reason: reasons::PERMISSION_UPDATED,
-            action: actions::UPDATE,
-            note: format!(
-                "What the customer may purchase changed. Resources: {}.",
-                resources(facts.spec)
-            ),
-        }),
-        GrantChange::None => {}
-    }
+    let mut events: Vec<ActivityEvent> = history::new_transitions(facts.current, status)
+        .map(|t| history::transition_event(t, status, false))
+        .collect();
     let previous_ready = facts
         .current
         .and_then(|s| find(&s.conditions, types::READY));
@@ -413,6 +505,7 @@ fn activity_log(
                 reason: ready.reason,
                 action: actions::CHECK_PREREQUISITES,
                 note: ready.message.clone(),
+                transition: None,
             });
         }
     }
@@ -476,6 +569,7 @@ fn next_status(
         eligible_subscriptions: checks.eligible_subscriptions,
         enabled_since,
         conditions: merge_conditions_dropping(existing, &desired, dropped, facts.generation, now),
+        history: facts.current.map(|s| s.history.clone()).unwrap_or_default(),
     }
 }
 
@@ -556,23 +650,6 @@ pub fn grant_pending(
     (facts.current != Some(&pending)).then_some(pending)
 }
 
-fn resources(spec: &PurchasePermissionSpec) -> String {
-    spec.resources
-        .iter()
-        .map(|r| format!("{r:?}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn withdrawn_event(how: &str) -> ActivityEvent {
-    ActivityEvent {
-        type_: EventType::Normal,
-        reason: reasons::PERMISSION_DISABLED,
-        action: actions::DELETE,
-        note: format!("Customer may no longer purchase its own Azure reservations ({how})."),
-    }
-}
-
 /// What the backend reported when it made a grant: its id there, and whether it already
 /// existed (made elsewhere, now managed here).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -588,19 +665,18 @@ pub fn with_grant_made(mut decision: PermissionDecision, made: &GrantMade) -> Pe
         decision.status.policy_id = made.policy_id.clone();
         decision.status_changed = true;
     }
-    if made.adopted {
-        for e in decision.events.iter_mut() {
-            if e.reason == reasons::PERMISSION_ENABLED {
-                *e = ActivityEvent {
-                    type_: EventType::Normal,
-                    reason: reasons::PERMISSION_ADOPTED,
-                    action: actions::ADOPT,
-                    note: format!(
-                        "Partner Center already let the customer purchase (policy {}); the operator manages that grant now. The partner pays for every purchase and is not notified of them.",
-                        made.policy_id.as_deref().unwrap_or("unknown")
-                    ),
-                };
-            }
+    let Some(last) = decision.status.history.last_mut() else {
+        return decision;
+    };
+    if !made.adopted || last.reason != reasons::PERMISSION_ENABLED {
+        return decision;
+    }
+    last.reason = reasons::PERMISSION_ADOPTED.to_string();
+    let entry = last.clone();
+    let adopted = history::transition_event(&entry, &decision.status, false);
+    for e in decision.events.iter_mut() {
+        if e.transition == adopted.transition {
+            *e = adopted.clone();
         }
     }
     decision
@@ -620,38 +696,90 @@ pub fn drift_corrected(enabled: bool) -> ActivityEvent {
         note: format!(
             "The permission was changed outside the cluster (in Partner Center) and was {how} as declared."
         ),
+        transition: None,
     }
 }
 
-/// What deleting a PurchasePermission does: whether its grant is withdrawn first, and the
-/// activity-log entry (none when no grant is in effect).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What deleting a PurchasePermission does: whether its grant is withdrawn first, the status
+/// that records it (state Disabled, one more history entry), and that transition's Event.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Withdrawal {
     pub revoke: bool,
+    pub status: PurchasePermissionStatus,
     pub event: ActivityEvent,
 }
 
+/// What a permission being deleted knows.
+#[derive(Clone, Copy, Debug)]
+pub struct DeletionFacts<'a> {
+    pub current: Option<&'a PurchasePermissionStatus>,
+    pub policy: DeletionPolicy,
+    /// Another permission for the same customer whose status holds the grant: it is handed over,
+    /// not withdrawn from under it.
+    pub rival_holder: Option<&'a str>,
+    pub enabled_by: Option<&'a str>,
+}
+
 /// Deleting a PurchasePermission: a grant in effect is withdrawn first and the withdrawal
-/// logged, unless the deletion policy orphans it (logged too: the partner keeps paying).
-pub fn withdraw_on_delete(
-    current: Option<&PurchasePermissionStatus>,
-    policy: DeletionPolicy,
-) -> Option<Withdrawal> {
-    current.filter(|s| s.state == PermissionState::Enabled)?;
-    Some(match policy {
-        DeletionPolicy::Withdraw => Withdrawal {
-            revoke: true,
-            event: withdrawn_event("PurchasePermission deleted"),
-        },
-        DeletionPolicy::Orphan => Withdrawal {
-            revoke: false,
-            event: ActivityEvent {
-                type_: EventType::Normal,
-                reason: reasons::PERMISSION_ORPHANED,
-                action: actions::ORPHAN,
-                note: "PurchasePermission deleted with deletionPolicy Orphan: the customer may still purchase its own Azure reservations, billed to the partner.".into(),
-            },
-        },
+/// recorded, unless the deletion policy orphans it (recorded too: the partner keeps paying) or a
+/// rival for the same customer holds it too (handed over). `None`: no grant in effect.
+pub fn withdraw_on_delete(facts: DeletionFacts<'_>, now: Timestamp) -> Option<Withdrawal> {
+    let current = facts
+        .current
+        .filter(|s| s.state == PermissionState::Enabled)?;
+    let (revoke, reason, message) = match (facts.rival_holder, facts.policy) {
+        (Some(_), _) => (
+            false,
+            reasons::PERMISSION_HANDED_OVER,
+            "deleted; the customer's grant stays with the other PurchasePermission for it",
+        ),
+        (None, DeletionPolicy::Withdraw) => (
+            true,
+            reasons::PERMISSION_DISABLED,
+            "deleted; the customer's grant was withdrawn",
+        ),
+        (None, DeletionPolicy::Orphan) => (
+            false,
+            reasons::PERMISSION_ORPHANED,
+            "deleted with deletionPolicy Orphan; the grant stays in Partner Center, unmanaged",
+        ),
+    };
+    let ready = DesiredCondition::new(types::READY, true, reason, message);
+    let generation = current.observed_generation;
+    let transition = history::Transition {
+        reason,
+        peer: facts.rival_holder,
+    };
+    let status = PurchasePermissionStatus {
+        state: PermissionState::Disabled,
+        enabled_since: None,
+        granted_tenant_id: None,
+        granted_resources: Vec::new(),
+        backend: None,
+        policy_id: None,
+        conditions: merge_conditions_dropping(
+            &current.conditions,
+            &[ready],
+            &[types::RECONCILING, types::STALLED],
+            generation,
+            now,
+        ),
+        history: history::appended(
+            &current.history,
+            PermissionState::Enabled,
+            PermissionState::Disabled,
+            transition,
+            facts.enabled_by,
+            now,
+        ),
+        ..current.clone()
+    };
+    let entry = status.history.last()?;
+    let event = history::transition_event(entry, &status, true);
+    Some(Withdrawal {
+        revoke,
+        status,
+        event,
     })
 }
 

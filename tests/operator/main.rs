@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod activity_log;
 mod argocd;
 mod bench;
 mod convergence;

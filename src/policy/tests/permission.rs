@@ -49,6 +49,8 @@ fn facts<'a>(
         subscriptions: subs,
         claimants: Claimants::default(),
         backend: BackendFact::default(),
+        rivals: Vec::new(),
+        enabled_by: None,
     }
 }
 
@@ -673,87 +675,275 @@ fn contributor_does_not_count_is_the_callers_has_owner() {
     );
 }
 
-#[test]
-fn a_duplicate_never_holds_or_withdraws_the_grant() {
-    let spec = perm(true);
+fn owned_plan(plan: &AzureSubscriptionSpec) -> Vec<SubscriptionFact<'_>> {
+    vec![SubscriptionFact {
+        name: "plan",
+        spec: plan,
+        has_owner: true,
+        observed: Observed::Off,
+    }]
+}
+
+/// Granted while it was the only one; then an older rival `older` shows up, as `rival` says.
+fn demoted(spec: &PurchasePermissionSpec, rival: RivalFact<'_>) -> PermissionDecision {
     let plan = plan();
-    let subs = || {
-        vec![SubscriptionFact {
-            name: "plan",
-            spec: &plan,
-            has_owner: true,
-            observed: Observed::Off,
-        }]
-    };
-    // Granted while it was the only one; then an older one shows up.
-    let granted = permission_decision(&facts(&spec, subs()), t(0));
-    let demoted = permission_decision(
+    let on = perm(true);
+    let granted = permission_decision(&facts(&on, owned_plan(&plan)), t(0));
+    permission_decision(
         &PermissionFacts {
             current: Some(&granted.status),
             claimants: crate::policy::testing::lost_to("older"),
-            ..facts(&spec, subs())
+            rivals: vec![rival],
+            ..facts(spec, owned_plan(&plan))
         },
         t(10),
-    );
-    assert_eq!(demoted.status.state, PermissionState::Blocked);
-    assert_eq!(ready(&demoted), ("False", reasons::DUPLICATE_PERMISSION));
+    )
+}
+
+#[test]
+fn a_demoted_holder_keeps_the_grant_until_the_older_rival_takes_it_over() {
+    let spec = perm(true);
+    let wants = RivalFact {
+        name: "older",
+        holds_grant: false,
+        wants_grant: true,
+    };
+    let d = demoted(&spec, wants);
     assert_eq!(
-        demoted.grant,
-        GrantChange::None,
-        "the older permission manages the customer's grant"
+        d.status.state,
+        PermissionState::Enabled,
+        "it still holds it"
     );
-    assert!(
-        demoted
-            .events
-            .iter()
-            .all(|e| e.action == actions::CHECK_PREREQUISITES)
+    assert_eq!(ready(&d), ("False", reasons::DUPLICATE_PERMISSION));
+    assert_eq!(d.grant, GrantChange::None);
+    assert_eq!(d.status.history.len(), 1, "no transition yet");
+
+    // The older one took it over: let go, no backend call, and the log says to whom.
+    let holds = RivalFact {
+        holds_grant: true,
+        ..wants
+    };
+    let d = demoted(&spec, holds);
+    assert_eq!(d.status.state, PermissionState::Blocked);
+    assert_eq!(d.grant, GrantChange::None, "the grant stays in effect");
+    assert_eq!(d.status.granted_tenant_id, None);
+    let last = d.status.history.last().expect("a transition");
+    assert_eq!(
+        (last.sequence, last.from, last.to, last.reason.as_str()),
+        (
+            2,
+            PermissionState::Enabled,
+            PermissionState::Blocked,
+            reasons::PERMISSION_HANDED_OVER
+        )
+    );
+    assert_eq!(last.peer.as_deref(), Some("older"));
+    let e = &d.events[0];
+    assert_eq!(
+        (e.reason, e.action, e.transition),
+        (reasons::PERMISSION_HANDED_OVER, actions::HAND_OVER, Some(2))
+    );
+    assert!(e.note.contains("\"older\"") && e.note.contains("stays in effect"));
+}
+
+#[test]
+fn a_demoted_holder_withdraws_the_grant_the_older_rival_does_not_ask_for() {
+    // The GitOps case: two created in the same second, the one granted first loses the tie.
+    for rival in [
+        RivalFact {
+            name: "older",
+            holds_grant: false,
+            wants_grant: false,
+        },
+        RivalFact::default(),
+    ] {
+        let d = demoted(&perm(true), rival);
+        assert_eq!(d.status.state, PermissionState::Blocked);
+        assert_eq!(d.grant, GrantChange::Delete, "{rival:?}");
+        let last = d.status.history.last().expect("a transition");
+        assert_eq!(last.reason, reasons::PERMISSION_DISABLED);
+        assert_eq!(d.events[0].reason, reasons::PERMISSION_DISABLED);
+        assert_eq!(d.events[0].transition, Some(2));
+    }
+    // A demoted holder switched off withdraws too (it was never withdrawn before).
+    let d = demoted(&perm(false), RivalFact::default());
+    assert_eq!(
+        (d.status.state, d.grant),
+        (PermissionState::Disabled, GrantChange::Delete)
+    );
+}
+
+#[test]
+fn the_oldest_takes_over_a_grant_a_younger_rival_made() {
+    let spec = perm(true);
+    let plan = plan();
+    let d = permission_decision(
+        &PermissionFacts {
+            rivals: vec![RivalFact {
+                name: "younger",
+                holds_grant: true,
+                wants_grant: true,
+            }],
+            enabled_by: Some("argocd-controller"),
+            ..facts(&spec, owned_plan(&plan))
+        },
+        t(0),
+    );
+    assert_eq!(d.grant, GrantChange::Create, "made sure of in the backend");
+    let last = d.status.history.last().expect("a transition");
+    assert_eq!(last.reason, reasons::PERMISSION_TAKEN_OVER);
+    assert_eq!(last.peer.as_deref(), Some("younger"));
+    assert_eq!(last.by.as_deref(), Some("argocd-controller"));
+    assert!(d.events[0].note.contains("\"younger\""));
+    assert!(d.events[0].note.contains("argocd-controller"));
+}
+
+#[test]
+fn a_never_granted_duplicate_holds_nothing_and_withdraws_nothing() {
+    let spec = perm(true);
+    let plan = plan();
+    let d = permission_decision(
+        &PermissionFacts {
+            claimants: crate::policy::testing::lost_to("older"),
+            ..facts(&spec, owned_plan(&plan))
+        },
+        t(0),
     );
     assert_eq!(
-        withdraw_on_delete(Some(&demoted.status), DeletionPolicy::Withdraw),
-        None,
-        "deleting it withdraws nothing"
+        (d.status.state, d.grant),
+        (PermissionState::Blocked, GrantChange::None)
     );
+    assert!(d.status.history.is_empty());
+    assert!(d.events.iter().all(|e| e.transition.is_none()));
+}
+
+#[test]
+fn each_grant_transition_adds_one_history_entry_the_last_ten_kept() {
+    let plan = plan();
+    let (on, off) = (perm(true), perm(false));
+    let mut status: Option<PurchasePermissionStatus> = None;
+    for i in 0..13 {
+        let spec = if i % 2 == 0 { &on } else { &off };
+        let d = permission_decision(
+            &PermissionFacts {
+                current: status.as_ref(),
+                enabled_by: Some("kubectl-patch"),
+                ..facts(spec, owned_plan(&plan))
+            },
+            t(i),
+        );
+        let transitions: Vec<_> = d.events.iter().filter_map(|e| e.transition).collect();
+        assert_eq!(transitions, vec![i + 1], "one Event per transition");
+        // The same facts again (a retry, a second replica): no new transition.
+        let again = permission_decision(
+            &PermissionFacts {
+                current: Some(&d.status),
+                enabled_by: Some("kubectl-patch"),
+                ..facts(spec, owned_plan(&plan))
+            },
+            t(i + 100),
+        );
+        assert!(!again.status_changed && again.events.is_empty());
+        status = Some(d.status);
+    }
+    let history = status.expect("status").history;
+    assert_eq!(history.len(), crate::api::HISTORY_LIMIT);
+    assert_eq!(history.first().map(|h| h.sequence), Some(4));
+    let last = history.last().expect("an entry");
+    assert_eq!(
+        (last.sequence, last.from, last.to),
+        (13, PermissionState::Disabled, PermissionState::Enabled)
+    );
+    assert_eq!(last.time, Time(t(12)));
+    assert_eq!(last.by.as_deref(), Some("kubectl-patch"));
+}
+
+#[test]
+fn a_transition_event_is_rebuilt_alike_from_its_history_entry() {
+    let plan = plan();
+    let d = permission_decision(&facts(&perm(true), owned_plan(&plan)), t(0));
+    let entry = d.status.history.last().expect("an entry");
+    assert_eq!(
+        crate::policy::transition_event(entry, &d.status, false),
+        d.events[0],
+        "a restart recovering a lost Event records the same one"
+    );
+}
+
+#[test]
+fn a_stale_cache_and_a_fresh_read_decide_differently() {
+    // The cache still shows enabled: true; the fresh read shows it was switched off since.
+    let plan = plan();
+    let stale = permission_decision(&facts(&perm(true), owned_plan(&plan)), t(0));
+    assert_eq!(stale.grant, GrantChange::Create);
+    let fresh = permission_decision(&facts(&perm(false), owned_plan(&plan)), t(0));
+    assert_eq!(fresh.grant, GrantChange::None, "nothing is granted");
+    assert!(fresh.status.history.is_empty());
 }
 
 #[test]
 fn deleting_an_enabled_permission_withdraws_it() {
     let spec = perm(true);
     let plan = plan();
-    let granted = permission_decision(
-        &facts(
-            &spec,
-            vec![SubscriptionFact {
-                name: "plan",
-                spec: &plan,
-                has_owner: true,
-                observed: Observed::Off,
-            }],
-        ),
-        t(0),
-    );
-    let w =
-        withdraw_on_delete(Some(&granted.status), DeletionPolicy::Withdraw).expect("withdrawal");
+    let granted = permission_decision(&facts(&spec, owned_plan(&plan)), t(0));
+    let deletion = |policy, rival_holder| DeletionFacts {
+        current: Some(&granted.status),
+        policy,
+        rival_holder,
+        enabled_by: Some("kubectl-client-side-apply"),
+    };
+    let w = withdraw_on_delete(deletion(DeletionPolicy::Withdraw, None), t(5)).expect("withdrawal");
     assert!(w.revoke);
-    let e = w.event;
     assert_eq!(
-        (e.type_, e.reason, e.action),
+        (w.event.type_, w.event.reason, w.event.action),
         (
             EventType::Normal,
             reasons::PERMISSION_DISABLED,
             actions::DELETE
         )
     );
+    assert!(w.event.note.contains("deleted"));
+    // The status says so while another finalizer holds the object.
+    assert_eq!(w.status.state, PermissionState::Disabled);
+    assert_eq!(w.status.granted_tenant_id, None);
+    assert_eq!(
+        find(&w.status.conditions, types::READY).map(|c| c.reason.as_str()),
+        Some(reasons::PERMISSION_DISABLED)
+    );
+    let entry = w.status.history.last().expect("an entry");
+    assert_eq!((entry.sequence, entry.time.clone()), (2, Time(t(5))));
+    assert_eq!(w.event.transition, Some(2));
+    // A retry reads that status: nothing more to withdraw, nothing more to log.
+    let again = DeletionFacts {
+        current: Some(&w.status),
+        ..deletion(DeletionPolicy::Withdraw, None)
+    };
+    assert_eq!(withdraw_on_delete(again, t(6)), None);
+
     // Orphan: the object goes, the grant stays, and the activity log says so.
-    let w = withdraw_on_delete(Some(&granted.status), DeletionPolicy::Orphan).expect("logged");
+    let w = withdraw_on_delete(deletion(DeletionPolicy::Orphan, None), t(5)).expect("logged");
     assert!(!w.revoke);
     assert_eq!(
         (w.event.reason, w.event.action),
         (reasons::PERMISSION_ORPHANED, actions::ORPHAN)
     );
+    // A rival holds the customer's grant too: it is not withdrawn from under it.
+    let w = withdraw_on_delete(deletion(DeletionPolicy::Withdraw, Some("other")), t(5))
+        .expect("handed over");
+    assert!(!w.revoke);
+    assert_eq!(w.event.reason, reasons::PERMISSION_HANDED_OVER);
+
     let blocked = permission_decision(&facts(&spec, vec![]), t(0));
-    let policy = DeletionPolicy::Withdraw;
-    assert_eq!(withdraw_on_delete(Some(&blocked.status), policy), None);
-    assert_eq!(withdraw_on_delete(None, policy), None);
+    let none = DeletionFacts {
+        current: Some(&blocked.status),
+        ..deletion(DeletionPolicy::Withdraw, None)
+    };
+    assert_eq!(withdraw_on_delete(none, t(0)), None);
+    let none = DeletionFacts {
+        current: None,
+        ..none
+    };
+    assert_eq!(withdraw_on_delete(none, t(0)), None);
 }
 
 #[test]
