@@ -44,6 +44,8 @@ pub struct Context {
     pub observations: Option<Observations>,
     /// The `refresh` annotation values already acted on.
     pub refreshes: super::annotations::Refreshes,
+    /// Where a reconcile may be stopped on purpose (the chaos runner's; `None` in production).
+    pub crash_points: Option<Arc<super::CrashPoints>>,
 }
 
 impl Context {
@@ -68,11 +70,19 @@ impl Context {
             owned: OwnedStatuses::default(),
             observations: backend.observations(),
             refreshes: Default::default(),
+            crash_points: None,
             backend,
             drift: DriftChecks::new(match backend_kind {
                 GrantBackend::Cluster => None,
                 GrantBackend::PartnerCenter => Some(FULL_CHECK_EVERY),
             }),
+        }
+    }
+
+    /// Stops here when the chaos runner armed `point` (returns at once otherwise).
+    pub async fn crash_point(&self, point: super::CrashPoint) {
+        if let Some(points) = &self.crash_points {
+            points.reach(point).await;
         }
     }
 

@@ -14,6 +14,7 @@ mod backoff;
 mod caches;
 mod connection;
 mod context;
+pub mod crash;
 mod customer;
 mod drift;
 mod error;
@@ -30,10 +31,12 @@ mod wiring;
 
 pub use caches::Caches;
 pub use context::Context;
+pub use crash::{CrashPoint, CrashPoints};
 pub use error::Error;
 pub use leader::LeaderElection;
 pub use metrics::Metrics;
 pub use run::{RunOptions, run};
+pub use subscription::reported as reported_subscription;
 
 use k8s_openapi::jiff::Timestamp;
 

@@ -178,11 +178,13 @@ async fn switch_grant(
         GrantChange::Create | GrantChange::Update => {
             let grant = grant_of(ns, obj, &decision.status);
             let made = ctx.grant(&grant).await?;
+            ctx.crash_point(super::CrashPoint::AfterGrant).await;
             ctx.drift.checked(obj);
             Ok(Some(made))
         }
         GrantChange::Delete => {
             ctx.revoke(ns, &granted_tenant(known)).await?;
+            ctx.crash_point(super::CrashPoint::AfterRevoke).await;
             ctx.drift.checked(obj);
             Ok(None)
         }
@@ -265,6 +267,7 @@ async fn record(
     if decision.status_changed {
         ctx.write_permission_status(obj, &decision.status).await?;
         ctx.written.remember(&ctx.caches, obj, &decision.status);
+        ctx.crash_point(super::CrashPoint::AfterStatusWrite).await;
     }
     for e in &decision.events {
         events::publish(ctx, obj, e).await;
@@ -285,6 +288,7 @@ async fn withdraw_on_delete(
         if withdrawal.revoke {
             let ns = obj.namespace().ok_or(Error::NoNamespace)?;
             ctx.revoke(&ns, &granted_tenant(known.as_ref())).await?;
+            ctx.crash_point(super::CrashPoint::AfterRevoke).await;
         }
         events::publish(&ctx, obj.as_ref(), &withdrawal.event).await;
     }

@@ -6,6 +6,7 @@ mod support;
 
 mod argocd;
 mod bench;
+mod chaos;
 mod crd_deletion;
 mod crds;
 mod deploy;
