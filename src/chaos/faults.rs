@@ -43,7 +43,9 @@ pub async fn apply(env: &Env, replicas: &mut Replicas, op: &Op) -> Result<(), An
 fn partner_center_rule(fault: &PartnerCenterFault) -> FaultRule {
     match *fault {
         PartnerCenterFault::Status { path, code, count } => {
-            FaultRule::new(FaultAction::Status(code)).path(path).times(count)
+            FaultRule::new(FaultAction::Status(code))
+                .path(path)
+                .times(count)
         }
         PartnerCenterFault::Throttle { path, count } => FaultRule::new(FaultAction::Throttle {
             retry_after_secs: 1,

@@ -90,57 +90,119 @@ pub enum PartnerCenterFault {
 /// One operation of a run. `ns` and `c` index the namespaces and customers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
-    ApplyCustomer { ns: usize, c: usize },
-    DeleteCustomer { ns: usize, c: usize },
+    ApplyCustomer {
+        ns: usize,
+        c: usize,
+    },
+    DeleteCustomer {
+        ns: usize,
+        c: usize,
+    },
     /// `eligible: false` applies an offer that is not eligible for reservations.
-    ApplySubscription { ns: usize, c: usize, eligible: bool },
-    DeleteSubscription { ns: usize, c: usize },
+    ApplySubscription {
+        ns: usize,
+        c: usize,
+        eligible: bool,
+    },
+    DeleteSubscription {
+        ns: usize,
+        c: usize,
+    },
     /// `owner: false` applies the role as Reader (recorded, does not count).
-    ApplyRole { ns: usize, c: usize, owner: bool },
-    DeleteRole { ns: usize, c: usize },
+    ApplyRole {
+        ns: usize,
+        c: usize,
+        owner: bool,
+    },
+    DeleteRole {
+        ns: usize,
+        c: usize,
+    },
     ApplyPermission {
         ns: usize,
         c: usize,
         enabled: bool,
         resources: Resources,
     },
-    SetEnabled { ns: usize, c: usize, enabled: bool },
+    SetEnabled {
+        ns: usize,
+        c: usize,
+        enabled: bool,
+    },
     /// `times` merge patches of `enabled` in a row, alternating, without waiting.
-    FlipFlop { ns: usize, c: usize, times: usize },
+    FlipFlop {
+        ns: usize,
+        c: usize,
+        times: usize,
+    },
     SetResources {
         ns: usize,
         c: usize,
         resources: Resources,
     },
-    DeletePermission { ns: usize, c: usize },
+    DeletePermission {
+        ns: usize,
+        c: usize,
+    },
     /// Delete, then create again under the same name at once.
-    RecreatePermission { ns: usize, c: usize, enabled: bool },
+    RecreatePermission {
+        ns: usize,
+        c: usize,
+        enabled: bool,
+    },
     /// A second permission for the same customer (it must lose to the older one).
-    ApplyRival { ns: usize, c: usize },
-    DeleteRival { ns: usize, c: usize },
+    ApplyRival {
+        ns: usize,
+        c: usize,
+    },
+    DeleteRival {
+        ns: usize,
+        c: usize,
+    },
     /// A permission naming a customer that does not exist.
-    ApplyDangling { ns: usize, c: usize },
+    ApplyDangling {
+        ns: usize,
+        c: usize,
+    },
     /// An object with an invalid value (the server must refuse it).
-    ApplyInvalid { ns: usize, which: usize },
-    DeleteNamespace { ns: usize },
+    ApplyInvalid {
+        ns: usize,
+        which: usize,
+    },
+    DeleteNamespace {
+        ns: usize,
+    },
     ApiFailures(ApiFailure),
     DropWatches,
     /// Forget the change history: resumed watches get 410 Expired.
     Compact,
     /// Hold live watch events this long (0 ends it).
-    WatchDelay { ms: u64 },
+    WatchDelay {
+        ms: u64,
+    },
     /// Answer every API request this much later (0 ends it).
-    Latency { ms: u64 },
+    Latency {
+        ms: u64,
+    },
     PartnerCenter(PartnerCenterFault),
     /// Abort a replica mid-flight and start it again.
-    Kill { replica: usize },
+    Kill {
+        replica: usize,
+    },
     /// Stop a replica the way SIGTERM does (finish, release the Lease) and start it again.
-    Restart { replica: usize },
+    Restart {
+        replica: usize,
+    },
     /// The replica's next reconcile to reach `point` stops there; it is then killed and started
     /// again.
-    ArmCrash { replica: usize, point: CrashPoint },
+    ArmCrash {
+        replica: usize,
+        point: CrashPoint,
+    },
     /// Let the controllers work for a while.
-    Pause { ms: u64 },
+    Pause {
+        ms: u64,
+    },
 }
 
 impl Op {
@@ -192,7 +254,11 @@ fn next_op(rng: &mut Rng, shape: PlanShape) -> Op {
 }
 
 fn resources(rng: &mut Rng) -> Resources {
-    [Resources::Reservations, Resources::SavingsPlan, Resources::Both][rng.index(3)]
+    [
+        Resources::Reservations,
+        Resources::SavingsPlan,
+        Resources::Both,
+    ][rng.index(3)]
 }
 
 /// A change to the objects, weighted towards the permission switch.
@@ -244,7 +310,10 @@ fn object_op(rng: &mut Rng) -> Op {
         85..=88 => Op::ApplyRival { ns, c },
         89..=90 => Op::DeleteRival { ns, c },
         91..=93 => Op::ApplyDangling { ns, c },
-        94..=98 => Op::ApplyInvalid { ns, which: rng.index(4) },
+        94..=98 => Op::ApplyInvalid {
+            ns,
+            which: rng.index(4),
+        },
         _ => Op::DeleteNamespace { ns },
     }
 }
@@ -346,7 +415,14 @@ mod tests {
                 ..
             }
         )));
-        let cluster = plan(1, 3000, PlanShape { replicas: 1, partner_center: false });
+        let cluster = plan(
+            1,
+            3000,
+            PlanShape {
+                replicas: 1,
+                partner_center: false,
+            },
+        );
         assert!(!cluster.iter().any(|o| matches!(o, Op::PartnerCenter(_))));
         assert!(!cluster.iter().any(|o| matches!(o, Op::Kill { replica: 1 })));
     }

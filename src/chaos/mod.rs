@@ -98,6 +98,9 @@ pub struct ChaosReport {
     /// Operations the API server refused (injected failures, invalid objects, terminating
     /// namespaces): expected, counted for the record.
     pub refused: usize,
+    /// Grant transitions the store saw (into and out of Enabled): what the oracle's Event
+    /// count checks; a run with none exercised little.
+    pub transitions: usize,
     pub violations: Vec<Violation>,
     /// From the end of the operations until quiet.
     pub converge: Duration,
@@ -131,8 +134,9 @@ pub async fn command(opts: &ChaosOptions, shrink_budget: usize) -> Result<usize,
         println!("violation {v}");
     }
     eprintln!(
-        "refused operations: {}; quiet {:.1} s after the last operation",
+        "refused operations: {}; grant transitions: {}; quiet {:.1} s after the last operation",
         report.refused,
+        report.transitions,
         report.converge.as_secs_f64()
     );
     if !report.violations.is_empty() {

@@ -92,8 +92,10 @@ pub fn permission(name: &str, customer: &str, enabled: bool, resources: Resource
 /// empty company name.
 pub fn invalid(which: usize) -> Value {
     match which % 4 {
-        0 => json!({"apiVersion": API_VERSION, "kind": "Customer", "metadata": {"name": "bad-tenant"},
-                    "spec": {"tenantId": "not-a-guid", "companyName": "Bad"}}),
+        0 => {
+            json!({"apiVersion": API_VERSION, "kind": "Customer", "metadata": {"name": "bad-tenant"},
+                    "spec": {"tenantId": "not-a-guid", "companyName": "Bad"}})
+        }
         1 => json!({"apiVersion": API_VERSION, "kind": "PurchasePermission",
                     "metadata": {"name": "bad-resource"},
                     "spec": {"customerRef": {"name": "c0"}, "enabled": true,
@@ -102,8 +104,10 @@ pub fn invalid(which: usize) -> Value {
                     "metadata": {"name": "bad-offer"},
                     "spec": {"customerRef": {"name": "c0"}, "subscriptionId": guid(2, 999),
                              "offer": "Cheap"}}),
-        _ => json!({"apiVersion": API_VERSION, "kind": "Customer", "metadata": {"name": "bad-name"},
-                    "spec": {"tenantId": guid(1, 999), "companyName": ""}}),
+        _ => {
+            json!({"apiVersion": API_VERSION, "kind": "Customer", "metadata": {"name": "bad-name"},
+                    "spec": {"tenantId": guid(1, 999), "companyName": ""}})
+        }
     }
 }
 

@@ -8,12 +8,13 @@
 use super::AnyError;
 use super::runner::{Env, Replicas, activity};
 use crate::api::{
-    AzureSubscription, Customer, DeletionPolicy, GrantBackend, PartnerCenterConnection,
-    PermissionState, PurchasePermission, PurchasePermissionStatus, Role, RoleAssignment,
+    AzureSubscription, Customer, DeletionPolicy, GrantBackend, ObservedSubscription,
+    PartnerCenterConnection, PermissionState, PurchasePermission, PurchasePermissionStatus, Role,
+    RoleAssignment,
 };
 use crate::backend::BackendChoice;
 use crate::controller::reported_subscription;
-use crate::policy::{self, Claimants, GrantChange, Seniority};
+use crate::policy::{self, Claimants, GrantChange, Observed, Seniority};
 use kube::api::{Api, ListParams};
 use kube::{Resource, ResourceExt};
 use serde_json::Value;
@@ -74,6 +75,12 @@ pub struct History {
 }
 
 impl History {
+    /// Grant transitions seen so far, both ways.
+    pub fn transitions(&self) -> usize {
+        let each = self.permissions.values().map(|t| t.enables + t.disables);
+        each.sum::<u32>() as usize
+    }
+
     pub fn namespace_deleted(&mut self, namespace: &str) {
         *self.epochs.entry(namespace.to_string()).or_default() += 1;
     }
@@ -240,14 +247,12 @@ fn verdict(
 
 /// What of a status the oracle compares (messages and times aside).
 fn essentials(s: &PurchasePermissionStatus) -> String {
-    let conditions: BTreeSet<String> = s
-        .conditions
-        .iter()
-        .map(|c| format!("{}={}/{}", c.type_, c.status, c.reason))
-        .collect();
     format!(
-        "state={:?} generation={:?} eligible={:?} conditions={conditions:?}",
-        s.state, s.observed_generation, s.eligible_subscriptions
+        "state={:?} generation={:?} eligible={:?} conditions={:?}",
+        s.state,
+        s.observed_generation,
+        s.eligible_subscriptions,
+        conditions_of(&s.conditions)
     )
 }
 
@@ -275,6 +280,183 @@ fn check_statuses(snap: &Snapshot, backend: BackendChoice) -> Vec<Violation> {
     out
 }
 
+/// Oracle 1 on the customers and subscriptions: each status is the policy's (conditions,
+/// counts, eligibility; messages, times and observations aside).
+fn check_summaries(snap: &Snapshot, backend: BackendChoice) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let mut differs = |kind: &str, obj: &dyn ResourceNamed, current: String, wanted: String| {
+        if current != wanted {
+            out.push(Violation::new(
+                "status",
+                format!(
+                    "{kind} {}/{}: status {current} but the policy says {wanted}",
+                    obj.ns(),
+                    obj.name()
+                ),
+            ));
+        }
+    };
+    for c in snap.customers.iter().filter(|c| !terminating(*c)) {
+        let wanted = customer_verdict(snap, c, backend);
+        let current = c
+            .status
+            .as_ref()
+            .map(customer_essentials)
+            .unwrap_or_default();
+        differs("Customer", c, current, customer_essentials(&wanted));
+    }
+    for s in snap.subscriptions.iter().filter(|s| !terminating(*s)) {
+        let wanted = subscription_verdict(snap, s, backend);
+        let current = s.status.as_ref().map(subscription_essentials);
+        let current = current.unwrap_or_default();
+        differs(
+            "AzureSubscription",
+            s,
+            current,
+            subscription_essentials(&wanted),
+        );
+    }
+    out
+}
+
+/// Names an object in a violation.
+trait ResourceNamed {
+    fn ns(&self) -> String;
+    fn name(&self) -> String;
+}
+
+impl<K: Resource> ResourceNamed for K {
+    fn ns(&self) -> String {
+        self.meta().namespace.clone().unwrap_or_default()
+    }
+    fn name(&self) -> String {
+        self.meta().name.clone().unwrap_or_default()
+    }
+}
+
+fn conditions_of(conditions: &[crate::api::Condition]) -> BTreeSet<String> {
+    conditions
+        .iter()
+        .map(|c| format!("{}={}/{}", c.type_, c.status, c.reason))
+        .collect()
+}
+
+fn customer_essentials(s: &crate::api::CustomerStatus) -> String {
+    format!(
+        "generation={:?} subscriptions={} eligible={} permission={:?} conditions={:?}",
+        s.observed_generation,
+        s.subscriptions,
+        s.eligible_subscriptions,
+        s.purchase_permission,
+        conditions_of(&s.conditions)
+    )
+}
+
+fn subscription_essentials(s: &crate::api::AzureSubscriptionStatus) -> String {
+    format!(
+        "generation={:?} eligible={} owners={} conditions={:?}",
+        s.observed_generation,
+        s.eligible,
+        s.owners,
+        conditions_of(&s.conditions)
+    )
+}
+
+/// A subscription's observation as its status records it (what the reconcilers read).
+fn subscription_observed(s: &AzureSubscription, observes: bool) -> Observed<ObservedSubscription> {
+    match reported_subscription(s, observes) {
+        Observed::Seen(o) => Observed::Seen(o.clone()),
+        Observed::Off => Observed::Off,
+        Observed::NotFound => Observed::NotFound,
+        Observed::Refused(r, m) => Observed::Refused(r, m),
+        Observed::Unknown => Observed::Unknown,
+    }
+}
+
+fn customer_verdict(
+    snap: &Snapshot,
+    c: &Customer,
+    backend: BackendChoice,
+) -> crate::api::CustomerStatus {
+    let ns = c.ns();
+    let name = c.name_any();
+    let observes = snap.observes(&ns, backend);
+    let subscriptions: Vec<&AzureSubscription> = snap
+        .subscriptions
+        .iter()
+        .filter(|s| in_ns(*s, &ns) && s.spec.customer_ref.name == name)
+        .collect();
+    let eligible = subscriptions
+        .iter()
+        .filter(|s| {
+            let reported = reported_subscription(s, observes);
+            policy::observed_eligibility(&s.spec, true, &reported).is_ok()
+        })
+        .count() as i32;
+    let granted = snap.permissions.iter().any(|p| {
+        in_ns(p, &ns)
+            && p.spec.customer_ref.name == name
+            && p.status
+                .as_ref()
+                .is_some_and(|s| s.state == PermissionState::Enabled)
+    });
+    let observed = match c.status.as_ref().and_then(|s| s.observed.clone()) {
+        _ if !observes => Observed::Off,
+        Some(o) => Observed::Seen(o),
+        None => Observed::Unknown,
+    };
+    let facts = policy::CustomerFacts {
+        spec: &c.spec,
+        generation: c.metadata.generation,
+        current: c.status.as_ref(),
+        claimants: Claimants {
+            me: seniority(c),
+            all: snap
+                .customers
+                .iter()
+                .filter(|o| in_ns(*o, &ns) && o.spec.tenant_id == c.spec.tenant_id)
+                .map(seniority)
+                .collect(),
+        },
+        subscriptions: subscriptions.len() as i32,
+        eligible_subscriptions: eligible,
+        permission_granted: granted,
+        observed,
+    };
+    policy::customer_status(&facts, k8s_openapi::jiff::Timestamp::now())
+}
+
+fn subscription_verdict(
+    snap: &Snapshot,
+    s: &AzureSubscription,
+    backend: BackendChoice,
+) -> crate::api::AzureSubscriptionStatus {
+    let ns = s.ns();
+    let name = s.name_any();
+    let customer_exists = snap
+        .customers
+        .iter()
+        .any(|c| in_ns(c, &ns) && c.name_any() == s.spec.customer_ref.name);
+    let facts = policy::SubscriptionFacts {
+        spec: &s.spec,
+        generation: s.metadata.generation,
+        current: s.status.as_ref(),
+        customer_exists,
+        claimants: Claimants {
+            me: seniority(s),
+            all: snap
+                .subscriptions
+                .iter()
+                .filter(|o| in_ns(*o, &ns) && o.spec.subscription_id == s.spec.subscription_id)
+                .map(seniority)
+                .collect(),
+        },
+        owners: snap.owners_on(&ns, &name) as i32,
+        observed: subscription_observed(s, snap.observes(&ns, backend)),
+    };
+    policy::subscription_status(&facts, k8s_openapi::jiff::Timestamp::now())
+}
+
 fn terminating<K: Resource>(obj: &K) -> bool {
     obj.meta().deletion_timestamp.is_some()
 }
@@ -282,7 +464,10 @@ fn terminating<K: Resource>(obj: &K) -> bool {
 /// Whether the final objects already satisfy oracle 1 (cheap enough to ask while waiting).
 pub async fn converged(env: &Env) -> bool {
     match Snapshot::read(&env.client).await {
-        Ok(snap) => check_statuses(&snap, env.backend).is_empty(),
+        Ok(snap) => {
+            check_statuses(&snap, env.backend).is_empty()
+                && check_summaries(&snap, env.backend).is_empty()
+        }
         Err(_) => false,
     }
 }
@@ -293,14 +478,20 @@ pub async fn idle(
     replicas: &mut Replicas,
     window: Duration,
 ) -> Result<Vec<Violation>, AnyError> {
-    let before = (env.server.stats(), env.simulator.as_ref().map(|s| s.stats()));
+    let before = (
+        env.server.stats(),
+        env.simulator.as_ref().map(|s| s.stats()),
+    );
     let quiet = activity(env);
     let end = tokio::time::Instant::now() + window;
     while tokio::time::Instant::now() < end {
         tokio::time::sleep(Duration::from_millis(100)).await;
         replicas.tend().await?;
     }
-    let after = (env.server.stats(), env.simulator.as_ref().map(|s| s.stats()));
+    let after = (
+        env.server.stats(),
+        env.simulator.as_ref().map(|s| s.stats()),
+    );
     let now = activity(env);
     let mut out = Vec::new();
     if now.0 != quiet.0 {
@@ -315,7 +506,10 @@ pub async fn idle(
         let a: HashMap<String, u64> = a.requests.clone().into_iter().collect();
         out.push(Violation::new(
             "idle",
-            format!("Partner Center / Azure calls after quiet: {:?}", grown(&b, &a)),
+            format!(
+                "Partner Center / Azure calls after quiet: {:?}",
+                grown(&b, &a)
+            ),
         ));
     }
     Ok(out)
@@ -335,6 +529,7 @@ fn grown(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> BTreeMa
 pub async fn check(env: &Env, history: &Mutex<History>) -> Result<Vec<Violation>, AnyError> {
     let snap = Snapshot::read(&env.client).await?;
     let mut out = check_statuses(&snap, env.backend);
+    out.extend(check_summaries(&snap, env.backend));
     if let Some(sim) = &env.simulator {
         out.extend(check_policies(&snap, &sim.self_serve_policies()));
     }
@@ -345,10 +540,10 @@ pub async fn check(env: &Env, history: &Mutex<History>) -> Result<Vec<Violation>
         .as_ref()
         .map(|s| s.stats().self_serve_policy_creates)
         .unwrap_or_default();
+    out.extend(check_terminating(env, &snap).await?);
     let history = history.lock().unwrap_or_else(|p| p.into_inner());
     out.extend(check_events(&history, &events));
     out.extend(check_creates(&history, &creates));
-    out.extend(check_terminating(env, &snap).await?);
     for invalid in &history.accepted_invalid {
         out.push(Violation::new(
             "invalid",
@@ -364,7 +559,11 @@ fn check_policies(snap: &Snapshot, policies: &[Value]) -> Vec<Violation> {
     let mut wanted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut out = Vec::new();
     for p in &snap.permissions {
-        let Some(s) = p.status.as_ref().filter(|s| s.state == PermissionState::Enabled) else {
+        let Some(s) = p
+            .status
+            .as_ref()
+            .filter(|s| s.state == PermissionState::Enabled)
+        else {
             continue;
         };
         let tenant = s.granted_tenant_id.clone().unwrap_or_default();
@@ -387,7 +586,9 @@ fn check_policies(snap: &Snapshot, policies: &[Value]) -> Vec<Violation> {
     let held: BTreeMap<String, BTreeSet<String>> = policies
         .iter()
         .map(|p| {
-            let tenant = p["selfServeEntity"]["tenantID"].as_str().unwrap_or_default();
+            let tenant = p["selfServeEntity"]["tenantID"]
+                .as_str()
+                .unwrap_or_default();
             let resources = p["permissions"].as_array().into_iter().flatten();
             let names = resources
                 .filter_map(|r| r["resource"].as_str())
@@ -409,12 +610,13 @@ fn check_policies(snap: &Snapshot, policies: &[Value]) -> Vec<Violation> {
             Some(_) => {}
         }
     }
-    let wanted_tenants: BTreeSet<String> =
-        wanted.keys().map(|t| t.to_ascii_lowercase()).collect();
+    let wanted_tenants: BTreeSet<String> = wanted.keys().map(|t| t.to_ascii_lowercase()).collect();
     for tenant in held.keys().filter(|t| !wanted_tenants.contains(*t)) {
         out.push(Violation::new(
             "grant",
-            format!("tenant {tenant}: a SelfServePolicy no Enabled permission records (grant leaked)"),
+            format!(
+                "tenant {tenant}: a SelfServePolicy no Enabled permission records (grant leaked)"
+            ),
         ));
     }
     out
@@ -422,7 +624,10 @@ fn check_policies(snap: &Snapshot, policies: &[Value]) -> Vec<Violation> {
 
 /// Oracle 3: per permission, one PermissionEnabled (or PermissionAdopted) Event per transition
 /// into Enabled and one PermissionDisabled per transition out of it.
-fn check_events(history: &History, events: &[k8s_openapi::api::events::v1::Event]) -> Vec<Violation> {
+fn check_events(
+    history: &History,
+    events: &[k8s_openapi::api::events::v1::Event],
+) -> Vec<Violation> {
     if history.lagged {
         return vec![Violation::new(
             "events",
@@ -475,12 +680,18 @@ fn check_creates(history: &History, creates: &BTreeMap<String, u64>) -> Vec<Viol
     creates
         .iter()
         .filter_map(|(id, n)| {
-            let tenant = id.rsplit('_').next().unwrap_or_default().to_ascii_lowercase();
+            let tenant = id
+                .rsplit('_')
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
             let transitions = enables.get(&tenant).copied().unwrap_or(0);
             (*n > transitions).then(|| {
                 Violation::new(
                     "creates",
-                    format!("policy {id}: created {n} times for {transitions} transitions into Enabled"),
+                    format!(
+                        "policy {id}: created {n} times for {transitions} transitions into Enabled"
+                    ),
                 )
             })
         })
@@ -503,9 +714,21 @@ async fn check_terminating(env: &Env, snap: &Snapshot) -> Result<Vec<Violation>,
         .customers
         .iter()
         .map(|o| ("Customer", of(&o.metadata)))
-        .chain(snap.subscriptions.iter().map(|o| ("AzureSubscription", of(&o.metadata))))
-        .chain(snap.roles.iter().map(|o| ("RoleAssignment", of(&o.metadata))))
-        .chain(snap.permissions.iter().map(|o| ("PurchasePermission", of(&o.metadata))));
+        .chain(
+            snap.subscriptions
+                .iter()
+                .map(|o| ("AzureSubscription", of(&o.metadata))),
+        )
+        .chain(
+            snap.roles
+                .iter()
+                .map(|o| ("RoleAssignment", of(&o.metadata))),
+        )
+        .chain(
+            snap.permissions
+                .iter()
+                .map(|o| ("PurchasePermission", of(&o.metadata))),
+        );
     for (kind, (ns, name)) in metas.filter_map(|(k, m)| m.map(|m| (k, m))) {
         out.push(stuck(kind, ns.as_deref(), name.as_deref().unwrap_or("")));
     }

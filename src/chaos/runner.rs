@@ -223,6 +223,10 @@ pub async fn run(opts: &ChaosOptions) -> Result<ChaosReport, AnyError> {
     violations.extend(oracle::idle(&env, &mut replicas, opts.idle_check).await?);
     violations.extend(oracle::check(&env, &history).await?);
     report.violations = violations;
+    report.transitions = history
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .transitions();
     report.restarts = replicas.restarts;
     replicas.abort_all();
     recorder.abort();
@@ -346,13 +350,16 @@ impl Actor<'_> {
                 self.put(ns, "AzureSubscription", s).await
             }
             Op::DeleteSubscription { c, .. } => {
-                self.delete(ns, "AzureSubscription", &format!("c{c}-plan")).await
+                self.delete(ns, "AzureSubscription", &format!("c{c}-plan"))
+                    .await
             }
             Op::ApplyRole { c, owner, .. } => {
-                self.put(ns, "RoleAssignment", objects::role(ns, c, owner)).await
+                self.put(ns, "RoleAssignment", objects::role(ns, c, owner))
+                    .await
             }
             Op::DeleteRole { c, .. } => {
-                self.delete(ns, "RoleAssignment", &format!("c{c}-owner")).await
+                self.delete(ns, "RoleAssignment", &format!("c{c}-owner"))
+                    .await
             }
             Op::ApplyPermission {
                 c,
@@ -373,7 +380,8 @@ impl Actor<'_> {
             }
             Op::SetResources { c, resources, .. } => {
                 let spec = json!({"spec": {"resources": resources.names()}});
-                self.merge(ns, perm, &objects::permission_name(c), spec).await
+                self.merge(ns, perm, &objects::permission_name(c), spec)
+                    .await
             }
             _ => self.change_more_objects(op, ns).await,
         }
@@ -460,15 +468,21 @@ impl Actor<'_> {
     /// Server-side apply, forced, as GitOps tools do.
     async fn put_as(&self, ns: &str, ar: &ApiResource, obj: Value) -> Result<(), AnyError> {
         let api: Api<DynamicObject> = Api::namespaced_with(self.env.client.clone(), ns, ar);
-        let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let params = PatchParams::apply(APPLIER).force();
         api.patch(&name, &params, &Patch::Apply(&obj)).await?;
         Ok(())
     }
 
     async fn merge(&self, ns: usize, kind: &str, name: &str, patch: Value) -> Result<(), AnyError> {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.env.client.clone(), &namespace(ns), &kind_resource(kind));
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.env.client.clone(),
+            &namespace(ns),
+            &kind_resource(kind),
+        );
         api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
         Ok(())
@@ -481,8 +495,11 @@ impl Actor<'_> {
     }
 
     async fn delete(&self, ns: usize, kind: &str, name: &str) -> Result<(), AnyError> {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.env.client.clone(), &namespace(ns), &kind_resource(kind));
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.env.client.clone(),
+            &namespace(ns),
+            &kind_resource(kind),
+        );
         api.delete(name, &DeleteParams::default()).await?;
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! rest still fails with a violation of the same kind. Timing is not deterministic, so each
 //! candidate gets a few tries, and the final sequence is re-checked.
 
-use super::{AnyError, ChaosOptions, run};
+use super::{AnyError, ChaosOptions, Op, run};
 use std::collections::BTreeSet;
 
 /// The shortest failing subsequence found.
@@ -25,8 +25,33 @@ pub async fn shrink(
     budget: usize,
     tries: usize,
 ) -> Result<Shrunk, AnyError> {
-    let mut current: Vec<usize> = opts.operations().into_iter().map(|(i, _)| i).collect();
+    let operations = opts.operations();
+    let mut current: Vec<usize> = operations.iter().map(|(i, _)| *i).collect();
     let mut runs = 0;
+    // First whole families of operations (every crash point, every API failure, ...): a
+    // family whose removal keeps the failure is not its cause.
+    for family in FAMILIES {
+        if runs >= budget {
+            break;
+        }
+        let candidate: Vec<usize> = operations
+            .iter()
+            .filter(|(i, op)| current.contains(i) && family_of(op) != *family)
+            .map(|(i, _)| *i)
+            .collect();
+        if candidate.len() == current.len() {
+            continue;
+        }
+        let (fails, spent) = fails(opts, &candidate, checks, tries).await?;
+        runs += spent;
+        if fails {
+            eprintln!(
+                "shrink: without {family}: {} operations still fail",
+                candidate.len()
+            );
+            current = candidate;
+        }
+    }
     let mut chunk = current.len().div_ceil(2);
     while chunk >= 1 && runs < budget {
         let mut start = 0;
@@ -92,4 +117,30 @@ async fn fails(
         }
     }
     Ok((false, tries))
+}
+
+/// The families of operations tried away first.
+const FAMILIES: &[&str] = &[
+    "crash points",
+    "kills and restarts",
+    "API failures",
+    "watch faults and latency",
+    "Partner Center faults",
+    "pauses",
+    "invalid objects",
+];
+
+fn family_of(op: &Op) -> &'static str {
+    match op {
+        Op::ArmCrash { .. } => "crash points",
+        Op::Kill { .. } | Op::Restart { .. } => "kills and restarts",
+        Op::ApiFailures(_) => "API failures",
+        Op::DropWatches | Op::Compact | Op::WatchDelay { .. } | Op::Latency { .. } => {
+            "watch faults and latency"
+        }
+        Op::PartnerCenter(_) => "Partner Center faults",
+        Op::Pause { .. } => "pauses",
+        Op::ApplyInvalid { .. } => "invalid objects",
+        _ => "objects",
+    }
 }

@@ -22,6 +22,7 @@ async fn must_hold(opts: ChaosOptions) {
     let report = chaos::run(&opts).await.expect("the chaos run starts");
     eprintln!("{report}");
     assert!(report.ops > 0 && report.faults > 0, "{report}");
+    assert!(report.transitions > 0, "no grant was switched: {report}");
     let found: Vec<String> = report.violations.iter().map(|v| v.to_string()).collect();
     assert!(
         found.is_empty(),
