@@ -32,6 +32,10 @@ pub async fn apply(env: &Env, replicas: &mut Replicas, op: &Op) -> Result<(), An
             }
         }
         Op::Kill { replica } => replicas.kill(*replica).await?,
+        Op::KillLeader => {
+            let leader = replicas.leader(&env.client).await?;
+            replicas.kill(leader).await?
+        }
         Op::Restart { replica } => replicas.restart(*replica).await?,
         Op::ArmCrash { replica, point } => replicas.arm(*replica, *point),
         _ => {}

@@ -189,6 +189,8 @@ pub enum Op {
     Kill {
         replica: usize,
     },
+    /// Abort whichever replica holds the leader Lease (with one replica: that one).
+    KillLeader,
     /// Stop a replica the way SIGTERM does (finish, release the Lease) and start it again.
     Restart {
         replica: usize,
@@ -217,6 +219,7 @@ impl Op {
                 | Op::Latency { .. }
                 | Op::PartnerCenter(_)
                 | Op::Kill { .. }
+                | Op::KillLeader
                 | Op::Restart { .. }
                 | Op::ArmCrash { .. }
         )
@@ -332,7 +335,8 @@ fn fault_op(rng: &mut Rng, shape: PlanShape) -> Op {
             ms: [0, 0, 5, 30][rng.index(4)],
         },
         52..=71 if shape.partner_center => Op::PartnerCenter(partner_center_fault(rng)),
-        72..=79 => Op::Kill { replica },
+        72..=75 => Op::Kill { replica },
+        76..=79 => Op::KillLeader,
         80..=84 => Op::Restart { replica },
         _ => Op::ArmCrash {
             replica,
@@ -407,6 +411,7 @@ mod tests {
         assert!(has(&|o| matches!(o, Op::DeleteNamespace { .. })));
         assert!(has(&|o| matches!(o, Op::ApplyInvalid { .. })));
         assert!(has(&|o| matches!(o, Op::Kill { replica: 1 })));
+        assert!(has(&|o| matches!(o, Op::KillLeader)));
         assert!(has(&|o| matches!(o, Op::PartnerCenter(_))));
         assert!(has(&|o| matches!(
             o,

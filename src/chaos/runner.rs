@@ -19,6 +19,8 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Where the replicas' Lease lives.
 const LEASE_NAMESPACE: &str = "chaos-leases";
+/// The replicas' leader Lease.
+const LEASE_NAME: &str = "csp-operator";
 /// The field manager of the runner's applies (as a GitOps tool has one).
 const APPLIER: &str = "chaos-gitops";
 
@@ -80,7 +82,7 @@ impl Replicas {
         let options = RunOptions {
             leader_election: self.leader_election.then(|| LeaderElection {
                 namespace: LEASE_NAMESPACE.into(),
-                lease_name: "csp-operator".into(),
+                lease_name: LEASE_NAME.into(),
                 identity: format!("replica-{i}-start-{start}"),
             }),
             crash_points: Some(crash.clone()),
@@ -139,6 +141,23 @@ impl Replicas {
         self.list[i] = replica;
         self.restarts += 1;
         Ok(())
+    }
+
+    /// The replica holding the leader Lease (0 without leader election or without a holder).
+    pub async fn leader(&self, client: &kube::Client) -> Result<usize, AnyError> {
+        if !self.leader_election {
+            return Ok(0);
+        }
+        let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+            Api::namespaced(client.clone(), LEASE_NAMESPACE);
+        let lease = leases.get_opt(LEASE_NAME).await?;
+        let holder = lease
+            .and_then(|l| l.spec)
+            .and_then(|s| s.holder_identity)
+            .unwrap_or_default();
+        // Identities read `replica-{i}-start-{n}`.
+        let replica = holder.split('-').nth(1).and_then(|i| i.parse().ok());
+        Ok(replica.unwrap_or(0))
     }
 
     pub fn arm(&self, i: usize, point: CrashPoint) {

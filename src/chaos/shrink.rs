@@ -133,7 +133,7 @@ const FAMILIES: &[&str] = &[
 fn family_of(op: &Op) -> &'static str {
     match op {
         Op::ArmCrash { .. } => "crash points",
-        Op::Kill { .. } | Op::Restart { .. } => "kills and restarts",
+        Op::Kill { .. } | Op::KillLeader | Op::Restart { .. } => "kills and restarts",
         Op::ApiFailures(_) => "API failures",
         Op::DropWatches | Op::Compact | Op::WatchDelay { .. } | Op::Latency { .. } => {
             "watch faults and latency"
