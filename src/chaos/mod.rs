@@ -25,6 +25,9 @@ use std::time::Duration;
 
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Operations of a repro printed one per line (the re-run command names them all).
+const PRINTED_OPS: usize = 200;
+
 /// What a chaos run does.
 #[derive(Clone, Debug)]
 pub struct ChaosOptions {
@@ -165,22 +168,26 @@ async fn print_repro(
         only = shrunk.only;
     }
     let all = plan(opts.seed, opts.ops, opts.shape());
-    for &i in &only {
+    for &i in only.iter().take(PRINTED_OPS) {
         if let Some(op) = all.get(i) {
             println!("  #{i} {op}");
         }
     }
-    let list: Vec<String> = only.iter().map(usize::to_string).collect();
-    println!(
-        "re-run: csp-operator chaos --seed {} --ops {} --backend {} --replicas {} --only {}",
-        opts.seed,
-        opts.ops,
-        match opts.backend {
-            BackendChoice::Cluster => "cluster",
-            BackendChoice::PartnerCenter => "partner-center",
-        },
-        opts.replicas,
-        list.join(",")
+    if only.len() > PRINTED_OPS {
+        println!("  ... {} more", only.len() - PRINTED_OPS);
+    }
+    let backend = match opts.backend {
+        BackendChoice::Cluster => "cluster",
+        BackendChoice::PartnerCenter => "partner-center",
+    };
+    let mut rerun = format!(
+        "re-run: csp-operator chaos --seed {} --ops {} --backend {backend} --replicas {}",
+        opts.seed, opts.ops, opts.replicas
     );
+    if only.len() < opts.ops {
+        let list: Vec<String> = only.iter().map(usize::to_string).collect();
+        rerun.push_str(&format!(" --only {}", list.join(",")));
+    }
+    println!("{rerun}");
     Ok(())
 }
