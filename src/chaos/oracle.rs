@@ -558,6 +558,8 @@ pub async fn check(env: &Env, history: &Mutex<History>) -> Result<Vec<Violation>
 fn check_policies(snap: &Snapshot, policies: &[Value]) -> Vec<Violation> {
     let mut wanted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut out = Vec::new();
+    // A permission stuck Terminating is reported as such; its grant may be half withdrawn.
+    let mut withdrawing = BTreeSet::new();
     for p in &snap.permissions {
         let Some(s) = p
             .status
@@ -567,6 +569,10 @@ fn check_policies(snap: &Snapshot, policies: &[Value]) -> Vec<Violation> {
             continue;
         };
         let tenant = s.granted_tenant_id.clone().unwrap_or_default();
+        if terminating(p) {
+            withdrawing.insert(tenant.to_ascii_lowercase());
+            continue;
+        }
         let resources = if s.granted_resources.is_empty() {
             &p.spec.resources
         } else {
@@ -611,7 +617,10 @@ fn check_policies(snap: &Snapshot, policies: &[Value]) -> Vec<Violation> {
         }
     }
     let wanted_tenants: BTreeSet<String> = wanted.keys().map(|t| t.to_ascii_lowercase()).collect();
-    for tenant in held.keys().filter(|t| !wanted_tenants.contains(*t)) {
+    let unrecorded = held
+        .keys()
+        .filter(|t| !wanted_tenants.contains(*t) && !withdrawing.contains(*t));
+    for tenant in unrecorded {
         out.push(Violation::new(
             "grant",
             format!(
