@@ -46,8 +46,8 @@ async fn cluster_backend_seed_2() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn partner_center_seed_3() {
-    must_hold(options(3, 200, BackendChoice::PartnerCenter, 1)).await;
+async fn partner_center_seed_8() {
+    must_hold(options(8, 400, BackendChoice::PartnerCenter, 1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
