@@ -452,7 +452,11 @@ fn subscription_verdict(
                 .collect(),
         },
         owners: snap.owners_on(&ns, &name) as i32,
-        observed: subscription_observed(s, snap.observes(&ns, backend)),
+        // Without its customer the reconciler does not ask Partner Center: the status stands.
+        observed: match (snap.observes(&ns, backend), customer_exists) {
+            (true, false) => Observed::Unknown,
+            (observes, _) => subscription_observed(s, observes),
+        },
     };
     policy::subscription_status(&facts, k8s_openapi::jiff::Timestamp::now())
 }
