@@ -4,6 +4,7 @@ pub mod api;
 pub mod apiserver;
 pub mod backend;
 pub mod bench;
+pub mod chaos;
 pub mod controller;
 pub mod import;
 pub mod partnercenter;

@@ -47,6 +47,12 @@ enum Command {
         #[command(flatten)]
         args: BenchArgs,
     },
+    /// Chaos run: the controllers under seeded random changes and faults, then an oracle;
+    /// prints `seed=S ops=N faults=F restarts=R violations=V` last, exits 1 on a violation.
+    Chaos {
+        #[command(flatten)]
+        args: ChaosArgs,
+    },
     /// Benchmark the embedded API server: creates/s, status patches/s, watch fan-out, memory.
     BenchApiserver {
         #[command(flatten)]
@@ -151,6 +157,34 @@ struct BenchArgs {
 }
 
 #[derive(clap::Args)]
+struct ChaosArgs {
+    /// The seed of the operations and faults (a run is re-run with the same seed).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Operations to generate.
+    #[arg(long, default_value_t = 300)]
+    ops: usize,
+    /// Apply only these operations of the seed's plan (indices, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    only: Option<Vec<usize>>,
+    /// Where grants live: cluster, or partner-center (with a simulator in process).
+    #[arg(long, value_enum, default_value = "partner-center")]
+    backend: BackendChoice,
+    /// Operator replicas (2: leader election, and the leader gets killed).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    replicas: u8,
+    /// Seconds after quiet during which no write and no call may come.
+    #[arg(long, default_value_t = 5)]
+    idle_secs: u64,
+    /// Runs to spend looking for the shortest failing sequence (0: print the whole one).
+    #[arg(long, default_value_t = 40)]
+    shrink_runs: usize,
+    /// Print each operation as it is applied.
+    #[arg(long)]
+    verbose: bool,
+}
+
+#[derive(clap::Args)]
 struct ApiBenchArgs {
     /// Objects to create and patch.
     #[arg(long, default_value_t = 10_000)]
@@ -222,6 +256,7 @@ impl RunArgs {
             metrics: None,
             debounce: std::time::Duration::from_millis(self.debounce_ms),
             resync: Some(std::time::Duration::from_secs(self.resync_secs)),
+            crash_points: None,
         }
     }
 }
@@ -262,6 +297,7 @@ fn main() -> ExitCode {
 
 async fn main_async(cli: Cli) -> ExitCode {
     let result = match cli.command {
+        Command::Chaos { args } => return chaos(args).await,
         Command::Crd { dir } => crd(dir),
         Command::Run { run: args } => run(args).await,
         Command::Bench { args } => {
@@ -323,6 +359,27 @@ async fn main_async(cli: Cli) -> ExitCode {
 }
 
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn chaos(args: ChaosArgs) -> ExitCode {
+    let opts = csp_operator::chaos::ChaosOptions {
+        seed: args.seed,
+        ops: args.ops,
+        only: args.only,
+        backend: args.backend,
+        replicas: usize::from(args.replicas),
+        idle_check: std::time::Duration::from_secs(args.idle_secs),
+        verbose: args.verbose,
+        ..Default::default()
+    };
+    match csp_operator::chaos::command(&opts, args.shrink_runs).await {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
 
 fn crd(dir: Option<PathBuf>) -> Result<(), AnyError> {
     match dir {

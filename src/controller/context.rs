@@ -46,6 +46,8 @@ pub struct Context {
     pub refreshes: super::annotations::Refreshes,
     /// Which grant transitions' Events are known recorded.
     pub logged: super::events::LoggedTransitions,
+    /// Where a reconcile may be stopped on purpose (the chaos runner's; `None` in production).
+    pub crash_points: Option<Arc<super::CrashPoints>>,
 }
 
 impl Context {
@@ -71,11 +73,19 @@ impl Context {
             observations: backend.observations(),
             refreshes: Default::default(),
             logged: Default::default(),
+            crash_points: None,
             backend,
             drift: DriftChecks::new(match backend_kind {
                 GrantBackend::Cluster => None,
                 GrantBackend::PartnerCenter => Some(FULL_CHECK_EVERY),
             }),
+        }
+    }
+
+    /// Stops here when the chaos runner armed `point` (returns at once otherwise).
+    pub async fn crash_point(&self, point: super::CrashPoint) {
+        if let Some(points) = &self.crash_points {
+            points.reach(point).await;
         }
     }
 

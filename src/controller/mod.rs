@@ -15,6 +15,7 @@ mod backoff;
 mod caches;
 mod connection;
 mod context;
+pub mod crash;
 mod customer;
 mod drift;
 mod error;
@@ -32,11 +33,14 @@ mod wiring;
 
 pub use caches::Caches;
 pub use context::Context;
+pub use crash::{CrashPoint, CrashPoints};
 pub use error::Error;
 pub use fence::Fence;
 pub use leader::{LeaderElection, LeaseTiming};
 pub use metrics::Metrics;
+pub use purchase_permission::rival as rival_permission;
 pub use run::{Operator, RunOptions, run};
+pub use subscription::reported as reported_subscription;
 
 use k8s_openapi::jiff::Timestamp;
 

@@ -285,7 +285,7 @@ impl Related {
 }
 
 /// A rival permission for the same customer, as the grant's handover reads it.
-fn rival(o: &PurchasePermission) -> RivalFact<'_> {
+pub fn rival(o: &PurchasePermission) -> RivalFact<'_> {
     let status = o.status.as_ref();
     let state = status.map(|s| s.state).unwrap_or_default();
     let decided = status.is_some_and(|s| s.observed_generation == o.metadata.generation);
@@ -309,11 +309,13 @@ async fn switch_grant(
         GrantChange::Create | GrantChange::Update => {
             let grant = grant_of(ns, obj, &decision.status);
             let made = ctx.grant(&grant).await?;
+            ctx.crash_point(super::CrashPoint::AfterGrant).await;
             ctx.drift.checked(obj);
             Ok(Some(made))
         }
         GrantChange::Delete => {
             ctx.revoke(ns, &granted_tenant(known)).await?;
+            ctx.crash_point(super::CrashPoint::AfterRevoke).await;
             ctx.drift.checked(obj);
             Ok(None)
         }
@@ -397,6 +399,7 @@ async fn record(
     if decision.status_changed {
         ctx.write_permission_status(obj, &decision.status).await?;
         ctx.written.remember(&ctx.caches, obj, &decision.status);
+        ctx.crash_point(super::CrashPoint::AfterStatusWrite).await;
     }
     let kind = super::metrics::Kind::purchasepermission;
     for e in decision.events.iter().filter(|e| e.transition.is_none()) {
@@ -484,6 +487,7 @@ async fn withdraw(
     };
     if withdrawal.revoke {
         ctx.revoke(ns, &granted_tenant(current)).await?;
+        ctx.crash_point(super::CrashPoint::AfterRevoke).await;
     }
     ctx.write_permission_status(fresh, &withdrawal.status)
         .await?;

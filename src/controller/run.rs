@@ -37,6 +37,8 @@ pub struct RunOptions {
     /// Re-check every object about this often (jittered), as controller-runtime's SyncPeriod
     /// does: a safety net for anything a watch missed. Costs no write when nothing changed.
     pub resync: Option<Duration>,
+    /// Named points where a reconcile can be stopped (the chaos runner's); inert unless armed.
+    pub crash_points: Option<Arc<super::CrashPoints>>,
 }
 
 /// Runs the controllers until `shutdown` resolves (then finishes in-flight reconciles and

@@ -77,7 +77,7 @@ pub(super) fn recheck(ctx: &Context, ns: &str) -> Action {
 
 /// What the subscription's status says Partner Center reported (as the permission and the
 /// customer read it): `Unknown` while a namespace that observes has not asked yet.
-pub(super) fn reported(s: &AzureSubscription, observes: bool) -> Observed<&ObservedSubscription> {
+pub fn reported(s: &AzureSubscription, observes: bool) -> Observed<&ObservedSubscription> {
     let status = s.status.as_ref();
     if let Some(o) = status.and_then(|s| s.observed.as_ref()) {
         return Observed::Seen(o);

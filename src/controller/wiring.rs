@@ -68,12 +68,9 @@ pub fn build(
     opts: &RunOptions,
 ) -> Wiring<impl FnOnce(Shutdown) -> BoxFuture<'static, ()>> {
     let (caches, writers) = Caches::new();
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        caches.clone(),
-        backend,
-        metrics,
-    ));
+    let mut context = Context::new(client.clone(), caches.clone(), backend, metrics);
+    context.crash_points = opts.crash_points.clone();
+    let ctx = Arc::new(context);
     let m = &ctx.metrics;
     // Off until the caches are synced and this replica reconciles.
     let active = Arc::new(AtomicBool::new(false));

@@ -7,6 +7,7 @@ mod support;
 mod activity_log;
 mod argocd;
 mod bench;
+mod chaos;
 mod convergence;
 mod crd_deletion;
 mod crds;

@@ -60,7 +60,8 @@ pub fn watch(
         _ => shared.store.watch(&def, &params.sel, params.from),
     };
     let dropped = shared.faults.watch_drops();
-    tokio::spawn(stream_events(def, params, started, dropped, tx));
+    let delay = shared.faults.watch_delay();
+    tokio::spawn(stream_events(def, params, started, (dropped, delay), tx));
     let stream = futures::stream::poll_fn(move |cx| {
         rx.poll_recv(cx)
             .map(|o| o.map(|b| Ok::<_, Infallible>(Frame::data(b))))
@@ -123,7 +124,10 @@ async fn stream_events(
     def: Arc<ResourceDef>,
     p: WatchParams,
     started: Started,
-    mut dropped: tokio::sync::watch::Receiver<u64>,
+    (mut dropped, delay): (
+        tokio::sync::watch::Receiver<u64>,
+        tokio::sync::watch::Receiver<Option<Duration>>,
+    ),
     tx: mpsc::Sender<Bytes>,
 ) {
     let api_version = def.api_version();
@@ -179,6 +183,8 @@ async fn stream_events(
                     }
                     let Some(type_) = p.sel.event_for(&c, &def) else { continue };
                     last_rv = c.rv;
+                    let held = *delay.borrow();
+                    if let Some(d) = held { tokio::time::sleep(d).await; }
                     if tx.send(line(type_, &encoder.encode(&def, &c))).await.is_err() { break; }
                 }
                 // A watcher too slow for the stream ends; the client re-watches from its version.
