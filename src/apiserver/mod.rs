@@ -20,6 +20,7 @@
 
 mod admission;
 mod authn;
+mod collector;
 mod discovery;
 mod error;
 mod escalation;
@@ -130,6 +131,7 @@ impl ApiServer {
             config.event_ttl,
             stopped.clone(),
         ));
+        tokio::spawn(collector::run(shared.clone(), stopped.clone()));
         tokio::spawn(http::serve(listener, acceptor, shared.clone(), stopped));
         Ok(Self { shared, addr, stop })
     }

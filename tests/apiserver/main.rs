@@ -6,6 +6,7 @@ mod support;
 
 mod auth_reviews;
 mod crd_deletion;
+mod garbage_collection;
 mod kube_rs;
 mod kubectl;
 mod ownership;

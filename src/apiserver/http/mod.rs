@@ -3,6 +3,7 @@
 
 mod conns;
 pub use conns::Connections;
+mod delete_options;
 mod guard;
 mod route;
 mod verbs;

@@ -2,6 +2,7 @@
 //! server-side apply), delete and deletecollection; watch is in [`super::watch`]. Each reads
 //! its request, calls the store and renders the answer (a Table when kubectl asks for one).
 
+use super::delete_options::delete_options;
 use super::route::Target;
 use super::watch::watch;
 use super::{Body, Req, json_response};
@@ -215,32 +216,25 @@ impl Call<'_> {
     }
 
     fn delete(&self) -> Result<Response<Body>, ApiError> {
-        let body: Value = if self.r.body.is_empty() {
-            json!({})
+        let opts = delete_options(self.r)?;
+        let deleted = self
+            .shared
+            .store
+            .delete(self.def, self.ns, self.name, &opts)?;
+        // 202 when a cascade was asked for with `orphanDependents: false` and the object stays
+        // for now, as the real server answers (only then, for old clients' sake).
+        let code = if !deleted.removed && opts.orphan_dependents == Some(false) {
+            202
         } else {
-            serde_json::from_slice(&self.r.body).unwrap_or(json!({}))
+            200
         };
-        let dry_run = self.r.q("dryRun") == Some("All")
-            || body
-                .get("dryRun")
-                .and_then(Value::as_array)
-                .is_some_and(|a| a.iter().any(|v| v == "All"));
-        let obj = self.shared.store.delete(
-            self.def,
-            self.ns,
-            self.name,
-            body.pointer("/preconditions/uid").and_then(Value::as_str),
-            body.pointer("/preconditions/resourceVersion")
-                .and_then(Value::as_str),
-            dry_run,
-        )?;
-        Ok(json_response(200, &obj, &[]))
+        Ok(json_response(code, &deleted.object, &[]))
     }
 
     fn delete_collection(&self) -> Result<Response<Body>, ApiError> {
         let sel = selection(self.r, self.scope)?;
+        let opts = delete_options(self.r)?;
         let (items, _, _) = self.shared.store.list(self.def, &sel, None, None)?;
-        let dry_run = self.r.q("dryRun") == Some("All");
         let mut deleted = Vec::new();
         for item in items {
             let n = item
@@ -253,11 +247,7 @@ impl Call<'_> {
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
-            deleted.push(
-                self.shared
-                    .store
-                    .delete(self.def, &ins, &n, None, None, dry_run)?,
-            );
+            deleted.push(self.shared.store.delete(self.def, &ins, &n, &opts)?.object);
         }
         Ok(json_response(
             200,
