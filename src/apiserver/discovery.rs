@@ -19,6 +19,9 @@ const VERBS: &[&str] = &[
     "watch",
 ];
 
+/// The verbs of a kind served for reading only.
+const READ_VERBS: &[&str] = &["get", "list", "watch"];
+
 pub fn version() -> Value {
     json!({
         "major": "1",
@@ -103,7 +106,7 @@ pub fn resource_list(resources: &[Arc<ResourceDef>], group: &str, version: &str)
             "singularName": r.singular,
             "namespaced": r.namespaced,
             "kind": r.kind,
-            "verbs": VERBS,
+            "verbs": if r.writable { VERBS } else { READ_VERBS },
         });
         if !r.short_names.is_empty() {
             entry["shortNames"] = json!(r.short_names);

@@ -11,6 +11,7 @@ mod kube_rs;
 mod kubectl;
 mod ownership;
 mod protobuf;
+mod prune;
 mod rbac;
 mod security;
 mod server;

@@ -43,6 +43,11 @@ pub async fn route(shared: &Arc<Shared>, r: Req) -> Result<Response<Body>, ApiEr
     if let Some(user) = &r.user {
         authorize(shared, user, &r, &target)?;
     }
+    if !target.def.writable && !matches!(target.verb, "get" | "list" | "watch") {
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ));
+    }
     if let Some(e) = shared.faults.take(target.verb, &target.def.plural) {
         return Err(e);
     }
