@@ -9,6 +9,7 @@ mod crd_deletion;
 mod garbage_collection;
 mod kube_rs;
 mod kubectl;
+mod metadata_only;
 mod ownership;
 mod protobuf;
 mod prune;

@@ -5,6 +5,7 @@ mod conns;
 pub use conns::Connections;
 mod delete_options;
 mod guard;
+mod metadata_only;
 mod route;
 mod verbs;
 mod watch;

@@ -3,6 +3,7 @@
 //! its request, calls the store and renders the answer (a Table when kubectl asks for one).
 
 use super::delete_options::delete_options;
+use super::metadata_only::MetadataOnly;
 use super::route::Target;
 use super::watch::watch;
 use super::{Body, Req, json_response};
@@ -66,7 +67,11 @@ pub fn serve(
 
 impl Call<'_> {
     fn get(&self) -> Result<Response<Body>, ApiError> {
+        let metadata_only = MetadataOnly::negotiate(self.r, false)?;
         let obj = self.shared.store.get(self.def, self.ns, self.name)?;
+        if let Some(m) = metadata_only {
+            return Ok(json_response(200, &m.object(&obj), &[]));
+        }
         if self.r.wants_table() {
             let rv = obj
                 .pointer("/metadata/resourceVersion")
@@ -89,6 +94,7 @@ impl Call<'_> {
             Some(c) if !c.is_empty() => Some(decode_continue(c)?),
             _ => None,
         };
+        let metadata_only = MetadataOnly::negotiate(self.r, true)?;
         let (items, rv, next) = self.shared.store.list(self.def, &sel, limit, cont)?;
         let next = next.map(|k| encode_continue(&k));
         if self.r.wants_table() {
@@ -97,6 +103,9 @@ impl Call<'_> {
         let mut meta = json!({"resourceVersion": rv.to_string()});
         if let Some(n) = next {
             meta["continue"] = n.into();
+        }
+        if let Some(m) = metadata_only {
+            return Ok(json_response(200, &m.list(&items, meta), &[]));
         }
         Ok(json_response(
             200,
