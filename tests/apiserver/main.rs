@@ -10,6 +10,7 @@ mod garbage_collection;
 mod kube_rs;
 mod kubectl;
 mod metadata_only;
+mod openapi;
 mod ownership;
 mod protobuf;
 mod prune;
