@@ -181,7 +181,15 @@ pub fn builtins() -> Vec<ResourceDef> {
 /// or runs: served for reading (always empty), so that discovery maps them and lists succeed.
 fn read_only_builtins() -> Vec<ResourceDef> {
     // (group, kind, plural, namespaced, short names, in the `all` category)
-    const KINDS: &[(&str, &str, &str, bool, &[&str], bool)] = &[
+    type ReadOnlyKind = (
+        &'static str,
+        &'static str,
+        &'static str,
+        bool,
+        &'static [&'static str],
+        bool,
+    );
+    const KINDS: &[ReadOnlyKind] = &[
         ("", "Endpoints", "endpoints", true, &["ep"], false),
         (
             "",

@@ -304,7 +304,7 @@ mod tests {
         let meta = json!({
             "labels": {"app.kubernetes.io/name": "x", "empty": "", "a_b.c-d": "V.1_x"},
             "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}", "Example.COM/Key": "any value at all"},
-            "finalizers": [crate::api::FINALIZER, "kubernetes", "foregroundDeletion", "orphan"],
+            "finalizers": [crate::api::FINALIZER, "kubernetes", "foregroundDeletion"],
         });
         assert_eq!(fields(meta), vec![]);
     }
