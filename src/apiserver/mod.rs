@@ -16,10 +16,13 @@
 //! `jsonpath.rs`), lists select with `selector/`, `discovery.rs` describes what is served
 //! (`resources.rs`), `persist.rs` saves and loads `--state`, and `faults.rs` injects failures.
 //! `reviews.rs` answers kubectl's `auth can-i` / `auth whoami` (the self-reviews, from the RBAC
-//! rules).
+//! rules). `collector.rs` is the garbage collector (its graph and queue in `storage/gc.rs`),
+//! `openapi.rs` the OpenAPI v2 and v3 documents, `http/metadata_only.rs` the
+//! PartialObjectMetadata answers.
 
 mod admission;
 mod authn;
+mod collector;
 mod discovery;
 mod error;
 mod escalation;
@@ -27,6 +30,7 @@ mod faults;
 mod http;
 mod jsonpath;
 mod meta;
+mod openapi;
 mod packed;
 mod patch;
 mod persist;
@@ -152,6 +156,7 @@ impl ApiServer {
             config.event_ttl,
             stopped.clone(),
         ));
+        tokio::spawn(collector::run(shared.clone(), stopped.clone()));
         tokio::spawn(http::serve(listener, acceptor, shared.clone(), stopped));
         Ok(Self {
             shared,

@@ -25,6 +25,10 @@ pub struct ResourceDef {
     pub tracks_generation: bool,
     /// A custom resource's `selectableFields` as field labels (`spec.color`).
     pub selectable_fields: Vec<String>,
+    /// Whether objects can be written; the workload kinds nothing here runs are served for
+    /// reading only (always empty), so that `kubectl apply --prune` and other clients that
+    /// list them find them.
+    pub writable: bool,
 }
 
 /// Identity of an object store: (group, plural) of the storage resource.
@@ -139,6 +143,7 @@ fn builtin(
         store: (group.into(), plural.into()),
         tracks_generation: false,
         selectable_fields: vec![],
+        writable: true,
     }
 }
 
@@ -213,7 +218,74 @@ pub fn builtins() -> Vec<ResourceDef> {
         deployments,
     ];
     all.append(&mut rbac);
+    all.extend(read_only_builtins());
     all
+}
+
+/// The kinds of kubectl's default `--prune` allowlist (kubectl 1.32) that nothing here stores
+/// or runs: served for reading (always empty), so that discovery maps them and lists succeed.
+fn read_only_builtins() -> Vec<ResourceDef> {
+    // (group, kind, plural, namespaced, short names, in the `all` category)
+    type ReadOnlyKind = (
+        &'static str,
+        &'static str,
+        &'static str,
+        bool,
+        &'static [&'static str],
+        bool,
+    );
+    const KINDS: &[ReadOnlyKind] = &[
+        ("", "Endpoints", "endpoints", true, &["ep"], false),
+        (
+            "",
+            "PersistentVolumeClaim",
+            "persistentvolumeclaims",
+            true,
+            &["pvc"],
+            false,
+        ),
+        (
+            "",
+            "PersistentVolume",
+            "persistentvolumes",
+            false,
+            &["pv"],
+            false,
+        ),
+        ("", "Pod", "pods", true, &["po"], true),
+        (
+            "",
+            "ReplicationController",
+            "replicationcontrollers",
+            true,
+            &["rc"],
+            true,
+        ),
+        ("batch", "Job", "jobs", true, &[], true),
+        ("batch", "CronJob", "cronjobs", true, &["cj"], true),
+        (
+            "networking.k8s.io",
+            "Ingress",
+            "ingresses",
+            true,
+            &["ing"],
+            false,
+        ),
+        ("apps", "DaemonSet", "daemonsets", true, &["ds"], true),
+        ("apps", "ReplicaSet", "replicasets", true, &["rs"], true),
+        ("apps", "StatefulSet", "statefulsets", true, &["sts"], true),
+    ];
+    KINDS
+        .iter()
+        .map(|(group, kind, plural, namespaced, short, in_all)| {
+            let mut def = builtin(group, "v1", kind, plural, *namespaced, short);
+            def.writable = false;
+            if *in_all {
+                def.categories = vec!["all".into()];
+            }
+            def
+        })
+        .collect()
 }
 
 /// Resource definitions for every served version of a CRD object.
@@ -268,6 +340,7 @@ pub fn from_crd(crd: &Value) -> Result<Vec<ResourceDef>, String> {
                 .filter_map(|f| f.get("jsonPath").and_then(Value::as_str))
                 .map(|p| p.trim_start_matches('.').to_string())
                 .collect(),
+            writable: true,
         });
     }
     Ok(defs)

@@ -6,11 +6,15 @@ mod support;
 
 mod auth_reviews;
 mod crd_deletion;
+mod garbage_collection;
 mod kube_rs;
 mod kubectl;
+mod metadata_only;
+mod openapi;
 mod ownership;
 mod paging;
 mod protobuf;
+mod prune;
 mod rbac;
 mod security;
 mod server;

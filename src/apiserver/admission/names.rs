@@ -217,6 +217,73 @@ pub(in crate::apiserver) fn metadata_causes(meta: &serde_json::Value) -> Vec<sch
             causes.push(invalid(&format!("metadata.finalizers[{i}]"), f, &m));
         }
     }
+    causes.extend(gc_finalizer_causes(finalizers));
+    causes.extend(owner_reference_causes(meta.get("ownerReferences")));
+    causes
+}
+
+/// `orphan` and `foregroundDeletion` together are refused (`ValidateFinalizers`).
+fn gc_finalizer_causes(finalizers: Option<&Vec<serde_json::Value>>) -> Option<schema::Cause> {
+    let names: Vec<&str> = finalizers?.iter().filter_map(|f| f.as_str()).collect();
+    if !(names.contains(&"orphan") && names.contains(&"foregroundDeletion")) {
+        return None;
+    }
+    let listed: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+    Some(schema::Cause {
+        reason: "FieldValueInvalid".into(),
+        message: format!(
+            "Invalid value: []string{{{}}}: finalizer orphan and foregroundDeletion cannot be both set",
+            listed.join(", ")
+        ),
+        field: "metadata.finalizers".into(),
+    })
+}
+
+/// `ValidateOwnerReferences`: apiVersion (with a version), kind, name and uid are required,
+/// an Event cannot own, and at most one reference is the controller.
+fn owner_reference_causes(refs: Option<&serde_json::Value>) -> Vec<schema::Cause> {
+    let mut causes = Vec::new();
+    let field = "metadata.ownerReferences";
+    let mut controller: Option<String> = None;
+    for r in refs
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let s = |k: &str| r.get(k).and_then(serde_json::Value::as_str).unwrap_or("");
+        let version = s("apiVersion").rsplit('/').next().unwrap_or("");
+        let required = [
+            ("apiVersion", version, "version must not be empty"),
+            ("kind", s("kind"), "kind must not be empty"),
+            ("name", s("name"), "name must not be empty"),
+            ("uid", s("uid"), "uid must not be empty"),
+        ];
+        for (key, value, message) in required {
+            if value.is_empty() {
+                causes.push(invalid(&format!("{field}.{key}"), s(key), message));
+            }
+        }
+        if s("apiVersion") == "v1" && s("kind") == "Event" {
+            causes.push(schema::Cause {
+                reason: "FieldValueInvalid".into(),
+                message:
+                    "Invalid value: \"Event\": /v1, Kind=Event is disallowed from being an owner"
+                        .into(),
+                field: field.into(),
+            });
+        }
+        if r.get("controller").and_then(serde_json::Value::as_bool) == Some(true) {
+            let this = format!("{}/{}", s("kind"), s("name"));
+            match &controller {
+                Some(first) => causes.push(schema::Cause {
+                    reason: "FieldValueInvalid".into(),
+                    message: format!("Invalid value: \"ownerReferences\": Only one reference can have Controller set to true. Found \"true\" in references for {first} and {this}"),
+                    field: field.into(),
+                }),
+                None => controller = Some(this),
+            }
+        }
+    }
     causes
 }
 
@@ -237,7 +304,7 @@ mod tests {
         let meta = json!({
             "labels": {"app.kubernetes.io/name": "x", "empty": "", "a_b.c-d": "V.1_x"},
             "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}", "Example.COM/Key": "any value at all"},
-            "finalizers": [crate::api::FINALIZER, "kubernetes", "foregroundDeletion", "orphan"],
+            "finalizers": [crate::api::FINALIZER, "kubernetes", "foregroundDeletion"],
         });
         assert_eq!(fields(meta), vec![]);
     }

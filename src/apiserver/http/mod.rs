@@ -3,8 +3,10 @@
 
 mod conns;
 pub use conns::Connections;
+mod delete_options;
 mod guard;
 mod list_options;
+mod metadata_only;
 mod route;
 mod verbs;
 mod watch;

@@ -7,10 +7,10 @@ use super::verbs;
 use super::{Body, Req, full, json_response};
 use crate::apiserver::Shared;
 use crate::apiserver::admission::Part;
-use crate::apiserver::discovery;
 use crate::apiserver::error::ApiError;
 use crate::apiserver::rbac::{self, User};
 use crate::apiserver::resources::ResourceDef;
+use crate::apiserver::{discovery, openapi};
 use crate::apiserver::{patch, protobuf, reviews};
 use hyper::{Method, Response};
 use serde_json::Value;
@@ -34,7 +34,7 @@ pub async fn route(shared: &Arc<Shared>, r: Req) -> Result<Response<Body>, ApiEr
         .split('/')
         .filter(|s| !s.is_empty())
         .collect();
-    if let Some(answer) = discovery_document(shared, &r.method, &segs) {
+    if let Some(answer) = discovery_document(shared, &r.method, &r.accept, &segs) {
         return answer;
     }
     if let Some(review) = reviews::review_at(&segs) {
@@ -43,6 +43,11 @@ pub async fn route(shared: &Arc<Shared>, r: Req) -> Result<Response<Body>, ApiEr
     let target = Target::parse(shared, &r, &segs)?;
     if let Some(user) = &r.user {
         authorize(shared, user, &r, &target)?;
+    }
+    if !target.def.writable && !matches!(target.verb, "get" | "list" | "watch") {
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ));
     }
     if let Some(e) = shared.faults.take(target.verb, &target.def.plural) {
         return Err(e);
@@ -58,6 +63,7 @@ pub async fn route(shared: &Arc<Shared>, r: Req) -> Result<Response<Body>, ApiEr
 fn discovery_document(
     shared: &Shared,
     method: &Method,
+    accept: &str,
     segs: &[&str],
 ) -> Option<Result<Response<Body>, ApiError>> {
     if method != Method::GET {
@@ -92,17 +98,37 @@ fn discovery_document(
             discovery::resource_list(&resources(), g, v),
             &format!("{g}/{v}"),
         ),
-        ["openapi", "v3"] => Ok(json_response(
-            200,
-            &discovery::openapi_index(&resources()),
-            &[],
-        )),
+        ["openapi", "v3"] => Ok(json_response(200, &openapi::v3_index(&resources()), &[])),
         ["openapi", "v3", rest @ ..] => {
             let key = rest.join("/");
-            found(discovery::openapi_for_path(&resources(), &key), &key)
+            found(openapi::v3_for_path(&resources(), &key), &key)
         }
+        ["openapi", "v2"] => openapi_v2(shared, accept),
         _ => return None,
     })
+}
+
+/// `/openapi/v2` in JSON. The protobuf form (what client-go's `OpenAPISchema()` asks for) is
+/// not made here: a request that accepts only it is told so (406) rather than sent JSON that
+/// its protobuf decoder would misread.
+fn openapi_v2(shared: &Shared, accept: &str) -> Result<Response<Body>, ApiError> {
+    let json_ok = accept.trim().is_empty()
+        || accept.split(',').any(|m| {
+            let media = m.split(';').next().unwrap_or("").trim();
+            matches!(media, "application/json" | "*/*" | "application/*")
+        });
+    if !json_ok {
+        return Err(ApiError::new(
+            406,
+            "NotAcceptable",
+            "only the following media types are accepted: application/json",
+        ));
+    }
+    Ok(json_response(
+        200,
+        &openapi::v2(&shared.store.resources()),
+        &[],
+    ))
 }
 
 /// A self-review (`kubectl auth can-i`, `kubectl auth whoami`): created, answered, not stored.

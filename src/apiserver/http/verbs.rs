@@ -2,7 +2,9 @@
 //! server-side apply), delete and deletecollection; watch is in [`super::watch`]. Each reads
 //! its request, calls the store and renders the answer (a Table when kubectl asks for one).
 
+use super::delete_options::delete_options;
 use super::list_options::{self, KeyScope, ListOptions};
+use super::metadata_only::MetadataOnly;
 use super::route::Target;
 use super::watch::watch;
 use super::{Body, Req, json_response};
@@ -68,7 +70,11 @@ pub fn serve(
 
 impl Call<'_> {
     fn get(&self) -> Result<Response<Body>, ApiError> {
+        let metadata_only = MetadataOnly::negotiate(self.r, false)?;
         let obj = self.shared.store.get(self.def, self.ns, self.name)?;
+        if let Some(m) = metadata_only {
+            return Ok(json_response(200, &m.object(&obj), &[]));
+        }
         if self.r.wants_table() {
             let rv = obj
                 .pointer("/metadata/resourceVersion")
@@ -86,6 +92,7 @@ impl Call<'_> {
             None if self.def.namespaced => KeyScope::AcrossNamespaces,
             scope => KeyScope::In(scope.unwrap_or("")),
         };
+        let metadata_only = MetadataOnly::negotiate(self.r, true)?;
         let options = ListOptions::parse(self.r, keys)?;
         let query = ListQuery {
             sel: &sel,
@@ -109,6 +116,9 @@ impl Call<'_> {
             );
         }
         let meta = list_options::list_meta(&page, keys);
+        if let Some(m) = metadata_only {
+            return Ok(json_response(200, &m.list(&page.items, meta), &[]));
+        }
         Ok(json_response(
             200,
             &json!({"kind": format!("{}List", self.def.kind), "apiVersion": self.def.api_version(), "metadata": meta, "items": page.items}),
@@ -232,26 +242,19 @@ impl Call<'_> {
     }
 
     fn delete(&self) -> Result<Response<Body>, ApiError> {
-        let body: Value = if self.r.body.is_empty() {
-            json!({})
+        let opts = delete_options(self.r)?;
+        let deleted = self
+            .shared
+            .store
+            .delete(self.def, self.ns, self.name, &opts)?;
+        // 202 when a cascade was asked for with `orphanDependents: false` and the object stays
+        // for now, as the real server answers (only then, for old clients' sake).
+        let code = if !deleted.removed && opts.orphan_dependents == Some(false) {
+            202
         } else {
-            serde_json::from_slice(&self.r.body).unwrap_or(json!({}))
+            200
         };
-        let dry_run = self.r.q("dryRun") == Some("All")
-            || body
-                .get("dryRun")
-                .and_then(Value::as_array)
-                .is_some_and(|a| a.iter().any(|v| v == "All"));
-        let obj = self.shared.store.delete(
-            self.def,
-            self.ns,
-            self.name,
-            body.pointer("/preconditions/uid").and_then(Value::as_str),
-            body.pointer("/preconditions/resourceVersion")
-                .and_then(Value::as_str),
-            dry_run,
-        )?;
-        Ok(json_response(200, &obj, &[]))
+        Ok(json_response(code, &deleted.object, &[]))
     }
 
     fn delete_collection(&self) -> Result<Response<Body>, ApiError> {
@@ -263,7 +266,7 @@ impl Call<'_> {
             at: ReadAt::Latest,
         };
         let items = self.shared.store.list(self.def, &query)?.items;
-        let dry_run = self.r.q("dryRun") == Some("All");
+        let opts = delete_options(self.r)?;
         let mut deleted = Vec::new();
         for item in items {
             let n = item
@@ -276,11 +279,7 @@ impl Call<'_> {
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
-            deleted.push(
-                self.shared
-                    .store
-                    .delete(self.def, &ins, &n, None, None, dry_run)?,
-            );
+            deleted.push(self.shared.store.delete(self.def, &ins, &n, &opts)?.object);
         }
         Ok(json_response(
             200,

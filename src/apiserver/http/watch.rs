@@ -4,6 +4,7 @@
 //! the client goes.
 
 use super::list_options;
+use super::metadata_only::MetadataOnly;
 use super::verbs::selection;
 use super::{Body, Req};
 use crate::apiserver::Shared;
@@ -36,6 +37,8 @@ struct WatchParams {
     timeout: Duration,
     /// `Accept: ...;as=Table`: each event's object a one-row Table (with `includeObject`).
     table: Option<IncludeObject>,
+    /// `Accept: ...;as=PartialObjectMetadata`: each event's object its metadata only.
+    metadata_only: Option<MetadataOnly>,
 }
 
 /// A watch as it starts: the events to send first, the live changes, and the resourceVersion
@@ -113,6 +116,7 @@ impl WatchParams {
             bookmarks,
             timeout,
             table,
+            metadata_only: MetadataOnly::negotiate(r, false)?,
         })
     }
 }
@@ -142,6 +146,7 @@ async fn stream_events(
     };
     let mut encoder = EventEncoder {
         table: p.table,
+        metadata_only: p.metadata_only.clone(),
         headers_sent: false,
     };
     for c in &initial {
@@ -157,6 +162,12 @@ async fn stream_events(
             return;
         }
     }
+    // A metadata-only watch's bookmarks are PartialObjectMetadata too, as the real server's
+    // transform makes every object of the stream.
+    let (kind, api_version) = match &p.metadata_only {
+        Some(m) => ("PartialObjectMetadata".to_string(), m.api_version.clone()),
+        None => (kind, api_version),
+    };
     let bookmark = |rv: u64, initial_end: bool| bookmark(&kind, &api_version, rv, initial_end);
     if p.initial_events
         && tx
@@ -199,12 +210,20 @@ async fn stream_events(
 /// (kubectl prints the header once).
 struct EventEncoder {
     table: Option<IncludeObject>,
+    metadata_only: Option<MetadataOnly>,
     headers_sent: bool,
 }
 
 impl EventEncoder {
     fn encode(&mut self, def: &ResourceDef, change: &Change) -> Bytes {
         let object = change_bytes(def, change);
+        if let Some(m) = &self.metadata_only {
+            return serde_json::from_slice::<Value>(&object)
+                .ok()
+                .and_then(|obj| serde_json::to_vec(&m.object(&obj)).ok())
+                .map(Bytes::from)
+                .unwrap_or(object);
+        }
         let Some(include) = self.table else {
             return object;
         };

@@ -79,7 +79,7 @@ fn a_delete_and_a_compaction_are_replayed_in_order() {
         .expect("b");
     persistence.compact(&store).expect("compact");
     store
-        .delete(&def, "default", "a", None, None, false)
+        .delete(&def, "default", "a", &Default::default())
         .expect("delete a");
     store
         .create(&def, "default", configmap("c", "1"), &opts)

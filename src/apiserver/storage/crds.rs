@@ -119,7 +119,7 @@ impl State {
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default();
         for (ns, name) in keys {
-            self.delete_honouring_finalizers(def, &ns, &name, tx);
+            self.delete_as_controller(def, &ns, &name, None, tx);
         }
     }
 

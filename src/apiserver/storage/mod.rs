@@ -5,6 +5,7 @@
 
 mod crds;
 mod events;
+pub mod gc;
 mod list;
 mod namespaces;
 mod watch;
@@ -52,6 +53,8 @@ struct State {
     draining: Option<String>,
     /// The object stores of CRDs being deleted (no new objects; the CRD goes with the last one).
     terminating_crds: HashSet<StoreKey>,
+    /// The garbage collector's graph (dependents by owner uid) and work queue.
+    gc: gc::GcIndex,
     stats: Stats,
     /// The write-ahead log of `--state` (None: in memory only).
     journal: Option<Arc<Journal>>,
@@ -77,6 +80,7 @@ impl Store {
                 horizon: 0,
                 draining: None,
                 terminating_crds: HashSet::new(),
+                gc: gc::GcIndex::default(),
                 stats: Stats::default(),
                 journal: None,
             }),
@@ -253,6 +257,7 @@ impl Restoring<'_> {
         let json = serde_json::to_vec(object).map_err(|e| e.to_string())?;
         let is_crd = key.0 == "apiextensions.k8s.io" && key.1 == "customresourcedefinitions";
         let bytes = st.packers.entry(key.clone()).or_default().pack(&json);
+        st.gc_observe(&key, &ns, &name, object);
         st.objects.entry(key).or_default().insert((ns, name), bytes);
         if is_crd {
             st.register_crd(object);
@@ -317,6 +322,7 @@ impl State {
             .insert((ns.to_string(), name.to_string()), packed.clone());
         let type_ = if created { "ADDED" } else { "MODIFIED" };
         self.record(def.store.clone(), (ns, name), type_, packed, prev, tx);
+        self.gc_observe(&def.store, ns, name, &obj);
         Ok(obj)
     }
 
@@ -362,6 +368,8 @@ impl State {
             Some(removed),
             tx,
         );
+        let uid = super::meta::meta_str(&v, "uid").unwrap_or_default();
+        self.gc_forget(&def.store, ns, name, &uid);
         if def.namespaced {
             self.finish_namespace_if_empty(ns, tx);
         }

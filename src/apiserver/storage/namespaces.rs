@@ -2,6 +2,7 @@
 //! namespace, and a deleted namespace Terminating until its contents are gone (their finalizers
 //! honoured), then removed.
 
+use super::gc::Propagation;
 use super::{Change, State, Store};
 use crate::apiserver::admission::WriteOpts;
 use crate::apiserver::error::ApiError;
@@ -106,7 +107,7 @@ impl State {
                 })
                 .unwrap_or_default();
             for n in names {
-                self.delete_honouring_finalizers(&def, ns, &n, tx);
+                self.delete_as_controller(&def, ns, &n, Some(Propagation::Background), tx);
             }
         }
         self.draining = None;

@@ -1,13 +1,14 @@
 //! Writes: create, update, read-modify-write (patch, apply) and delete. Each takes the store's
 //! lock once, has the write admitted (see [`crate::apiserver::admission`]) and stores the result.
 
+use super::gc::{DeleteOptions, Propagation, finalizers_for_deletion};
 use super::{Change, State, Store};
 use crate::apiserver::admission::schema;
 use crate::apiserver::admission::{self, Admitted, Part, WriteOpts};
 use crate::apiserver::error::ApiError;
 use crate::apiserver::meta::{finalizers, meta_str, now_string, set_meta};
 use crate::apiserver::resources::ResourceDef;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -142,22 +143,24 @@ impl Store {
         st.write(def, ns, name, new, old, part, opts, &self.tx)
     }
 
-    /// DELETE: with finalizers, mark for deletion; without, remove. A namespace or a CRD is
-    /// Terminating until its contents are gone.
+    /// DELETE, as the generic registry does it: the propagation policy becomes the `orphan` or
+    /// `foregroundDeletion` finalizer; an object left with finalizers is marked for deletion
+    /// (again deleting one already marked may only change those two), one without goes now. A
+    /// namespace or a CRD is Terminating until its contents are gone.
     pub fn delete(
         &self,
         def: &ResourceDef,
         ns: &str,
         name: &str,
-        precondition_uid: Option<&str>,
-        precondition_rv: Option<&str>,
-        dry_run: bool,
-    ) -> Result<Value, ApiError> {
+        opts: &DeleteOptions,
+    ) -> Result<Deleted, ApiError> {
         let mut st = self.lock();
         let Some(old) = st.current(def, ns, name)? else {
             return Err(ApiError::not_found(&def.qualified_resource(), name));
         };
-        check_precondition(def, ns, name, &old, "UID", "uid", precondition_uid)?;
+        let uid = opts.precondition_uid.as_deref();
+        check_precondition(def, ns, name, &old, "UID", "uid", uid)?;
+        let rv = opts.precondition_rv.as_deref();
         check_precondition(
             def,
             ns,
@@ -165,31 +168,72 @@ impl Store {
             &old,
             "ResourceVersion",
             "resourceVersion",
-            precondition_rv,
+            rv,
         )?;
-        let has_finalizers = old
-            .pointer("/metadata/finalizers")
-            .and_then(Value::as_array)
-            .is_some_and(|f| !f.is_empty());
-        if dry_run {
-            return Ok(old);
+        if opts.dry_run {
+            return Ok(Deleted::kept(old));
         }
         if def.is_crd() {
-            return st.terminate_crd(def, name, old, &self.tx);
+            return st
+                .terminate_crd(def, name, old, &self.tx)
+                .map(Deleted::kept);
         }
-        if has_finalizers {
-            if old.pointer("/metadata/deletionTimestamp").is_some() {
-                return Ok(old);
-            }
-            let mut new = old;
+        if def.is_namespace() && finalizers(&old).is_empty() {
+            return st
+                .terminate_namespace(def, ns, name, old, &self.tx)
+                .map(Deleted::kept);
+        }
+        st.delete_with_options(def, ns, name, old, opts, &self.tx)
+    }
+}
+
+/// The answer to a DELETE: the object (as deleted, or as marked), and whether it is gone.
+#[derive(Debug)]
+pub struct Deleted {
+    pub object: Value,
+    pub removed: bool,
+}
+
+impl Deleted {
+    fn kept(object: Value) -> Self {
+        Self {
+            object,
+            removed: false,
+        }
+    }
+}
+
+impl State {
+    /// The deletion of an ordinary object: its finalizers as the options make them, then
+    /// marked (or left as it is, when nothing changes) or removed.
+    fn delete_with_options(
+        &mut self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        old: Value,
+        opts: &DeleteOptions,
+        tx: &broadcast::Sender<Arc<Change>>,
+    ) -> Result<Deleted, ApiError> {
+        let wanted = finalizers_for_deletion(def, &old, opts);
+        if wanted.is_empty() {
+            let removed = self.remove(def, ns, name, tx);
+            return Ok(Deleted {
+                object: removed.unwrap_or(old),
+                removed: true,
+            });
+        }
+        let marked = old.pointer("/metadata/deletionTimestamp").is_some();
+        if marked && wanted == finalizers(&old) {
+            return Ok(Deleted::kept(old));
+        }
+        let mut new = old;
+        set_meta(&mut new, "finalizers", json!(wanted));
+        if !marked {
             mark_for_deletion(&mut new);
-            return st.commit(def, ns, name, new, false, &self.tx);
         }
-        if def.is_namespace() {
-            return st.terminate_namespace(def, ns, name, old, &self.tx);
-        }
-        let deleted = st.remove(def, ns, name, &self.tx);
-        Ok(deleted.unwrap_or(old))
+        self.commit(def, ns, name, new, false, tx)
+            .map(Deleted::kept)
     }
 }
 
@@ -275,30 +319,28 @@ impl State {
 }
 
 impl State {
-    /// Deletes an object as a controller cascading a deletion does (the namespace controller, a
-    /// terminating CRD): one without finalizers goes now, one with finalizers is marked once
-    /// (its controllers then finish it).
-    pub(super) fn delete_honouring_finalizers(
+    /// Deletes an object as a controller cascading a deletion does (the namespace controller
+    /// with the Background policy, a terminating CRD with none): through the same path as a
+    /// DELETE, so one without finalizers goes now and one with finalizers is marked once.
+    pub(super) fn delete_as_controller(
         &mut self,
         def: &ResourceDef,
         ns: &str,
         name: &str,
+        propagation: Option<Propagation>,
         tx: &broadcast::Sender<Arc<Change>>,
     ) {
         let Ok(Some(obj)) = self.current(def, ns, name) else {
             return;
         };
-        if finalizers(&obj).is_empty() {
-            self.remove(def, ns, name, tx);
-        } else if obj.pointer("/metadata/deletionTimestamp").is_none() {
-            let mut marked = obj;
-            mark_for_deletion(&mut marked);
-            let _ = self.commit(def, ns, name, marked, false, tx);
-        }
+        let opts = DeleteOptions {
+            propagation,
+            ..DeleteOptions::default()
+        };
+        let _ = self.delete_with_options(def, ns, name, obj, &opts, tx);
     }
 }
 
-/// Marks an object with finalizers for deletion (its finalizers then only go).
 /// What the real server sets on every Namespace: the immutable label
 /// `kubernetes.io/metadata.name` (selectors pick namespaces by name with it).
 fn namespace_defaults(def: &ResourceDef, name: &str, mut obj: Value) -> Value {
@@ -373,6 +415,7 @@ fn fold_secret_string_data(def: &ResourceDef, mut obj: Value) -> Value {
     obj
 }
 
+/// Marks an object with finalizers for deletion (its finalizers then only go).
 fn mark_for_deletion(obj: &mut Value) {
     set_meta(obj, "deletionTimestamp", now_string().into());
     set_meta(obj, "deletionGracePeriodSeconds", 0.into());
