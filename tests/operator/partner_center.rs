@@ -817,3 +817,67 @@ async fn an_adopted_policy_with_other_resources_is_aligned_through_a_stale_etag(
     );
     assert_eq!(creates(&sim), 1, "only the dashboard's");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_made_but_never_recorded_is_withdrawn_when_switched_off_meanwhile() {
+    let sim = simulator().await;
+    let mut env = operator_for(&connection(&sim, ADMIN_TOKEN, "1h")).await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
+    env.ok(&patch_enabled(NS, "contoso", false)).await;
+    wait_for_policy(&sim, CONTOSO, None).await;
+    env.wait_for_permission(NS, "contoso", "Disabled/True/PermissionDisabled")
+        .await;
+
+    // Switched on again: Partner Center makes the policy, and the answer never comes back.
+    let posts = sim.stats().requests_to(CREATE.0, CREATE.1);
+    sim.faults().add(
+        FaultRule::new(FaultAction::Timeout {
+            delay: Duration::from_secs(60),
+            after_effect: true,
+        })
+        .method("POST")
+        .path("/SelfServePolicy")
+        .times(1),
+    );
+    env.ok(&patch_enabled(NS, "contoso", true)).await;
+    poll::eventually("the create to reach Partner Center", || async {
+        let now = sim.stats().requests_to(CREATE.0, CREATE.1);
+        if now > posts {
+            Ok(())
+        } else {
+            Err(format!("{now}"))
+        }
+    })
+    .await;
+    // The operator dies before it records the grant; the status says the grant is in doubt.
+    env.stop_controllers();
+    wait_for_policy(&sim, CONTOSO, Some(&["AzureReservedInstances"])).await;
+    let in_doubt = env
+        .jsonpath(
+            "cspperm/contoso",
+            NS,
+            "{.status.state}/{.status.grantedTenantId}",
+        )
+        .await;
+    assert_eq!(in_doubt, format!("Disabled/{CONTOSO}"));
+
+    // Switched off while no operator runs: the restarted one withdraws the unrecorded grant.
+    env.ok(&patch_enabled(NS, "contoso", false)).await;
+    env.start_controllers_with(BackendChoice::PartnerCenter.build());
+    wait_for_policy(&sim, CONTOSO, None).await;
+    env.wait_for(
+        "cspperm/contoso",
+        NS,
+        "{.status.state}/{.status.grantedTenantId}",
+        "Disabled/",
+    )
+    .await;
+    // No transition was logged for a grant never recorded: one Enabled, one Disabled in all.
+    let log = env.activity_log(NS).await;
+    let disabled = log
+        .iter()
+        .filter(|l| l.starts_with("PermissionDisabled/") && l.ends_with("/contoso"))
+        .count();
+    assert_eq!(disabled, 1, "{log:?}");
+}
