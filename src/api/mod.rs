@@ -39,6 +39,9 @@ pub const VERSION: &str = "v1alpha1";
 pub const FINALIZER: &str = "csp.operator.dev/purchase-permission";
 /// Finalizer that removes a managed role assignment from Azure before the object goes.
 pub const ROLE_FINALIZER: &str = "csp.operator.dev/role-assignment";
+/// Finalizer that keeps a PartnerCenterConnection (and its signed-in client) while permissions
+/// in its namespace may still have grants to withdraw (a namespace being deleted deletes both).
+pub const CONNECTION_FINALIZER: &str = "csp.operator.dev/partner-center-connection";
 
 /// Regular expression a GUID (tenant, subscription, principal id) must match.
 pub const GUID_PATTERN: &str =

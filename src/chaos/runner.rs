@@ -81,11 +81,12 @@ impl Replicas {
         let (stop, stopped) = oneshot::channel::<()>();
         let options = RunOptions {
             leader_election: self.leader_election.then(|| LeaderElection {
-                // Short, so a killed leader's standby takes over within the run.
+                // Shorter than the default 15 s, so a killed leader's standby takes over within the run,
+                // yet long enough that a loaded machine does not lose the Lease by itself.
                 timing: LeaseTiming {
-                    lease_duration: Duration::from_secs(3),
-                    retry_period: Duration::from_millis(500),
-                    write_margin: Duration::from_secs(1),
+                    lease_duration: Duration::from_secs(8),
+                    retry_period: Duration::from_secs(1),
+                    write_margin: Duration::from_secs(3),
                 },
                 ..LeaderElection::new(
                     LEASE_NAMESPACE,

@@ -5,7 +5,9 @@
 use super::context::Context;
 use super::{Error, MANAGER, metrics, now};
 use crate::api::conditions::reasons;
-use crate::api::{AzureSubscription, PartnerCenterConnection, PurchasePermission};
+use crate::api::{
+    AzureSubscription, CONNECTION_FINALIZER, FINALIZER, PartnerCenterConnection, PurchasePermission,
+};
 use crate::backend::{
     Connections, KnownCredentials, Link, Readiness, connection_client, credentials_from_secret,
 };
@@ -25,6 +27,8 @@ use std::time::{Duration, SystemTime};
 
 /// A connection that is not Ready is checked again this often.
 const RETRY_NOT_READY: Duration = Duration::from_secs(30);
+/// How often a connection being deleted looks again for grants still to withdraw.
+const WITHDRAWALS_RECHECK: Duration = Duration::from_secs(2);
 
 /// What the connection reconciler shares.
 pub struct ConnectionContext {
@@ -87,6 +91,12 @@ async fn reconcile(
     cc: Arc<ConnectionContext>,
 ) -> Result<Action, Error> {
     let ns = conn.namespace().ok_or(Error::NoNamespace)?;
+    if conn.metadata.deletion_timestamp.is_some() {
+        return hold_until_grants_withdrawn(&cc, &ns, &conn).await;
+    }
+    if !conn.finalizers().iter().any(|f| f == CONNECTION_FINALIZER) {
+        patch_finalizers(&cc.ctx, &conn, true).await?;
+    }
     let previous = cc.connections.link(&ns);
     let mut facts = ConnectionFacts {
         generation: conn.metadata.generation,
@@ -143,6 +153,73 @@ async fn reconcile(
             (Some(_), None) => RETRY_NOT_READY,
         },
     ))
+}
+
+/// A connection being deleted (its namespace, most often, with the Secret beside it) keeps its
+/// signed-in client, untouched, while a PurchasePermission of the namespace still holds its
+/// finalizer (it may have a grant to withdraw through this connection); then it lets go.
+async fn hold_until_grants_withdrawn(
+    cc: &ConnectionContext,
+    ns: &str,
+    conn: &PartnerCenterConnection,
+) -> Result<Action, Error> {
+    let pending = cc
+        .ctx
+        .caches
+        .permissions
+        .state()
+        .iter()
+        .filter(|p| p.namespace().as_deref() == Some(ns))
+        .filter(|p| p.finalizers().iter().any(|f| f == FINALIZER))
+        .count();
+    if pending > 0 {
+        tracing::info!(
+            namespace = ns,
+            pending,
+            "connection deletion waits for the grants to be withdrawn"
+        );
+        return Ok(Action::requeue(WITHDRAWALS_RECHECK));
+    }
+    if conn.finalizers().iter().any(|f| f == CONNECTION_FINALIZER) {
+        patch_finalizers(&cc.ctx, conn, false).await?;
+    }
+    Ok(Action::await_change())
+}
+
+/// Adds (or removes) the connection's finalizer with a JSON patch that tests the list it read.
+async fn patch_finalizers(
+    ctx: &Context,
+    conn: &PartnerCenterConnection,
+    add: bool,
+) -> Result<(), Error> {
+    let ns = conn.namespace().unwrap_or_default();
+    let current = conn.finalizers().to_vec();
+    let mut wanted: Vec<String> = current
+        .iter()
+        .filter(|f| *f != CONNECTION_FINALIZER)
+        .cloned()
+        .collect();
+    if add {
+        wanted.push(CONNECTION_FINALIZER.to_string());
+    }
+    let patch = if conn.metadata.finalizers.is_none() {
+        serde_json::json!([{"op": "add", "path": "/metadata/finalizers", "value": wanted}])
+    } else {
+        serde_json::json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": current},
+            {"op": "replace", "path": "/metadata/finalizers", "value": wanted},
+        ])
+    };
+    let patch: json_patch::Patch =
+        serde_json::from_value(patch).map_err(|e| Error::Finalizer(e.to_string()))?;
+    let api: Api<PartnerCenterConnection> = Api::namespaced(ctx.client.clone(), &ns);
+    api.patch(
+        &conn.name_any(),
+        &PatchParams::default(),
+        &Patch::Json::<()>(patch),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Reads the Secret and signs in with it (reusing the client built from the same credentials);

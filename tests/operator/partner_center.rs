@@ -817,3 +817,34 @@ async fn an_adopted_policy_with_other_resources_is_aligned_through_a_stale_etag(
     );
     assert_eq!(creates(&sim), 1, "only the dashboard's");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_namespace_withdraws_its_grants_before_the_connection_goes() {
+    let sim = simulator().await;
+    let env = operator_for(&connection(&sim, ADMIN_TOKEN, "1h")).await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
+    wait_for_policy(&sim, CONTOSO, Some(&["AzureReservedInstances"])).await;
+    env.wait_for(
+        "pcconn/partner-center",
+        NS,
+        "{.metadata.finalizers}",
+        r#"["csp.operator.dev/partner-center-connection"]"#,
+    )
+    .await;
+
+    // The namespace controller deletes the connection and its Secret beside the permissions: the
+    // connection (and its signed-in client) stays until the grants are withdrawn.
+    env.ok(&["delete", "namespace", NS, "--wait=false"]).await;
+    wait_for_policy(&sim, CONTOSO, None).await;
+    poll::eventually("the namespace to be gone", || async {
+        let out = env.kubectl(&["get", "namespace", NS]).await;
+        if out.status.success() {
+            Err(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    assert!(sim.self_serve_policies().is_empty());
+}
