@@ -132,7 +132,10 @@ impl Context {
             + DeserializeOwned
             + Debug,
     {
-        self.write_owned_status(kind, obj, status, false).await
+        let written = Written::Status { granted: false };
+        self.write_owned_status(kind, obj, status, written)
+            .await
+            .map(drop)
     }
 
     /// Writes a status given as JSON (any kind), recording whether it holds a grant (a
@@ -150,7 +153,10 @@ impl Context {
             + Debug,
     {
         let granted = status["state"] == "Enabled";
-        self.write_owned_status(kind, obj, status, granted).await
+        let written = Written::Status { granted };
+        self.write_owned_status(kind, obj, status, written)
+            .await
+            .map(drop)
     }
 
     /// Writes a permission's status, recording whether it holds a grant.
@@ -161,7 +167,29 @@ impl Context {
     ) -> Result<(), Error> {
         let granted = status.state == PermissionState::Enabled;
         let kind = metrics::Kind::purchasepermission;
-        self.write_owned_status(kind, obj, status, granted).await
+        self.write_owned_status(kind, obj, status, Written::Status { granted })
+            .await
+            .map(drop)
+    }
+
+    /// Writes the status a grant is about to be made under (`policy::grant_intent`) and
+    /// remembers it, so the status that records the grant a moment later is known over both
+    /// the copy the reconcile started from and the intent's own copy in the cache.
+    pub async fn write_permission_intent(
+        &self,
+        obj: &PurchasePermission,
+        intent: &PurchasePermissionStatus,
+    ) -> Result<(), Error> {
+        let kind = metrics::Kind::purchasepermission;
+        let answer = self
+            .write_owned_status(kind, obj, intent, Written::Intent)
+            .await?;
+        let written: WrittenObject =
+            serde_json::from_str(&answer).map_err(kube::Error::SerdeError)?;
+        let version = written.metadata.resource_version.unwrap_or_default();
+        self.written
+            .remember_intent(&self.caches, obj, intent, version);
+        Ok(())
     }
 
     async fn write_owned_status<K>(
@@ -169,8 +197,8 @@ impl Context {
         kind: metrics::Kind,
         obj: &K,
         status: impl Serialize,
-        granted: bool,
-    ) -> Result<(), Error>
+        written: Written,
+    ) -> Result<String, Error>
     where
         K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
             + Clone
@@ -179,6 +207,7 @@ impl Context {
     {
         let ns = obj.meta().namespace.as_deref().ok_or(Error::NoNamespace)?;
         // Noted before the write: its watch event may arrive before the answer does.
+        let granted = matches!(written, Written::Status { granted: true });
         self.owned.writing(obj, status_hash(&status), granted);
         let api: Api<K> = Api::namespaced(self.client.clone(), ns);
         let body = json!({
@@ -186,8 +215,8 @@ impl Context {
             "kind": K::kind(&()),
             "status": status,
         });
-        // The answer (the whole object, managedFields and all) is not read: the watch brings the
-        // object to the cache anyway, so parsing it into `K` here would be wasted work.
+        // The answer (the whole object, managedFields and all) is not parsed here: the watch
+        // brings the object to the cache anyway, so parsing it into `K` would be wasted work.
         let request = kube::core::Request::new(api.resource_url())
             .patch_subresource(
                 "status",
@@ -196,23 +225,56 @@ impl Context {
                 &Patch::Apply(&body),
             )
             .map_err(kube::Error::BuildRequest)?;
-        self.client.request_text(request).await?;
-        self.owned.written(obj);
+        let answer = self.client.request_text(request).await?;
+        self.owned.written(obj, written == Written::Intent);
         self.metrics.write(kind, "status");
-        Ok(())
+        Ok(answer)
     }
 }
 
-/// The permission statuses this process wrote, by uid, with the resourceVersion they were based
-/// on: until the cache shows a newer object, that written status is the current one (so a
-/// reconcile racing the watch does not re-announce a transition it already made).
+/// What a status write records.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Written {
+    /// A status that stands (for a permission: whether it records a grant).
+    Status { granted: bool },
+    /// A permission's status just before its grant is made (it records no grant).
+    Intent,
+}
+
+/// The part of a written object's answer the intent write reads.
+#[derive(serde::Deserialize)]
+struct WrittenObject {
+    metadata: WrittenMeta,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WrittenMeta {
+    resource_version: Option<String>,
+}
+
+/// The permission statuses this process wrote, by uid, with the resourceVersions they supersede
+/// (the copy the write was based on, and an intent written on the way): until the cache shows
+/// a newer object, that written status is the current one (so a reconcile racing the watch does
+/// not re-announce a transition it already made, nor decide on the intent it wrote).
 #[derive(Default)]
-pub struct WrittenStatuses(Mutex<HashMap<String, (String, PurchasePermissionStatus)>>);
+pub struct WrittenStatuses(Mutex<HashMap<String, Remembered>>);
+
+/// A written status and the resourceVersions of the copies it supersedes.
+struct Remembered {
+    bases: Vec<String>,
+    status: PurchasePermissionStatus,
+}
+
+impl Remembered {
+    fn supersedes(&self, obj: &PurchasePermission) -> bool {
+        let rv = obj.metadata.resource_version.as_deref();
+        self.bases.iter().any(|base| Some(base.as_str()) == rv)
+    }
+}
 
 impl WrittenStatuses {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, (String, PurchasePermissionStatus)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Remembered>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -222,11 +284,7 @@ impl WrittenStatuses {
         // Entries the cache has moved past are dropped by the watch feed (`forget_superseded`).
         let uid = obj.metadata.uid.as_deref().unwrap_or("");
         match self.lock().get(uid) {
-            Some((base, status))
-                if obj.metadata.resource_version.as_deref() == Some(base.as_str()) =>
-            {
-                Some(status.clone())
-            }
+            Some(written) if written.supersedes(obj) => Some(written.status.clone()),
             _ => obj.status.clone(),
         }
     }
@@ -238,15 +296,45 @@ impl WrittenStatuses {
         obj: &PurchasePermission,
         status: &PurchasePermissionStatus,
     ) {
-        if let (Some(uid), Some(rv)) = (&obj.metadata.uid, &obj.metadata.resource_version) {
-            let mut written = self.lock();
-            written.insert(uid.clone(), (rv.clone(), status.clone()));
-            // The watch may have brought the written object before this write returned.
-            if let Some(cached) = caches.permissions.get(&ObjectRef::from_obj(obj))
-                && cached.metadata.resource_version.as_ref() != Some(rv)
-            {
-                written.remove(uid);
-            }
+        self.remember_over(caches, obj, status, None);
+    }
+
+    /// Remembers an intent just written for `obj`; the server holds it at `version`.
+    pub fn remember_intent(
+        &self,
+        caches: &Caches,
+        obj: &PurchasePermission,
+        intent: &PurchasePermissionStatus,
+        version: String,
+    ) {
+        self.remember_over(caches, obj, intent, Some(version));
+    }
+
+    fn remember_over(
+        &self,
+        caches: &Caches,
+        obj: &PurchasePermission,
+        status: &PurchasePermissionStatus,
+        intent_version: Option<String>,
+    ) {
+        let (Some(uid), Some(rv)) = (&obj.metadata.uid, &obj.metadata.resource_version) else {
+            return;
+        };
+        let mut written = self.lock();
+        // A second write from the same copy (after an intent) supersedes what the first did.
+        let mut bases = match written.remove(uid) {
+            Some(earlier) if earlier.supersedes(obj) => earlier.bases,
+            _ => vec![rv.clone()],
+        };
+        bases.extend(intent_version);
+        let remembered = Remembered {
+            bases,
+            status: status.clone(),
+        };
+        // The watch may have brought the written object before this write returned.
+        let cached = caches.permissions.get(&ObjectRef::from_obj(obj));
+        if cached.is_none_or(|cached| remembered.supersedes(&cached)) {
+            written.insert(uid.clone(), remembered);
         }
     }
 
@@ -255,9 +343,7 @@ impl WrittenStatuses {
     pub fn forget_superseded(&self, obj: &PurchasePermission) {
         let uid = obj.metadata.uid.as_deref().unwrap_or("");
         let mut written = self.lock();
-        if let Some((base, _)) = written.get(uid)
-            && obj.metadata.resource_version.as_deref() != Some(base.as_str())
-        {
+        if written.get(uid).is_some_and(|w| !w.supersedes(obj)) {
             written.remove(uid);
         }
     }
@@ -301,6 +387,11 @@ pub struct OwnedStatuses(Mutex<HashMap<u64, Owned>>);
 struct Owned {
     /// The status last written for sure, and whether it recorded a grant.
     status: Option<(u64, bool)>,
+    /// Whether that status was an intent (written just before a grant is made).
+    status_is_intent: bool,
+    /// The intent the last status followed: its watch event may arrive after that status was
+    /// written, and it is no one else's.
+    intent_before: Option<(u64, bool)>,
     /// A write sent but not confirmed: it may have landed even if its answer was lost.
     pending: Option<(u64, bool)>,
     /// A reconcile ran on a copy older than the last write: the write's arrival in the cache
@@ -311,7 +402,7 @@ struct Owned {
 impl Owned {
     /// The record a status of this hash belongs to, when it is one of ours.
     fn ours(&self, hash: u64) -> Option<(u64, bool)> {
-        [self.pending, self.status]
+        [self.pending, self.status, self.intent_before]
             .into_iter()
             .flatten()
             .find(|(h, _)| *h == hash)
@@ -336,9 +427,11 @@ impl OwnedStatuses {
         owned.entry(uid_key(obj)).or_default().pending = Some((status, granted));
     }
 
-    fn written<K: Resource>(&self, obj: &K) {
+    fn written<K: Resource>(&self, obj: &K, intent: bool) {
         if let Some(o) = self.lock().get_mut(&uid_key(obj)) {
+            o.intent_before = o.status.filter(|_| o.status_is_intent);
             o.status = o.pending.take().or(o.status);
+            o.status_is_intent = intent;
         }
     }
 
@@ -441,7 +534,7 @@ mod tests {
             owned.is_ours(&enabled, status_hash(&status)),
             "pending counts"
         );
-        owned.written(&enabled);
+        owned.written(&enabled, false);
         assert!(owned.is_ours(&enabled, status_hash(&status)));
 
         // Someone writes Disabled over the grant this process made: the grant stays.
@@ -454,7 +547,7 @@ mod tests {
         // This process records Disabled; a forged Enabled is then no grant.
         let disabled = permission("Disabled").status.expect("status");
         owned.writing(&enabled, status_hash(&disabled), false);
-        owned.written(&enabled);
+        owned.written(&enabled, false);
         let (corrected, was_forged) = owned.with_recorded_grant(&enabled, Some(status));
         assert!(was_forged);
         let corrected = corrected.expect("status");
@@ -463,6 +556,70 @@ mod tests {
 
         owned.forget(&enabled);
         assert!(!owned.is_ours(&enabled, status_hash(&disabled)));
+    }
+
+    fn at_version(obj: &PurchasePermission, rv: &str) -> PurchasePermission {
+        let mut copy = obj.clone();
+        copy.metadata.resource_version = Some(rv.into());
+        copy
+    }
+
+    #[test]
+    fn the_status_after_an_intent_is_known_over_both_older_copies() {
+        let (caches, _writers) = Caches::new();
+        let written = WrittenStatuses::default();
+        let base = at_version(&permission("Disabled"), "10");
+        let intent = permission("Disabled").status.expect("status");
+        let enabled = permission("Enabled").status.expect("status");
+        // The intent is written from copy 10 and lands as 11; the grant's status follows.
+        written.remember_intent(&caches, &base, &intent, "11".into());
+        assert_eq!(
+            written.known_status(&base).map(|s| s.state),
+            Some(intent.state)
+        );
+        written.remember(&caches, &base, &enabled);
+        for copy in ["10", "11"] {
+            let cached = at_version(&base, copy);
+            written.forget_superseded(&cached);
+            assert_eq!(
+                written.known_status(&cached).map(|s| s.state),
+                Some(PermissionState::Enabled),
+                "the cache at {copy} is behind the last write"
+            );
+        }
+        // The cache shows the last write (12): the memo goes, the cache is the status.
+        let caught_up = at_version(&permission("Enabled"), "12");
+        written.forget_superseded(&caught_up);
+        assert_eq!(
+            written
+                .known_status(&at_version(&base, "11"))
+                .map(|s| s.state),
+            Some(PermissionState::Disabled)
+        );
+    }
+
+    #[test]
+    fn an_intent_stays_ours_through_the_write_that_follows_it() {
+        let owned = OwnedStatuses::default();
+        let obj = permission("Disabled");
+        let (intent, enabled, later) = (1, 2, 3);
+        owned.writing(&obj, intent, false);
+        owned.written(&obj, true);
+        owned.writing(&obj, enabled, true);
+        owned.written(&obj, false);
+        assert!(
+            owned.is_ours(&obj, intent),
+            "the intent's watch event is late"
+        );
+        assert!(owned.is_ours(&obj, enabled));
+        owned.writing(&obj, later, false);
+        owned.written(&obj, false);
+        assert!(
+            !owned.is_ours(&obj, intent),
+            "an intent two writes old is someone else's"
+        );
+        // An ordinary status is no longer ours once another follows it.
+        assert!(!owned.is_ours(&obj, enabled));
     }
 
     #[test]
@@ -475,7 +632,7 @@ mod tests {
             "no write yet: nothing to be behind"
         );
         owned.writing(&obj, new, true);
-        owned.written(&obj);
+        owned.written(&obj, false);
         assert!(
             !owned.mark_if_behind(&obj, new),
             "the copy holds the last write"

@@ -88,6 +88,15 @@ async fn switch(obj: Arc<PurchasePermission>, ctx: Arc<Context>) -> Result<Actio
     let mut decision = plan.decision.clone();
     // Someone else's status is written over even where it matches the corrected one.
     decision.status_changed |= plan.forged;
+    // A grant made outside the cluster is put on record before it is made (see grant_intent).
+    let intent = policy::grant_intent(&facts, &decision, now());
+    if let Some(intent) = &intent {
+        ctx.write_permission_intent(&obj, intent).await?;
+    }
+    let facts = policy::PermissionFacts {
+        current: intent.as_ref().or(facts.current),
+        ..facts
+    };
     let decision = match switch_grant(&ctx, &ns, &obj, plan.known.as_ref(), &decision).await {
         Ok(Some(made)) => policy::with_grant_made(decision, &made),
         Ok(None) => correct_drift(&ctx, &ns, &obj, decision).await?,
@@ -425,6 +434,9 @@ async fn withdraw_on_delete(
     let holds_grant = known
         .as_ref()
         .is_some_and(|s| s.state == PermissionState::Enabled);
+    if !holds_grant && let Some(status) = &known {
+        withdraw_grant_in_doubt(&ctx, &ns, &obj, status).await?;
+    }
     let (obj, status) = if holds_grant {
         let fresh = match confirm_deleting(&ctx, &ns, &obj).await? {
             Some(fresh) => Arc::new(fresh),
@@ -445,6 +457,37 @@ async fn withdraw_on_delete(
             "the withdrawal's activity-log Event is not recorded yet".into(),
         )),
     }
+}
+
+/// A permission deleted while its grant is in doubt (see `policy::grant_in_doubt`): the grant
+/// Partner Center may hold is withdrawn (404 counts as done), unless another permission for the
+/// customer holds it or the deletion policy orphans grants, and the doubt is cleared.
+async fn withdraw_grant_in_doubt(
+    ctx: &Context,
+    ns: &str,
+    obj: &PurchasePermission,
+    status: &PurchasePermissionStatus,
+) -> Result<(), Error> {
+    let customer = ctx.caches.customer(ns, &obj.spec.customer_ref.name);
+    let customer_tenant = customer.as_ref().map(|c| c.spec.tenant_id.as_str());
+    let Some(tenant) = policy::grant_in_doubt(Some(status), customer_tenant) else {
+        return Ok(());
+    };
+    let rivals = ctx.caches.permissions_of(ns, &obj.spec.customer_ref.name);
+    let rival_holds = rivals
+        .iter()
+        .filter(|o| o.metadata.name != obj.metadata.name)
+        .any(|o| rival(o).holds_grant);
+    if !rival_holds && obj.spec.deletion_policy == crate::api::DeletionPolicy::Withdraw {
+        ctx.revoke(ns, tenant).await?;
+    }
+    let cleared = PurchasePermissionStatus {
+        granted_tenant_id: None,
+        ..status.clone()
+    };
+    ctx.write_permission_status(obj, &cleared).await?;
+    ctx.written.remember(&ctx.caches, obj, &cleared);
+    Ok(())
 }
 
 /// The object being deleted, read fresh (`None`: already gone).

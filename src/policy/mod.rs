@@ -20,8 +20,8 @@ pub use history::{new_transitions, transition_event};
 pub use observed::{Observed, out_of_sync};
 pub use permission::{
     BackendFact, DeletionFacts, GrantChange, GrantMade, PermissionDecision, PermissionFacts,
-    RivalFact, SubscriptionFact, Withdrawal, drift_corrected, grant_pending, permission_decision,
-    with_grant_made, withdraw_on_delete,
+    RivalFact, SubscriptionFact, Withdrawal, drift_corrected, grant_in_doubt, grant_intent,
+    grant_pending, permission_decision, with_grant_made, withdraw_on_delete,
 };
 pub use role_assignment::{RoleAssignmentFacts, decide_role_assignment, role_assignment_status};
 pub use subscription::{

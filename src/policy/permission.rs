@@ -156,10 +156,31 @@ pub fn permission_decision(facts: &PermissionFacts<'_>, now: Timestamp) -> Permi
         (true, true) if resources_changed(facts) => GrantChange::Update,
         _ => GrantChange::None,
     };
-    let (state, ready, grant) = hold_without_backend(facts, state, ready, grant);
-    let transition = transition_of(facts, grant, handover, state);
+    // A grant in doubt that is not wanted is withdrawn, with no transition: none was logged.
+    let in_doubt =
+        grant_in_doubt(facts.current, facts.customer_tenant).filter(|_| duplicate_of.is_none());
+    let withdraw_doubt = in_doubt.is_some() && grant == GrantChange::None && !was_granted;
+    let withdraw_doubt = withdraw_doubt && state != PermissionState::Enabled;
+    let grant = if withdraw_doubt {
+        GrantChange::Delete
+    } else {
+        grant
+    };
+    let (state, ready, grant) = match withdraw_doubt {
+        true if facts.backend.not_ready.is_some() => (state, ready, GrantChange::None),
+        _ => hold_without_backend(facts, state, ready, grant),
+    };
+    let transition = if withdraw_doubt {
+        None
+    } else {
+        transition_of(facts, grant, handover, state)
+    };
     let made = grant != GrantChange::None;
     let mut status = next_status(facts, state, was_granted, made, checks, ready.clone(), now);
+    if withdraw_doubt && grant == GrantChange::None {
+        // Held until the backend is ready: the doubt stays on record.
+        status.granted_tenant_id = in_doubt.map(String::from);
+    }
     if let Some(t) = transition {
         let history = facts.current.map(|s| s.history.as_slice()).unwrap_or(&[]);
         status.history = history::appended(history, was, state, t, facts.enabled_by, now);
@@ -450,6 +471,52 @@ fn sorted(resources: &[PurchaseResource]) -> Vec<PurchaseResource> {
     v.sort_by_key(|r| r.partner_center_name());
     v.dedup();
     v
+}
+
+/// The customer tenant a grant may have been made for without its status recording it: the
+/// status says a grant was about to be made (`grantedTenantId` set while the state is not
+/// Enabled, written before the Partner Center call) and the call's outcome never was recorded
+/// (a crash, or an answer lost after Partner Center made the grant). Only the permission's own
+/// customer counts, so a status someone else wrote cannot point a withdrawal elsewhere.
+pub fn grant_in_doubt<'a>(
+    current: Option<&'a PurchasePermissionStatus>,
+    customer_tenant: Option<&str>,
+) -> Option<&'a str> {
+    let current = current?;
+    let tenant = current.granted_tenant_id.as_deref()?;
+    let own_customer = customer_tenant.is_some_and(|t| t.eq_ignore_ascii_case(tenant));
+    (current.state != PermissionState::Enabled && own_customer).then_some(tenant)
+}
+
+/// The status to write before the backend is asked to make a grant, when the grant lives
+/// outside the cluster (Partner Center): the current status with the tenant the grant is for
+/// and `Reconciling` True. If the process stops after Partner Center made the grant and before
+/// the status recording it is written, the grant is known to be in doubt (see
+/// [`grant_in_doubt`]): enabled again it is adopted, switched off it is withdrawn. `None` when
+/// no such record is needed or it is already written.
+pub fn grant_intent(
+    facts: &PermissionFacts<'_>,
+    decision: &PermissionDecision,
+    now: Timestamp,
+) -> Option<PurchasePermissionStatus> {
+    let creates = decision.grant == GrantChange::Create;
+    if !creates || facts.backend.kind != GrantBackend::PartnerCenter {
+        return None;
+    }
+    let current = facts.current.cloned().unwrap_or_default();
+    let reconciling = DesiredCondition::new(
+        types::RECONCILING,
+        true,
+        reasons::GRANT_PENDING,
+        "switching the permission on in Partner Center".to_string(),
+    );
+    let conditions = merge_conditions(&current.conditions, &[reconciling], facts.generation, now);
+    let intent = PurchasePermissionStatus {
+        granted_tenant_id: decision.status.granted_tenant_id.clone(),
+        conditions,
+        ..current
+    };
+    (facts.current != Some(&intent)).then_some(intent)
 }
 
 /// Without a ready backend no grant changes: the state stays where the grant is, and Ready says

@@ -848,3 +848,99 @@ async fn deleting_the_namespace_withdraws_its_grants_before_the_connection_goes(
     .await;
     assert!(sim.self_serve_policies().is_empty());
 }
+
+/// Enables contoso again and stops the operator after Partner Center made the policy but before
+/// its answer came back: the status records the grant only as in doubt.
+async fn grant_in_doubt(sim: &Simulator) -> Env {
+    let mut env = operator_for(&connection(sim, ADMIN_TOKEN, "1h")).await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
+    env.ok(&patch_enabled(NS, "contoso", false)).await;
+    wait_for_policy(sim, CONTOSO, None).await;
+    env.wait_for_permission(NS, "contoso", "Disabled/True/PermissionDisabled")
+        .await;
+
+    // Switched on again: Partner Center makes the policy, and the answer never comes back.
+    let posts = sim.stats().requests_to(CREATE.0, CREATE.1);
+    sim.faults().add(
+        FaultRule::new(FaultAction::Timeout {
+            delay: Duration::from_secs(60),
+            after_effect: true,
+        })
+        .method("POST")
+        .path("/SelfServePolicy")
+        .times(1),
+    );
+    env.ok(&patch_enabled(NS, "contoso", true)).await;
+    poll::eventually("the create to reach Partner Center", || async {
+        let now = sim.stats().requests_to(CREATE.0, CREATE.1);
+        if now > posts {
+            Ok(())
+        } else {
+            Err(format!("{now}"))
+        }
+    })
+    .await;
+    // The operator dies before it records the grant; the status says the grant is in doubt.
+    env.stop_controllers();
+    wait_for_policy(sim, CONTOSO, Some(&["AzureReservedInstances"])).await;
+    let in_doubt = env
+        .jsonpath(
+            "cspperm/contoso",
+            NS,
+            "{.status.state}/{.status.grantedTenantId}",
+        )
+        .await;
+    assert_eq!(in_doubt, format!("Disabled/{CONTOSO}"));
+    env
+}
+
+/// The activity log's PermissionDisabled Events for contoso.
+async fn withdrawals_logged(env: &Env) -> usize {
+    let log = env.activity_log(NS).await;
+    log.iter()
+        .filter(|l| l.starts_with("PermissionDisabled/") && l.ends_with("/contoso"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_made_but_never_recorded_is_withdrawn_when_switched_off_meanwhile() {
+    let sim = simulator().await;
+    let mut env = grant_in_doubt(&sim).await;
+
+    // Switched off while no operator runs: the restarted one withdraws the unrecorded grant.
+    env.ok(&patch_enabled(NS, "contoso", false)).await;
+    env.start_controllers_with(BackendChoice::PartnerCenter.build());
+    wait_for_policy(&sim, CONTOSO, None).await;
+    env.wait_for(
+        "cspperm/contoso",
+        NS,
+        "{.status.state}/{.status.grantedTenantId}",
+        "Disabled/",
+    )
+    .await;
+    // No transition was logged for a grant never recorded: one Enabled, one Disabled in all.
+    assert_eq!(withdrawals_logged(&env).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_made_but_never_recorded_is_withdrawn_when_deleted_meanwhile() {
+    let sim = simulator().await;
+    let mut env = grant_in_doubt(&sim).await;
+
+    // Deleted while no operator runs: the restarted one withdraws the grant, then lets it go.
+    env.ok(&["delete", "cspperm", "contoso", "-n", NS, "--wait=false"])
+        .await;
+    env.start_controllers_with(BackendChoice::PartnerCenter.build());
+    wait_for_policy(&sim, CONTOSO, None).await;
+    poll::eventually("the permission to be gone", || async {
+        let out = env.kubectl(&["get", "cspperm", "contoso", "-n", NS]).await;
+        if out.status.success() {
+            Err(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    assert_eq!(withdrawals_logged(&env).await, 1);
+}

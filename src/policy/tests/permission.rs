@@ -1212,3 +1212,73 @@ fn drift_corrections_are_logged_as_warnings_with_the_switch_direction() {
     );
     assert_eq!(off.action, actions::DELETE);
 }
+
+#[test]
+fn a_grant_put_on_record_before_partner_center_is_adopted_or_withdrawn_after_a_crash() {
+    let plan = plan();
+    let owned = || {
+        vec![SubscriptionFact {
+            name: "plan",
+            spec: &plan,
+            has_owner: true,
+            observed: Observed::Off,
+        }]
+    };
+    let on = perm(true);
+    let partner_center = BackendFact {
+        kind: GrantBackend::PartnerCenter,
+        not_ready: None,
+    };
+    let enabling = PermissionFacts {
+        backend: partner_center,
+        ..facts(&on, owned())
+    };
+    let d = permission_decision(&enabling, t(5));
+    // Before Partner Center is asked: the tenant on record, the state not yet Enabled.
+    let intent = grant_intent(&enabling, &d, t(5)).expect("an intent for a Partner Center create");
+    assert_eq!(intent.granted_tenant_id.as_deref(), Some(TENANT));
+    assert_ne!(intent.state, PermissionState::Enabled);
+    let cluster = facts(&on, owned());
+    assert_eq!(
+        grant_intent(&cluster, &permission_decision(&cluster, t(5)), t(5)),
+        None
+    );
+    assert_eq!(grant_in_doubt(Some(&intent), Some(TENANT)), Some(TENANT));
+    assert_eq!(grant_in_doubt(Some(&intent), Some("someone-else")), None);
+
+    // The process died there. Still enabled: created again (a 409 is adopted).
+    let again = PermissionFacts {
+        current: Some(&intent),
+        ..enabling
+    };
+    assert_eq!(permission_decision(&again, t(6)).grant, GrantChange::Create);
+
+    // Switched off meanwhile: withdrawn, with no transition logged (none was recorded).
+    let off = perm(false);
+    let switched_off = PermissionFacts {
+        current: Some(&intent),
+        backend: partner_center,
+        ..facts(&off, owned())
+    };
+    let d = permission_decision(&switched_off, t(6));
+    assert_eq!(d.grant, GrantChange::Delete);
+    assert_eq!(d.status.granted_tenant_id, None);
+    assert!(
+        d.events.iter().all(|e| e.transition.is_none()),
+        "{:?}",
+        d.events
+    );
+    assert_eq!(d.status.history, intent.history);
+
+    // Without a ready connection the withdrawal waits, and the doubt stays on record.
+    let waiting = PermissionFacts {
+        backend: BackendFact {
+            not_ready: Some("CredentialsInvalid"),
+            ..partner_center
+        },
+        ..switched_off
+    };
+    let d = permission_decision(&waiting, t(6));
+    assert_eq!(d.grant, GrantChange::None);
+    assert_eq!(d.status.granted_tenant_id.as_deref(), Some(TENANT));
+}
