@@ -41,7 +41,12 @@ pub const FINALIZER: &str = "csp.operator.dev/purchase-permission";
 pub const ROLE_FINALIZER: &str = "csp.operator.dev/role-assignment";
 /// Finalizer that keeps a PartnerCenterConnection (and its signed-in client) while permissions
 /// in its namespace may still have grants to withdraw (a namespace being deleted deletes both).
+/// Its credentials Secret carries it too, while the connection names it, so the operator can
+/// sign in again after a restart to withdraw them.
 pub const CONNECTION_FINALIZER: &str = "csp.operator.dev/partner-center-connection";
+/// Annotation on a PartnerCenterConnection naming the Secret that carries its finalizer (so a
+/// Secret it no longer names is let go, even after a restart).
+pub const HELD_SECRET_ANNOTATION: &str = "csp.operator.dev/credentials-secret";
 
 /// Regular expression a GUID (tenant, subscription, principal id) must match.
 pub const GUID_PATTERN: &str =

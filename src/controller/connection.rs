@@ -6,7 +6,8 @@ use super::context::Context;
 use super::{Error, MANAGER, metrics, now};
 use crate::api::conditions::reasons;
 use crate::api::{
-    AzureSubscription, CONNECTION_FINALIZER, FINALIZER, PartnerCenterConnection, PurchasePermission,
+    AzureSubscription, CONNECTION_FINALIZER, FINALIZER, HELD_SECRET_ANNOTATION,
+    PartnerCenterConnection, PurchasePermission,
 };
 use crate::backend::{
     Connections, KnownCredentials, Link, Readiness, connection_client, credentials_from_secret,
@@ -15,6 +16,7 @@ use crate::partnercenter::{AuditQuery, Credentials, PartnerCenter, PartnerCenter
 use crate::policy::{self, ConnectionFacts};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
@@ -95,7 +97,11 @@ async fn reconcile(
         return hold_until_grants_withdrawn(&cc, &ns, &conn).await;
     }
     if !conn.finalizers().iter().any(|f| f == CONNECTION_FINALIZER) {
-        patch_finalizers(&cc.ctx, &conn, true).await?;
+        patch_finalizer(&connections_api(&cc.ctx, &ns), &conn.metadata, true).await?;
+    }
+    let secret = read_secret(&cc.ctx, &conn).await?;
+    if let Some(secret) = &secret {
+        hold_credentials(&cc.ctx, &conn, secret).await?;
     }
     let previous = cc.connections.link(&ns);
     let mut facts = ConnectionFacts {
@@ -103,7 +109,8 @@ async fn reconcile(
         current: conn.status.as_ref(),
         ..Default::default()
     };
-    let (client, mut known) = sign_in(&cc, &conn, previous.as_ref(), &mut facts).await?;
+    let signed_in = sign_in(&cc, &conn, secret, previous.as_ref(), &mut facts).await?;
+    let (client, mut known) = signed_in;
     // A refusal of these very credentials by an earlier call stands until they change.
     let refusal = previous
         .as_ref()
@@ -157,7 +164,8 @@ async fn reconcile(
 
 /// A connection being deleted (its namespace, most often, with the Secret beside it) keeps its
 /// signed-in client, untouched, while a PurchasePermission of the namespace still holds its
-/// finalizer (it may have a grant to withdraw through this connection); then it lets go.
+/// finalizer (it may have a grant to withdraw through this connection); after a restart it
+/// signs in again from the Secret it holds. Then it lets the Secret go, and itself.
 async fn hold_until_grants_withdrawn(
     cc: &ConnectionContext,
     ns: &str,
@@ -178,22 +186,101 @@ async fn hold_until_grants_withdrawn(
             pending,
             "connection deletion waits for the grants to be withdrawn"
         );
+        if cc.connections.link(ns).is_none_or(|l| l.client.is_none()) {
+            sign_in_again(cc, ns, conn).await?;
+        }
         return Ok(Action::requeue(WITHDRAWALS_RECHECK));
     }
+    let held = conn.annotations().get(HELD_SECRET_ANNOTATION);
+    let named = &conn.spec.credentials_secret_ref.name;
+    for secret in held.into_iter().chain([named]) {
+        release_secret(&cc.ctx, ns, secret).await?;
+    }
     if conn.finalizers().iter().any(|f| f == CONNECTION_FINALIZER) {
-        patch_finalizers(&cc.ctx, conn, false).await?;
+        patch_finalizer(&connections_api(&cc.ctx, ns), &conn.metadata, false).await?;
     }
     Ok(Action::await_change())
 }
 
-/// Adds (or removes) the connection's finalizer with a JSON patch that tests the list it read.
-async fn patch_finalizers(
+/// A connection being deleted that this process never signed in with (it started since): signed
+/// in from its Secret and published, so the grants of its namespace can be withdrawn.
+async fn sign_in_again(
+    cc: &ConnectionContext,
+    ns: &str,
+    conn: &PartnerCenterConnection,
+) -> Result<(), Error> {
+    let mut facts = ConnectionFacts {
+        generation: conn.metadata.generation,
+        current: conn.status.as_ref(),
+        ..Default::default()
+    };
+    let secret = read_secret(&cc.ctx, conn).await?;
+    let (client, known) = sign_in(cc, conn, secret, None, &mut facts).await?;
+    publish(cc, ns, conn, client, known, None, &facts);
+    Ok(())
+}
+
+/// The connection's credentials Secret carries the connection's finalizer while the connection
+/// names it (as a PersistentVolumeClaim in use is protected): deleting the namespace, or the
+/// Secret, leaves it readable until the grants made with it are withdrawn. A Secret the
+/// connection named before (its annotation says which) is let go.
+async fn hold_credentials(
     ctx: &Context,
     conn: &PartnerCenterConnection,
-    add: bool,
+    secret: &Secret,
 ) -> Result<(), Error> {
     let ns = conn.namespace().unwrap_or_default();
-    let current = conn.finalizers().to_vec();
+    if !secret
+        .finalizers()
+        .iter()
+        .any(|f| f == CONNECTION_FINALIZER)
+    {
+        patch_finalizer(&secrets_api(ctx, &ns), &secret.metadata, true).await?;
+    }
+    let named = &conn.spec.credentials_secret_ref.name;
+    let held = conn.annotations().get(HELD_SECRET_ANNOTATION);
+    if held == Some(named) {
+        return Ok(());
+    }
+    if let Some(before) = held {
+        release_secret(ctx, &ns, before).await?;
+    }
+    let note = serde_json::json!({"metadata": {"annotations": {HELD_SECRET_ANNOTATION: named}}});
+    connections_api(ctx, &ns)
+        .patch(
+            &conn.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&note),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Takes the connection's finalizer off a Secret (gone already: nothing to do).
+async fn release_secret(ctx: &Context, ns: &str, name: &str) -> Result<(), Error> {
+    let api = secrets_api(ctx, ns);
+    match api.get_opt(name).await? {
+        Some(s) if s.finalizers().iter().any(|f| f == CONNECTION_FINALIZER) => {
+            patch_finalizer(&api, &s.metadata, false).await
+        }
+        _ => Ok(()),
+    }
+}
+
+fn connections_api(ctx: &Context, ns: &str) -> Api<PartnerCenterConnection> {
+    Api::namespaced(ctx.client.clone(), ns)
+}
+
+fn secrets_api(ctx: &Context, ns: &str) -> Api<Secret> {
+    Api::namespaced(ctx.client.clone(), ns)
+}
+
+/// Adds (or removes) the connection finalizer with a JSON patch that tests the list it read.
+async fn patch_finalizer<K>(api: &Api<K>, meta: &ObjectMeta, add: bool) -> Result<(), Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let current = meta.finalizers.clone().unwrap_or_default();
     let mut wanted: Vec<String> = current
         .iter()
         .filter(|f| *f != CONNECTION_FINALIZER)
@@ -202,7 +289,7 @@ async fn patch_finalizers(
     if add {
         wanted.push(CONNECTION_FINALIZER.to_string());
     }
-    let patch = if conn.metadata.finalizers.is_none() {
+    let patch = if meta.finalizers.is_none() {
         serde_json::json!([{"op": "add", "path": "/metadata/finalizers", "value": wanted}])
     } else {
         serde_json::json!([
@@ -212,32 +299,35 @@ async fn patch_finalizers(
     };
     let patch: json_patch::Patch =
         serde_json::from_value(patch).map_err(|e| Error::Finalizer(e.to_string()))?;
-    let api: Api<PartnerCenterConnection> = Api::namespaced(ctx.client.clone(), &ns);
-    api.patch(
-        &conn.name_any(),
-        &PatchParams::default(),
-        &Patch::Json::<()>(patch),
-    )
-    .await?;
+    let name = meta.name.as_deref().unwrap_or_default();
+    api.patch(name, &PatchParams::default(), &Patch::Json::<()>(patch))
+        .await?;
     Ok(())
 }
 
-/// Reads the Secret and signs in with it (reusing the client built from the same credentials);
-/// who signed in, or why not, goes into `facts`.
+/// Signs in with the Secret's credentials (reusing the client built from the same ones); who
+/// signed in, or why not, goes into `facts`.
 async fn sign_in(
     cc: &ConnectionContext,
     conn: &PartnerCenterConnection,
+    secret: Option<Secret>,
     previous: Option<&Link>,
     facts: &mut ConnectionFacts<'_>,
 ) -> Result<(Option<PartnerCenter>, KnownCredentials), Error> {
-    let credentials = match read_credentials(&cc.ctx, conn).await? {
-        Ok(c) => c,
-        Err(why) => {
+    let ns = conn.namespace().unwrap_or_default();
+    let name = &conn.spec.credentials_secret_ref.name;
+    let credentials = match secret.as_ref().map(credentials_from_secret) {
+        Some(Ok(c)) => c,
+        Some(Err(why)) => {
+            facts.problem = Some((reasons::CREDENTIALS_MISSING, why));
+            return Ok((None, KnownCredentials::default()));
+        }
+        None => {
+            let why = format!("Secret {name:?} does not exist in namespace {ns:?}");
             facts.problem = Some((reasons::CREDENTIALS_MISSING, why));
             return Ok((None, KnownCredentials::default()));
         }
     };
-    let ns = conn.namespace().unwrap_or_default();
     let known = known_credentials(conn, &credentials, previous);
     let correlation_id = cc.connections.correlation_id(&ns);
     let client = client_for(conn, credentials, previous, &known, correlation_id)?;
@@ -251,20 +341,14 @@ async fn sign_in(
     Ok((Some(client), known))
 }
 
-/// The Secret's three keys, or why they cannot be read (never their values).
-async fn read_credentials(
+/// The connection's credentials Secret (`None`: it does not exist).
+async fn read_secret(
     ctx: &Context,
     conn: &PartnerCenterConnection,
-) -> Result<Result<Credentials, String>, Error> {
+) -> Result<Option<Secret>, Error> {
     let ns = conn.namespace().unwrap_or_default();
     let name = &conn.spec.credentials_secret_ref.name;
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    Ok(match api.get_opt(name).await? {
-        Some(secret) => credentials_from_secret(&secret),
-        None => Err(format!(
-            "Secret {name:?} does not exist in namespace {ns:?}"
-        )),
-    })
+    Ok(secrets_api(ctx, &ns).get_opt(name).await?)
 }
 
 /// Which credentials a client is built from, carrying over the refresh tokens the previous link

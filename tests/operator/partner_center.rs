@@ -837,8 +837,14 @@ async fn deleting_the_namespace_withdraws_its_grants_before_the_connection_goes(
     // connection (and its signed-in client) stays until the grants are withdrawn.
     env.ok(&["delete", "namespace", NS, "--wait=false"]).await;
     wait_for_policy(&sim, CONTOSO, None).await;
-    poll::eventually("the namespace to be gone", || async {
-        let out = env.kubectl(&["get", "namespace", NS]).await;
+    wait_gone(&env, &["get", "namespace", NS]).await;
+    assert!(sim.self_serve_policies().is_empty());
+}
+
+/// Waits until the kubectl `get` fails (the object is gone).
+async fn wait_gone(env: &Env, what: &[&str]) {
+    poll::eventually(&format!("{what:?} to be gone"), || async {
+        let out = env.kubectl(what).await;
         if out.status.success() {
             Err(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
@@ -846,7 +852,70 @@ async fn deleting_the_namespace_withdraws_its_grants_before_the_connection_goes(
         }
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_deleted_while_the_operator_was_down_still_has_its_grants_withdrawn() {
+    let sim = simulator().await;
+    let mut env = operator_for(&connection(&sim, ADMIN_TOKEN, "1h")).await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
+    wait_for_policy(&sim, CONTOSO, Some(&["AzureReservedInstances"])).await;
+    // The Secret is held while the connection names it, as a PVC in use is.
+    env.wait_for(
+        "secret/pc-credentials",
+        NS,
+        "{.metadata.finalizers}",
+        r#"["csp.operator.dev/partner-center-connection"]"#,
+    )
+    .await;
+
+    // Deleted while no operator runs: the Secret stays (Terminating) for the restarted one,
+    // which signs in with it, withdraws the grant, then lets the Secret and connection go.
+    env.stop_controllers();
+    env.ok(&["delete", "namespace", NS, "--wait=false"]).await;
+    env.start_controllers_with(BackendChoice::PartnerCenter.build());
+    wait_for_policy(&sim, CONTOSO, None).await;
+    wait_gone(&env, &["get", "namespace", NS]).await;
     assert!(sim.self_serve_policies().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_the_connection_stops_naming_is_let_go() {
+    let sim = simulator().await;
+    let env = operator_for(&connection(&sim, ADMIN_TOKEN, "1h")).await;
+    let held = r#"["csp.operator.dev/partner-center-connection"]"#;
+    env.wait_for("secret/pc-credentials", NS, "{.metadata.finalizers}", held)
+        .await;
+    let renamed = connection(&sim, ADMIN_TOKEN, "1h").replace("pc-credentials", "pc-credentials-2");
+    let file = env.manifest("renamed.yaml", &renamed);
+    env.ok(&["apply", "-f", &file]).await;
+    env.wait_for(
+        "secret/pc-credentials-2",
+        NS,
+        "{.metadata.finalizers}",
+        held,
+    )
+    .await;
+    env.wait_for("secret/pc-credentials", NS, "{.metadata.finalizers}", "")
+        .await;
+    env.wait_for(
+        "pcconn/partner-center",
+        NS,
+        "{.metadata.annotations.csp\\.operator\\.dev/credentials-secret}",
+        "pc-credentials-2",
+    )
+    .await;
+    // The Secret no longer named can be deleted at once.
+    env.ok(&[
+        "delete",
+        "secret",
+        "pc-credentials",
+        "-n",
+        NS,
+        "--timeout=20s",
+    ])
+    .await;
 }
 
 /// Enables contoso again and stops the operator after Partner Center made the policy but before
@@ -933,14 +1002,6 @@ async fn a_grant_made_but_never_recorded_is_withdrawn_when_deleted_meanwhile() {
         .await;
     env.start_controllers_with(BackendChoice::PartnerCenter.build());
     wait_for_policy(&sim, CONTOSO, None).await;
-    poll::eventually("the permission to be gone", || async {
-        let out = env.kubectl(&["get", "cspperm", "contoso", "-n", NS]).await;
-        if out.status.success() {
-            Err(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Ok(())
-        }
-    })
-    .await;
+    wait_gone(&env, &["get", "cspperm", "contoso", "-n", NS]).await;
     assert_eq!(withdrawals_logged(&env).await, 1);
 }
