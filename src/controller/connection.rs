@@ -82,13 +82,27 @@ fn declare(
     }
 }
 
-fn error_policy(_: Arc<PartnerCenterConnection>, e: &Error, _: Arc<ConnectionContext>) -> Action {
-    tracing::warn!(error = %e, "connection reconcile failed");
-    Action::requeue(RETRY_NOT_READY)
+/// A failed reconcile is retried as the other controllers' are (0.5 s doubling, a Warning Event
+/// on the connection once per run of failures): grants and withdrawals wait for it.
+fn error_policy(
+    conn: Arc<PartnerCenterConnection>,
+    e: &Error,
+    cc: Arc<ConnectionContext>,
+) -> Action {
+    super::backoff::error_policy(conn, e, cc.ctx.clone())
+}
+
+async fn reconcile(
+    conn: Arc<PartnerCenterConnection>,
+    cc: Arc<ConnectionContext>,
+) -> Result<Action, Error> {
+    let action = check(conn.clone(), cc.clone()).await?;
+    cc.ctx.backoff.succeeded(conn.as_ref());
+    Ok(action)
 }
 
 /// Sign in -> write back the rotated token -> read the activity log -> status -> link.
-async fn reconcile(
+async fn check(
     conn: Arc<PartnerCenterConnection>,
     cc: Arc<ConnectionContext>,
 ) -> Result<Action, Error> {

@@ -834,7 +834,9 @@ async fn deleting_the_namespace_withdraws_its_grants_before_the_connection_goes(
     .await;
 
     // The namespace controller deletes the connection and its Secret beside the permissions: the
-    // connection (and its signed-in client) stays until the grants are withdrawn.
+    // connection (and its signed-in client) stays until the grants are withdrawn. Failures on
+    // the way are retried soon (not after a not-ready connection's 30 s).
+    env.server.fail_next("get", "secrets", 2, 500, None);
     env.ok(&["delete", "namespace", NS, "--wait=false"]).await;
     wait_for_policy(&sim, CONTOSO, None).await;
     wait_gone(&env, &["get", "namespace", NS]).await;
