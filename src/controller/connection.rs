@@ -194,6 +194,7 @@ async fn hold_until_grants_withdrawn(
         .filter(|p| p.namespace().as_deref() == Some(ns))
         .filter(|p| p.finalizers().iter().any(|f| f == FINALIZER))
         .count();
+    cc.connections.deleting(ns);
     if pending > 0 {
         tracing::info!(
             namespace = ns,

@@ -210,6 +210,10 @@ impl Relations for PurchasePermission {
         if let Some(cust) = c.customer(&ns, customer) {
             t.customers.send_all([cust]);
         }
+        // A connection being deleted waits for the namespace's grants to be withdrawn.
+        if let Some(connections) = feeds.ctx.backend.connections() {
+            connections.permission_changed(&ns);
+        }
         // A customerRef move is a spec change, which re-checks every relative anyway.
         None
     }

@@ -54,6 +54,8 @@ struct State {
     listed: bool,
     /// The MS-CorrelationId of each namespace's clients, for the life of this process.
     correlation_ids: HashMap<String, String>,
+    /// Namespaces whose connection is being deleted and waits for their grants to be withdrawn.
+    deleting: std::collections::HashSet<String>,
 }
 
 impl Connections {
@@ -158,6 +160,30 @@ impl Connections {
         }
     }
 
+    /// The namespace's connection is being deleted: it waits for the namespace's grants to be
+    /// withdrawn, and [`Self::permission_changed`] wakes it when one may have been.
+    pub fn deleting(&self, namespace: &str) {
+        if let Ok(mut s) = self.inner.write() {
+            s.deleting.insert(namespace.to_string());
+        }
+    }
+
+    /// A PurchasePermission of the namespace changed or went: a connection being deleted there
+    /// is checked again now (it may be free to go), not on its next poll.
+    pub fn permission_changed(&self, namespace: &str) {
+        let connection = match self.inner.read() {
+            Ok(s) if s.deleting.contains(namespace) => s.declared.get(namespace).cloned(),
+            _ => None,
+        };
+        if let Some(name) = connection
+            && let Ok(tx) = self.recheck.lock()
+            && let Some(tx) = tx.as_ref()
+        {
+            let target = kube::runtime::reflector::ObjectRef::new(&name).within(namespace);
+            let _ = tx.unbounded_send(target);
+        }
+    }
+
     /// Where checks of a connection are requested (the connection controller listens).
     pub fn on_recheck(&self, tx: RecheckTx) {
         if let Ok(mut slot) = self.recheck.lock() {
@@ -175,6 +201,7 @@ impl Connections {
                 None => {
                     s.declared.remove(namespace);
                     s.links.remove(namespace);
+                    s.deleting.remove(namespace);
                 }
             }
         }
