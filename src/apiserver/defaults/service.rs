@@ -33,7 +33,9 @@ impl Taken {
         if str_at(spec, "type") == "ExternalName" {
             return;
         }
-        for ip in strings(spec.get("clusterIPs")) {
+        let mut ips = strings(spec.get("clusterIPs"));
+        ips.push(str_at(spec, "clusterIP").to_string());
+        for ip in ips {
             if let Ok(ip) = ip.parse() {
                 self.ips.insert(ip);
             }
@@ -602,11 +604,15 @@ fn cluster_ips(
         return Ok(());
     }
     let ips = strings(spec.get("clusterIPs"));
+    let old_ips = old
+        .map(|o| strings(o.get("clusterIPs")))
+        .unwrap_or_default();
+    // One stored without cluster IPs (by a server before allocation) gets them as on create.
     if let Some(old) = old
         && needs_cluster_ip(str_at(old, "type"))
+        && !old_ips.is_empty()
     {
         // `validateUpgradeDowngradeClusterIPs`, single-stack: the first IP stays.
-        let old_ips = strings(old.get("clusterIPs"));
         let headless = |v: &[String]| v.len() == 1 && v[0] == "None";
         if headless(&old_ips) && headless(&ips) {
             return Ok(());

@@ -357,3 +357,14 @@ fn updates_keep_what_was_allocated() {
     let np = write(to_np, Some(&back), &taken).expect("updated");
     assert!(np["spec"]["ports"][0]["nodePort"].is_i64());
 }
+
+#[test]
+fn a_service_stored_without_cluster_ips_gets_them_on_its_next_write() {
+    let mut taken = Taken::default();
+    taken.add(&json!({"spec": {"type": "ClusterIP", "clusterIP": "10.96.0.20"}}));
+    assert!(taken.ips.contains(&Ipv4Addr::new(10, 96, 0, 20)));
+    let old = json!({"spec": {"type": "ClusterIP", "ports": [{"port": 80}]}});
+    let s = write(old.clone(), Some(&old), &taken).expect("updated");
+    assert!(in_cidr(s["spec"]["clusterIP"].as_str().expect("an IP")));
+    assert_eq!(s["spec"]["clusterIPs"][0], s["spec"]["clusterIP"]);
+}
