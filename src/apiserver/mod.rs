@@ -23,6 +23,7 @@
 mod admission;
 mod authn;
 mod collector;
+mod defaults;
 mod discovery;
 mod error;
 mod escalation;

@@ -204,6 +204,7 @@ pub fn builtins() -> Vec<ResourceDef> {
     // `kubectl get all` lists the resources in the `all` category (of those served here).
     deployments.categories = vec!["all".into()];
     let mut services = builtin("", "v1", "Service", "services", true, &["svc"]);
+    services.status_subresource = true;
     services.categories = vec!["all".into()];
     let mut all = vec![
         namespaces,

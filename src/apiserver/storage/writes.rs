@@ -5,6 +5,7 @@ use super::gc::{DeleteOptions, Propagation, finalizers_for_deletion};
 use super::{Change, State, Store};
 use crate::apiserver::admission::schema;
 use crate::apiserver::admission::{self, Admitted, Part, WriteOpts};
+use crate::apiserver::defaults;
 use crate::apiserver::error::ApiError;
 use crate::apiserver::meta::{finalizers, meta_str, now_string, set_meta};
 use crate::apiserver::resources::ResourceDef;
@@ -260,6 +261,7 @@ impl State {
         }
         let obj = drop_empty_metadata(fold_secret_string_data(def, obj));
         let obj = namespace_defaults(def, name, obj);
+        let obj = self.kind_defaults(def, ns, name, obj, old.as_ref(), part)?;
         let (mut obj, created, warnings) =
             match admission::admit(def, ns, name, obj, old, part, opts)? {
                 Admitted::Unchanged { current, warnings } => {
@@ -277,6 +279,7 @@ impl State {
                 } => (object, created, warnings),
             };
         namespace_phase(def, &mut obj);
+        defaults::initial_status(def, &mut obj);
         if opts.dry_run {
             if let Some(m) = obj["metadata"].as_object_mut()
                 && created
@@ -315,6 +318,41 @@ impl State {
             created,
             warnings,
         })
+    }
+}
+
+impl State {
+    /// The defaults of the kind (see [`crate::apiserver::defaults`]) on a write of the main
+    /// resource, and a Service's cluster IPs and node ports, allocated among the other
+    /// Services' (a dry run allocates without holding, as the real server's does).
+    fn kind_defaults(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        mut obj: Value,
+        old: Option<&Value>,
+        part: Part,
+    ) -> Result<Value, ApiError> {
+        if part != Part::Main {
+            return Ok(obj);
+        }
+        defaults::apply(def, &mut obj);
+        if def.group.is_empty() && def.kind == "Service" {
+            let mut taken = defaults::service::Taken::default();
+            if let Some(services) = self.objects.get(&def.store) {
+                for ((n_ns, n_name), packed) in services {
+                    if (n_ns.as_str(), n_name.as_str()) == (ns, name) {
+                        continue;
+                    }
+                    if let Ok(svc) = serde_json::from_slice::<Value>(&packed.unpack()) {
+                        taken.add(&svc);
+                    }
+                }
+            }
+            defaults::service::allocate(name, &mut obj, old, &taken)?;
+        }
+        Ok(obj)
     }
 }
 

@@ -4,7 +4,7 @@
 //! Mirrors the real apiserver: the apiextensions `tableconvertor` for custom
 //! resources (Name column + `additionalPrinterColumns`, first JSONPath match
 //! per cell, typed cells, `date` rendered as an age) and the built-in printers
-//! for Events and Namespaces. Every column is always sent, whatever its
+//! for Events, Namespaces, Services and Deployments. Every column is always sent, whatever its
 //! priority: the server always prints "wide" and kubectl hides priority > 0
 //! columns unless `-o wide`.
 
@@ -28,6 +28,7 @@ pub struct Column {
     pub json_path: String,
 }
 
+mod kinds;
 mod printers;
 
 pub use super::jsonpath::jsonpath;

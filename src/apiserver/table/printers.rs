@@ -30,7 +30,7 @@ pub const COMPUTED_STRING_PREFIX: &str = "#computed:str:";
 const NAME_DESCRIPTION: &str = "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
 const CREATION_TIMESTAMP_DESCRIPTION: &str = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
 
-fn col(
+pub(super) fn col(
     name: &str,
     type_: &str,
     format: &str,
@@ -49,7 +49,7 @@ fn col(
 }
 
 /// The Name column (shown by default, or with `-o wide` only for Events).
-fn name_column(priority: i32) -> Column {
+pub(super) fn name_column(priority: i32) -> Column {
     col(
         "Name",
         "string",
@@ -108,7 +108,7 @@ pub fn columns_from_crd(printer_columns: &Value) -> Vec<Column> {
     cols
 }
 
-/// Built-in printers for kinds that have no printer columns: core/v1 Event (LAST SEEN, TYPE, REASON, OBJECT, MESSAGE as kubectl shows them: OBJECT is "kind/name" of involvedObject, LAST SEEN an age from lastTimestamp/eventTime/series), events.k8s.io/v1 Event (same, from regarding/note/deprecatedLastTimestamp/eventTime), Namespace (STATUS, AGE), and a default (AGE only) for anything else.
+/// Built-in printers for kinds that have no printer columns: core/v1 Event (LAST SEEN, TYPE, REASON, OBJECT, MESSAGE as kubectl shows them: OBJECT is "kind/name" of involvedObject, LAST SEEN an age from lastTimestamp/eventTime/series), events.k8s.io/v1 Event (same, from regarding/note/deprecatedLastTimestamp/eventTime), Namespace (STATUS, AGE), Service and Deployment (see `kinds`), and a default (AGE only) for anything else.
 ///
 /// Like `columns_from_crd`, this is the complete column list. Events have no
 /// leading Name column (their Name is a priority-1 column at the end, as in
@@ -135,6 +135,8 @@ pub fn builtin_columns(group: &str, kind: &str) -> Vec<Column> {
                 COMPUTED_AGE,
             ),
         ],
+        ("", "Service") => super::kinds::service_columns(),
+        ("apps", "Deployment") => super::kinds::deployment_columns(),
         _ => vec![name_column(0), age_date_column()],
     }
 }
@@ -338,7 +340,7 @@ pub(super) fn computed_cell(marker: &str, obj: &Value, now: Timestamp) -> Value 
             parse_time(obj.pointer("/metadata/creationTimestamp")),
             now
         )),
-        _ => Value::Null,
+        other => super::kinds::cell(other, obj).unwrap_or(Value::Null),
     }
 }
 
@@ -451,7 +453,7 @@ mod tests {
         assert_eq!(t["rows"][0]["cells"], json!(["default", "Active", "24h"]));
         assert_eq!(t["rows"][1]["cells"], json!(["x", "", "<unknown>"]));
 
-        let cols = builtin_columns("apps", "Deployment");
+        let cols = builtin_columns("", "ConfigMap");
         assert_eq!(cols.len(), 2);
         let d = json!({"metadata": {"name": "d", "creationTimestamp": "2024-05-01T11:00:00Z"}});
         let t = table(&cols, &[d], "1", None, now);
