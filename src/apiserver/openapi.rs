@@ -118,6 +118,9 @@ fn document(resources: &[Arc<ResourceDef>], gv: Option<(&str, &str)>, flavour: F
         schema["x-kubernetes-group-version-kind"] = gvk;
         definitions.insert(name.clone(), schema);
     }
+    if flavour == Flavour::V2 {
+        definitions.values_mut().for_each(strip_junctors);
+    }
     match flavour {
         Flavour::V2 => json!({
             "swagger": "2.0",
@@ -185,6 +188,29 @@ fn to_v2(schema: &mut Value) {
         if let Some(sub) = map.get_mut(key) {
             to_v2(sub);
         }
+    }
+}
+
+/// `oneOf`, `anyOf` and `not` are not Swagger 2.0 (gnostic refuses them): the built-in types
+/// whose v3 schema has them (`JSONSchemaPropsOrArray`, ...) keep only their description in the
+/// real v2 document, as here.
+fn strip_junctors(schema: &mut Value) {
+    let Some(map) = schema.as_object_mut() else {
+        return;
+    };
+    for key in ["oneOf", "anyOf", "not"] {
+        map.remove(key);
+    }
+    if let Some(props) = map.get_mut("properties").and_then(Value::as_object_mut) {
+        props.values_mut().for_each(strip_junctors);
+    }
+    for key in ["items", "additionalProperties"] {
+        if let Some(sub) = map.get_mut(key) {
+            strip_junctors(sub);
+        }
+    }
+    if let Some(all) = map.get_mut("allOf").and_then(Value::as_array_mut) {
+        all.iter_mut().for_each(strip_junctors);
     }
 }
 
