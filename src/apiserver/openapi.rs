@@ -214,13 +214,31 @@ fn list_schema(r: &ResourceDef, name: &str, flavour: Flavour) -> Value {
 /// What the real v2 document leaves out of every definition: `default` (kube-openapi's
 /// PruneDefaults, run on the built-in and the CRD documents alike) and the junctors Swagger
 /// 2.0 lacks (`oneOf`, `anyOf`, `not`; the built-in types whose v3 schema has them, such as
-/// `JSONSchemaPropsOrArray`, keep only their description).
+/// `JSONSchemaPropsOrArray`, keep only their description); and how it writes a reference.
 fn v2_definition(schema: &mut Value) {
     let Some(map) = schema.as_object_mut() else {
         return;
     };
     for key in ["default", "oneOf", "anyOf", "not"] {
         map.remove(key);
+    }
+    // A reference with a description of its own is `{"$ref", "description"}` in v2, where v3
+    // (and k8s-openapi's schemas) wrap the reference in a one-element `allOf`.
+    let lone_ref = match map
+        .get("allOf")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+    {
+        Some([only]) => only
+            .as_object()
+            .filter(|o| o.len() == 1)
+            .and_then(|o| o.get("$ref"))
+            .cloned(),
+        _ => None,
+    };
+    if let Some(reference) = lone_ref {
+        map.remove("allOf");
+        map.insert("$ref".into(), reference);
     }
     if let Some(props) = map.get_mut("properties").and_then(Value::as_object_mut) {
         props.values_mut().for_each(v2_definition);
