@@ -1,4 +1,7 @@
-//! `/openapi/v2` in protobuf: the Swagger 2.0 JSON document encoded as gnostic's `openapi.v2.Document` message, the bytes kube-openapi's handler serves (`openapi_v2.ParseDocument` of the JSON, then `proto.Marshal`).
+//! `/openapi/v2` in protobuf: the Swagger JSON encoded as gnostic's `openapi.v2.Document`.
+//!
+//! The bytes are those kube-openapi's handler serves: `openapi_v2.ParseDocument` of the JSON,
+//! then `proto.Marshal`.
 //!
 //! The message is google/gnostic-models `openapiv2/OpenAPIv2.proto`; what goes where follows
 //! gnostic's compiler (`openapiv2/OpenAPIv2.go`, `NewDocument` and the rest) as it reads the
@@ -928,5 +931,88 @@ fn put_bytes(out: &mut Vec<u8>, num: u32, b: &[u8]) {
 fn put_str(out: &mut Vec<u8>, num: u32, s: &str) {
     if !s.is_empty() {
         put_bytes(out, num, s.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encode;
+    use serde_json::json;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    /// The expected bytes are what gnostic-models' `ParseDocument` and protobuf-go's
+    /// `proto.Marshal` make of the same JSON: a vendor extension (its YAML), a boolean
+    /// `additionalProperties`, a negative double and an int64, `type` as a list, a query
+    /// parameter and a `$ref` one, a `file` response schema and a `$ref` response, a path
+    /// parameter at the path level.
+    #[test]
+    fn a_document_as_gnostic_encodes_it() {
+        let doc = json!({
+            "definitions": {"A": {
+                "additionalProperties": true,
+                "maximum": -0.5,
+                "maxLength": 3,
+                "properties": {"b": {"type": ["string", "null"]}},
+                "type": "object",
+                "x-kubernetes-group-version-kind": [{"group": "", "kind": "A", "version": "v1"}],
+            }},
+            "info": {"title": "T", "version": "v1"},
+            "paths": {"/a/{name}": {
+                "get": {
+                    "parameters": [
+                        {"in": "query", "name": "q", "type": "boolean", "uniqueItems": true},
+                        {"$ref": "#/parameters/p"},
+                    ],
+                    "responses": {
+                        "200": {"description": "OK", "schema": {"type": "file"}},
+                        "default": {"$ref": "#/responses/r"},
+                    },
+                    "x-kubernetes-action": "get",
+                },
+                "parameters": [{"in": "path", "name": "name", "required": true, "type": "string"}],
+            }},
+            "swagger": "2.0",
+        });
+        let expected = hex(concat!(
+            "0a03322e3012070a01541202763142bc0112b9010a092f612f7b6e616d657d12ab01128a01421c0a1a",
+            "12181a16120571756572792201713207626f6f6c65616ea00101421212100a0e232f706172616d6574",
+            "6572732f704a370a170a0332303012100a0e0a024f4b12081206320466696c650a1c0a076465666175",
+            "6c741211120f0a0d232f726573706f6e7365732f726a1d0a13782d6b756265726e657465732d616374",
+            "696f6e120612046765740a4a1c0a1a12182216080112047061746822046e616d652a06737472696e67",
+            "4a8b010a88010a014112820139000000000000e0bf5803aa01021001b201080a066f626a656374ca01",
+            "180a160a01621211b2010e0a06737472696e670a046e756c6cfa01490a1f782d6b756265726e657465",
+            "732d67726f75702d76657273696f6e2d6b696e64122612242d2067726f75703a2022220a20206b696e",
+            "643a20410a202076657273696f6e3a2076310a",
+        ));
+        assert_eq!(encode(&doc).expect("valid"), expected);
+    }
+
+    /// What gnostic refuses is refused: a key a message does not know, a parameter no member
+    /// of the oneof accepts, a missing required key, a value outside a field's enum.
+    #[test]
+    fn what_gnostic_refuses_is_an_error() {
+        let doc = |definitions, paths| {
+            json!({"swagger": "2.0", "info": {"title": "T", "version": "v"},
+                   "paths": paths, "definitions": definitions})
+        };
+        let nullable = doc(json!({"A": {"nullable": true}}), json!({}));
+        assert!(encode(&nullable).is_err_and(|e| e.contains("nullable")));
+        let object_query = doc(
+            json!({}),
+            json!({"/a": {"get": {"responses": {},
+                "parameters": [{"in": "query", "name": "q", "type": "object"}]}}}),
+        );
+        assert!(encode(&object_query).is_err_and(|e| e.contains("ParametersItem")));
+        let no_info = json!({"swagger": "2.0", "paths": {}});
+        assert!(encode(&no_info).is_err_and(|e| e.contains("info")));
+        let swagger3 =
+            json!({"swagger": "3.0", "info": {"title": "T", "version": "v"}, "paths": {}});
+        assert!(encode(&swagger3).is_err());
     }
 }

@@ -1,4 +1,6 @@
-//! The YAML text gnostic puts in an `Any` (a vendor extension's value, a `default`, an `enum` item): yaml.v3's Marshal of the JSON value's node with its styles cleared, byte for byte.
+//! The YAML text gnostic keeps in an `Any` (a vendor extension's value, a `default`, an enum).
+//!
+//! It is yaml.v3's Marshal of the JSON value's node with its styles cleared, byte for byte.
 //!
 //! gnostic's compiler parses the JSON document as YAML (go.yaml.in/yaml/v3), and for each
 //! `Any` calls `compiler.Marshal(node)`: the node's styles are cleared and yaml.v3 emits it in
@@ -763,5 +765,31 @@ mod tests {
         assert_eq!(marshal(&json!("2023-02-29")), "2023-02-29\n");
         assert_eq!(marshal(&json!("yes")), "yes\n");
         assert_eq!(marshal(&json!("tab\there")), "\"tab\\there\"\n");
+    }
+
+    #[test]
+    fn the_corner_cases_yaml_v3_has() {
+        // A multi-line key is a `?` key; a text ending in two breaks keeps them (`|+`).
+        assert_eq!(
+            marshal(&json!({"a b": "on", "line1\nline2\n\n": [false]})),
+            "a b: on\n? |+\n    line1\n    line2\n\n:   - false\n"
+        );
+        assert_eq!(
+            marshal(&json!({"line1\nline2": "line1\nline2"})),
+            "? |-\n    line1\n    line2\n: |-\n    line1\n    line2\n"
+        );
+        assert_eq!(marshal(&json!("\n")), "|4+\n");
+        // Outside the Basic Multilingual Plane, and after a byte-order mark, everything is escaped.
+        assert_eq!(
+            marshal(&json!("emoji \u{1F600}")),
+            "\"emoji \\U0001F600\"\n"
+        );
+        assert_eq!(
+            marshal(&json!("\u{FEFF}bom")),
+            "\"\\uFEFF\\x62\\x6F\\x6D\"\n"
+        );
+        // A line separator is a break inside single quotes.
+        assert_eq!(marshal(&json!("ls\u{2028}x")), "'ls\u{2028}    x'\n");
+        assert_eq!(marshal(&json!("? q")), "'? q'\n");
     }
 }

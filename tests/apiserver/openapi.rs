@@ -1,4 +1,8 @@
-//! The OpenAPI documents: `kubectl explain` (v3 and `--output plaintext-openapiv2`), every kind and its List in `/openapi/v2` with `x-kubernetes-group-version-kind`, the protobuf form read back with gnostic's own `.proto` (not our encoder), and kube-openapi's content negotiation.
+//! The OpenAPI documents as kubectl, Argo CD and other clients read them.
+//!
+//! `kubectl explain` (v3, and `--output plaintext-openapiv2` over v2 protobuf), every kind and
+//! its List in `/openapi/v2` with `x-kubernetes-group-version-kind`, the protobuf form read back
+//! with gnostic's own `.proto` (not our encoder), and kube-openapi's content negotiation.
 
 use crate::support::Env;
 use crate::support::clients::Raw;
