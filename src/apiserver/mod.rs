@@ -32,6 +32,8 @@ mod http;
 mod jsonpath;
 mod meta;
 mod openapi;
+mod openapi_proto;
+mod openapi_yaml;
 mod packed;
 mod patch;
 mod persist;

@@ -150,6 +150,35 @@ impl Raw {
     /// Sends it over TLS (trusting the server's certificate): the status code and the whole
     /// response. The server may answer before the body is all sent (a 413); the rest is dropped.
     pub async fn send(&self, server: &ApiServer) -> (u16, String) {
+        let out = self.exchange(server).await;
+        let out = String::from_utf8_lossy(&out).into_owned();
+        let code = out
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (code, out)
+    }
+
+    /// Like [`Raw::send`], for a binary answer: the status code, the head (status line and
+    /// headers) and the body's bytes as they came (the server answers with a Content-Length).
+    pub async fn send_bytes(&self, server: &ApiServer) -> (u16, String, Vec<u8>) {
+        let out = self.exchange(server).await;
+        let split = out
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or(out.len());
+        let head = String::from_utf8_lossy(&out[..split]).into_owned();
+        let body = out.get(split + 4..).unwrap_or_default().to_vec();
+        let code = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (code, head, body)
+    }
+
+    async fn exchange(&self, server: &ApiServer) -> Vec<u8> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut tls = tls_connect(server).await;
         let (mut reader, mut writer) = tokio::io::split(&mut tls);
@@ -164,13 +193,7 @@ impl Raw {
             out
         };
         let (_, out) = tokio::join!(write, read);
-        let out = String::from_utf8_lossy(&out).into_owned();
-        let code = out
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        (code, out)
+        out
     }
 }
 

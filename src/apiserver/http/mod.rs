@@ -155,6 +155,8 @@ struct Req {
     query: HashMap<String, String>,
     accept: String,
     content_type: String,
+    /// `If-None-Match`, for the OpenAPI v2 document's ETag.
+    if_none_match: String,
     /// Names the field manager of a write that gives no `fieldManager`.
     user_agent: String,
     body: Bytes,
@@ -218,6 +220,7 @@ pub async fn handle(
         query,
         accept: header("accept"),
         content_type: header("content-type"),
+        if_none_match: header("if-none-match"),
         user_agent: header("user-agent"),
         body,
         user,

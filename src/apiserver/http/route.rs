@@ -10,7 +10,7 @@ use crate::apiserver::admission::Part;
 use crate::apiserver::error::ApiError;
 use crate::apiserver::rbac::{self, User};
 use crate::apiserver::resources::ResourceDef;
-use crate::apiserver::{discovery, openapi};
+use crate::apiserver::{discovery, openapi, openapi_proto};
 use crate::apiserver::{patch, protobuf, reviews};
 use hyper::{Method, Response};
 use serde_json::Value;
@@ -34,7 +34,7 @@ pub async fn route(shared: &Arc<Shared>, r: Req) -> Result<Response<Body>, ApiEr
         .split('/')
         .filter(|s| !s.is_empty())
         .collect();
-    if let Some(answer) = discovery_document(shared, &r.method, &r.accept, &segs) {
+    if let Some(answer) = discovery_document(shared, &r, &segs) {
         return answer;
     }
     if let Some(review) = reviews::review_at(&segs) {
@@ -62,11 +62,10 @@ pub async fn route(shared: &Arc<Shared>, r: Req) -> Result<Response<Body>, ApiEr
 /// The version, health, discovery and OpenAPI documents (GETs outside the resource paths).
 fn discovery_document(
     shared: &Shared,
-    method: &Method,
-    accept: &str,
+    r: &Req,
     segs: &[&str],
 ) -> Option<Result<Response<Body>, ApiError>> {
-    if method != Method::GET {
+    if r.method != Method::GET {
         return None;
     }
     // Only discovery needs the resource list; resource requests resolve one entry.
@@ -103,32 +102,131 @@ fn discovery_document(
             let key = rest.join("/");
             found(openapi::v3_for_path(&resources(), &key), &key)
         }
-        ["openapi", "v2"] => openapi_v2(shared, accept),
+        ["openapi", "v2"] => Ok(openapi_v2(shared, &r.accept, &r.if_none_match)),
         _ => return None,
     })
 }
 
-/// `/openapi/v2` in JSON. The protobuf form (what client-go's `OpenAPISchema()` asks for) is
-/// not made here: a request that accepts only it is told so (406) rather than sent JSON that
-/// its protobuf decoder would misread.
-fn openapi_v2(shared: &Shared, accept: &str) -> Result<Response<Body>, ApiError> {
-    let json_ok = accept.trim().is_empty()
-        || accept.split(',').any(|m| {
-            let media = m.split(';').next().unwrap_or("").trim();
-            matches!(media, "application/json" | "*/*" | "application/*")
-        });
-    if !json_ok {
-        return Err(ApiError::new(
-            406,
-            "NotAcceptable",
-            "only the following media types are accepted: application/json",
-        ));
+/// `/openapi/v2` as kube-openapi's handler serves it: the Accept header's clauses (goautoneg
+/// order: by q, then the more specific) are tried against JSON and the gnostic protobuf form
+/// (either spelling; the answer is `application/com.github.proto-openapi.spec.v2.v1.0+protobuf`);
+/// `Vary: Accept`, an ETag (of the JSON, shared by both forms) and 304 for a matching
+/// `If-None-Match`; 406 with an empty body when nothing is acceptable. A protobuf encoding
+/// gnostic would refuse is a 503, as kube-openapi answers when it has no older one.
+///
+/// Unlike kube-openapi: the ETag is a 64-bit hash rather than SHA-512 (clients only compare
+/// it), no `Last-Modified`/`If-Modified-Since`, no Range requests and no gzip.
+fn openapi_v2(shared: &Shared, accept: &str, if_none_match: &str) -> Response<Body> {
+    let Some(protobuf) = v2_media_type(accept) else {
+        return bare(406);
+    };
+    let doc = openapi::v2(&shared.store.resources());
+    let json = serde_json::to_vec(&doc).unwrap_or_default();
+    let etag = etag(&json);
+    let (content_type, body) = if protobuf {
+        match openapi_proto::encode(&doc) {
+            Ok(bytes) => (openapi_proto::MEDIA_TYPE, bytes),
+            Err(e) => {
+                tracing::error!(error = %e, "Error in OpenAPI handler");
+                return bare(503);
+            }
+        }
+    } else {
+        ("application/json", json)
+    };
+    if etag_matches(if_none_match, &etag) {
+        return Response::builder()
+            .status(304)
+            .header("Vary", "Accept")
+            .header("Etag", etag)
+            .body(full(""))
+            .unwrap_or_else(|_| Response::new(full("")));
     }
-    Ok(json_response(
-        200,
-        &openapi::v2(&shared.store.resources()),
-        &[],
-    ))
+    Response::builder()
+        .status(200)
+        .header("Content-Type", content_type)
+        .header("Vary", "Accept")
+        .header("Etag", etag)
+        .body(full(body))
+        .unwrap_or_else(|_| Response::new(full("")))
+}
+
+/// An answer with no Content-Type (the handler writes only a status).
+fn bare(code: u16) -> Response<Body> {
+    Response::builder()
+        .status(code)
+        .header("Vary", "Accept")
+        .body(full(""))
+        .unwrap_or_else(|_| Response::new(full("")))
+}
+
+/// Which form of `/openapi/v2` an Accept header gets: `Some(true)` protobuf, `Some(false)`
+/// JSON, None neither. goautoneg's ParseAccept: clauses split on `,`, `q` read from the
+/// parameters (a `q=0` clause still counts, as there), sorted by q and then a concrete type or
+/// subtype before `*` (Go's insertion sort for short lists, so ties keep their order); each
+/// clause is matched against `application/json`, then the two protobuf spellings.
+fn v2_media_type(accept: &str) -> Option<bool> {
+    let accept = if accept.is_empty() { "*/*" } else { accept };
+    let mut clauses: Vec<(f32, &str, &str)> = Vec::new();
+    for part in accept.split(',') {
+        let part = part.trim_matches(' ');
+        let mut params = part.split(';');
+        let range = params.next().unwrap_or("");
+        let sp: Vec<&str> = range.split('/').collect();
+        let kind = sp[0].trim_matches(' ');
+        let sub = match sp.len() {
+            1 if kind == "*" => "*",
+            2 => sp[1].trim_matches(' '),
+            _ => continue,
+        };
+        let mut q = 1.0;
+        for p in params {
+            if let Some((k, v)) = p.split_once('=')
+                && k.trim_matches(' ') == "q"
+            {
+                q = v.parse::<f32>().unwrap_or(0.0);
+            }
+        }
+        clauses.push((q, kind, sub));
+    }
+    let less = |a: &(f32, &str, &str), b: &(f32, &str, &str)| {
+        a.0 > b.0 || (a.1 != "*" && b.1 == "*") || (a.2 != "*" && b.2 == "*")
+    };
+    for i in 1..clauses.len() {
+        let mut j = i;
+        while j > 0 && less(&clauses[j], &clauses[j - 1]) {
+            clauses.swap(j, j - 1);
+            j -= 1;
+        }
+    }
+    const ACCEPTED: [(&str, bool); 3] = [
+        ("json", false),
+        ("com.github.proto-openapi.spec.v2@v1.0+protobuf", true),
+        ("com.github.proto-openapi.spec.v2.v1.0+protobuf", true),
+    ];
+    clauses.iter().find_map(|(_, kind, sub)| {
+        ACCEPTED
+            .iter()
+            .find(|(s, _)| (*kind == "application" || *kind == "*") && (sub == s || *sub == "*"))
+            .map(|(_, protobuf)| *protobuf)
+    })
+}
+
+/// The document's ETag, quoted; both forms share it (the answer varies on Accept).
+fn etag(json: &[u8]) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    json.hash(&mut h);
+    format!("\"{:016X}\"", h.finish())
+}
+
+/// Go's checkIfNoneMatch: `*`, or any listed tag equal to ours by weak comparison.
+fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    let weak = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    if_none_match.trim() == "*"
+        || if_none_match
+            .split(',')
+            .any(|t| !t.trim().is_empty() && weak(t) == weak(etag))
 }
 
 /// A self-review (`kubectl auth can-i`, `kubectl auth whoami`): created, answered, not stored.
