@@ -60,6 +60,10 @@ struct Transitions {
     tenants: Vec<String>,
     /// Transitions out of Enabled, a withdrawing deletion included.
     disables: u32,
+    /// The tenant of each grant put in doubt (`grantedTenantId` recorded while not Enabled: the
+    /// intent written before Partner Center is asked to create), and the one in doubt now.
+    doubts: Vec<String>,
+    in_doubt: Option<String>,
 }
 
 /// The run's ground truth, recorded from the store's own change feed (no HTTP, so no injected
@@ -109,6 +113,15 @@ impl History {
             return;
         }
         let is = state == PermissionState::Enabled;
+        let doubt = p
+            .status
+            .as_ref()
+            .filter(|_| !is)
+            .and_then(|s| s.granted_tenant_id.clone());
+        if let Some(tenant) = doubt.as_ref().filter(|d| t.in_doubt.as_ref() != Some(*d)) {
+            t.doubts.push(tenant.clone());
+        }
+        t.in_doubt = doubt;
         if !was && is {
             t.enables += 1;
             let tenant = p.status.as_ref().and_then(|s| s.granted_tenant_id.clone());
@@ -689,13 +702,23 @@ fn check_events(
     out
 }
 
-/// Oracle 4: no more SelfServePolicy creates for a tenant than transitions into Enabled.
+/// Oracle 4: no more SelfServePolicy creates for a tenant than grants meant for it: each create
+/// is preceded by its intent on the status, and ends in a transition into Enabled or, when the
+/// permission was switched off meanwhile, in a withdrawal; so the larger of the two counts.
 fn check_creates(history: &History, creates: &BTreeMap<String, u64>) -> Vec<Violation> {
-    let mut enables: HashMap<String, u64> = HashMap::new();
-    for t in history.permissions.values() {
-        for tenant in &t.tenants {
-            *enables.entry(tenant.to_ascii_lowercase()).or_default() += 1;
+    let count = |tenants: &mut dyn Iterator<Item = &String>| {
+        let mut n: HashMap<String, u64> = HashMap::new();
+        for tenant in tenants {
+            *n.entry(tenant.to_ascii_lowercase()).or_default() += 1;
         }
+        n
+    };
+    let into_enabled = count(&mut history.permissions.values().flat_map(|t| &t.tenants));
+    let intents = count(&mut history.permissions.values().flat_map(|t| &t.doubts));
+    let mut enables = into_enabled;
+    for (tenant, n) in intents {
+        let e = enables.entry(tenant).or_default();
+        *e = (*e).max(n);
     }
     creates
         .iter()
@@ -710,7 +733,7 @@ fn check_creates(history: &History, creates: &BTreeMap<String, u64>) -> Vec<Viol
                 Violation::new(
                     "creates",
                     format!(
-                        "policy {id}: created {n} times for {transitions} transitions into Enabled"
+                        "policy {id}: created {n} times for {transitions} grants (transitions into Enabled, or intents)"
                     ),
                 )
             })
@@ -814,6 +837,30 @@ mod tests {
         assert!(check_creates(&h, &creates).is_empty());
         creates.insert("partner_t0".into(), 3);
         assert_eq!(check_creates(&h, &creates).len(), 1);
+    }
+
+    #[test]
+    fn a_create_put_in_doubt_and_withdrawn_counts_as_meant() {
+        let mut h = History::default();
+        let status = |v: &mut Value, tenant: Option<&str>| {
+            v["status"] = json!({"state": "Disabled", "grantedTenantId": tenant});
+        };
+        let mut p = permission("u", None);
+        h.observe("ADDED", &p);
+        // The intent (a create about to be sent), then the withdrawal that clears it.
+        status(&mut p, Some("t1"));
+        h.observe("MODIFIED", &p);
+        h.observe("MODIFIED", &p);
+        status(&mut p, None);
+        h.observe("MODIFIED", &p);
+        let mut creates = BTreeMap::from([("partner_t1".to_string(), 1)]);
+        assert!(check_creates(&h, &creates).is_empty());
+        creates.insert("partner_t1".into(), 2);
+        assert_eq!(
+            check_creates(&h, &creates).len(),
+            1,
+            "one intent, two creates"
+        );
     }
 
     #[test]
