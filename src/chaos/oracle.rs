@@ -254,6 +254,7 @@ fn verdict(
             .map(|o| rival_permission(o))
             .collect(),
         enabled_by: None,
+        tenant_recorded_by_operator: crate::controller::tenant_recorded_by_operator(p),
         backend: policy::BackendFact {
             kind: match backend {
                 BackendChoice::Cluster => GrantBackend::Cluster,

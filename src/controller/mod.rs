@@ -38,7 +38,7 @@ pub use error::Error;
 pub use fence::Fence;
 pub use leader::{LeaderElection, LeaseTiming};
 pub use metrics::Metrics;
-pub use purchase_permission::rival as rival_permission;
+pub use purchase_permission::{rival as rival_permission, tenant_recorded_by_operator};
 pub use run::{Operator, RunOptions, run};
 pub use subscription::reported as reported_subscription;
 

@@ -71,7 +71,7 @@ async fn switch(obj: Arc<PurchasePermission>, ctx: Arc<Context>) -> Result<Actio
         return Ok(Action::requeue(SETTLING_RETRY));
     }
     let mut obj = obj;
-    if plan.makes_transition() {
+    if plan.makes_transition() || plan.doubt_to_confirm(&obj) {
         // Decided on the cache: confirm on the object as it is now before acting for it.
         obj = match confirm(&ctx, &ns, &obj).await? {
             Confirmed::Fresh(fresh) => Arc::new(*fresh),
@@ -160,6 +160,16 @@ impl Plan {
     fn waits_for_settling(&self) -> bool {
         let settling = self.readiness == Readiness::Settling || self.related.unobserved;
         settling && self.decision.grant == GrantChange::Create
+    }
+
+    /// A grant in doubt whose Customer is gone is trusted only if the operator recorded its
+    /// tenant, which the object's managedFields say (the cache keeps none): read it fresh.
+    fn doubt_to_confirm(&self, obj: &PurchasePermission) -> bool {
+        let doubt = self
+            .known
+            .as_ref()
+            .is_some_and(|s| s.state != PermissionState::Enabled && s.granted_tenant_id.is_some());
+        doubt && self.related.customer.is_none() && obj.metadata.managed_fields.is_none()
     }
 
     /// Whether the decision switches the grant (a backend call) or records a transition.
@@ -289,8 +299,29 @@ impl Related {
                 .map(|o| rival(o))
                 .collect(),
             enabled_by: None,
+            tenant_recorded_by_operator: tenant_recorded_by_operator(obj),
         }
     }
+}
+
+/// Whether the operator's field manager owns the status's `grantedTenantId` (it wrote it, and no
+/// one changed it since).
+pub fn tenant_recorded_by_operator(obj: &PurchasePermission) -> bool {
+    let owns_tenant = |e: &ManagedFieldsEntry| {
+        e.manager.as_deref() == Some(super::MANAGER)
+            && e.subresource.as_deref() == Some("status")
+            && e.fields_v1.as_ref().is_some_and(|f| {
+                f.0.get("f:status")
+                    .and_then(|s| s.get("f:grantedTenantId"))
+                    .is_some()
+            })
+    };
+    obj.metadata
+        .managed_fields
+        .as_deref()
+        .unwrap_or(&[])
+        .iter()
+        .any(owns_tenant)
 }
 
 /// A rival permission for the same customer, as the grant's handover reads it.
@@ -470,7 +501,15 @@ async fn withdraw_grant_in_doubt(
 ) -> Result<(), Error> {
     let customer = ctx.caches.customer(ns, &obj.spec.customer_ref.name);
     let customer_tenant = customer.as_ref().map(|c| c.spec.tenant_id.as_str());
-    let Some(tenant) = policy::grant_in_doubt(Some(status), customer_tenant) else {
+    let doubt = status.state != PermissionState::Enabled && status.granted_tenant_id.is_some();
+    // Without the Customer, who recorded the tenant decides; the cache keeps no managedFields.
+    let recorded = match customer_tenant {
+        None if doubt => confirm_deleting(ctx, ns, obj)
+            .await?
+            .is_some_and(|fresh| tenant_recorded_by_operator(&fresh)),
+        _ => false,
+    };
+    let Some(tenant) = policy::grant_in_doubt(Some(status), customer_tenant, recorded) else {
         return Ok(());
     };
     let rivals = ctx.caches.permissions_of(ns, &obj.spec.customer_ref.name);

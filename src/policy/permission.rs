@@ -51,6 +51,9 @@ pub struct PermissionFacts<'a> {
     pub rivals: Vec<RivalFact<'a>>,
     /// Who last set `spec.enabled` (its field manager), read fresh before a transition.
     pub enabled_by: Option<&'a str>,
+    /// Whether the status's `grantedTenantId` was written by the operator (its field manager
+    /// owns it): a grant in doubt is then trusted even when the Customer is gone.
+    pub tenant_recorded_by_operator: bool,
 }
 
 /// Another PurchasePermission for the same customer: whether it holds the customer's one grant
@@ -157,8 +160,15 @@ pub fn permission_decision(facts: &PermissionFacts<'_>, now: Timestamp) -> Permi
         _ => GrantChange::None,
     };
     // A grant in doubt that is not wanted is withdrawn, with no transition: none was logged.
-    let in_doubt =
-        grant_in_doubt(facts.current, facts.customer_tenant).filter(|_| duplicate_of.is_none());
+    // A rival holding the customer's grant, or an older one asking for it, takes it over.
+    let taken_over = facts.rivals.iter().any(|r| r.holds_grant)
+        || duplicate_of.is_some_and(|older| facts.rival(older).wants_grant);
+    let in_doubt = grant_in_doubt(
+        facts.current,
+        facts.customer_tenant,
+        facts.tenant_recorded_by_operator,
+    )
+    .filter(|_| !taken_over);
     let withdraw_doubt = in_doubt.is_some() && grant == GrantChange::None && !was_granted;
     let withdraw_doubt = withdraw_doubt && state != PermissionState::Enabled;
     let grant = if withdraw_doubt {
@@ -476,16 +486,21 @@ fn sorted(resources: &[PurchaseResource]) -> Vec<PurchaseResource> {
 /// The customer tenant a grant may have been made for without its status recording it: the
 /// status says a grant was about to be made (`grantedTenantId` set while the state is not
 /// Enabled, written before the Partner Center call) and the call's outcome never was recorded
-/// (a crash, or an answer lost after Partner Center made the grant). Only the permission's own
-/// customer counts, so a status someone else wrote cannot point a withdrawal elsewhere.
+/// (a crash, or an answer lost after Partner Center made the grant). The tenant must be the
+/// permission's customer's or, with the Customer gone, one the operator recorded itself, so a
+/// status someone else wrote cannot point a withdrawal elsewhere.
 pub fn grant_in_doubt<'a>(
     current: Option<&'a PurchasePermissionStatus>,
     customer_tenant: Option<&str>,
+    recorded_by_operator: bool,
 ) -> Option<&'a str> {
     let current = current?;
     let tenant = current.granted_tenant_id.as_deref()?;
-    let own_customer = customer_tenant.is_some_and(|t| t.eq_ignore_ascii_case(tenant));
-    (current.state != PermissionState::Enabled && own_customer).then_some(tenant)
+    let trusted = match customer_tenant {
+        Some(customer) => customer.eq_ignore_ascii_case(tenant),
+        None => recorded_by_operator,
+    };
+    (current.state != PermissionState::Enabled && trusted).then_some(tenant)
 }
 
 /// The status to write before the backend is asked to make a grant, when the grant lives

@@ -1007,3 +1007,30 @@ async fn a_grant_made_but_never_recorded_is_withdrawn_when_deleted_meanwhile() {
     wait_gone(&env, &["get", "cspperm", "contoso", "-n", NS]).await;
     assert_eq!(withdrawals_logged(&env).await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_made_but_never_recorded_is_withdrawn_when_its_customer_is_deleted_meanwhile() {
+    let sim = simulator().await;
+    let mut env = grant_in_doubt(&sim).await;
+
+    // The Customer deleted while no operator runs: the tenant the operator recorded is trusted.
+    env.ok(&["delete", "customer", "contoso", "-n", NS]).await;
+    env.start_controllers_with(BackendChoice::PartnerCenter.build());
+    wait_for_policy(&sim, CONTOSO, None).await;
+    env.wait_for_permission(NS, "contoso", "Blocked/False/CustomerNotFound")
+        .await;
+    assert_eq!(withdrawals_logged(&env).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_made_but_never_recorded_is_withdrawn_when_it_and_its_customer_are_deleted() {
+    let sim = simulator().await;
+    let mut env = grant_in_doubt(&sim).await;
+
+    env.ok(&["delete", "customer", "contoso", "-n", NS]).await;
+    env.ok(&["delete", "cspperm", "contoso", "-n", NS, "--wait=false"])
+        .await;
+    env.start_controllers_with(BackendChoice::PartnerCenter.build());
+    wait_for_policy(&sim, CONTOSO, None).await;
+    wait_gone(&env, &["get", "cspperm", "contoso", "-n", NS]).await;
+}

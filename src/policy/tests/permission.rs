@@ -51,6 +51,7 @@ fn facts<'a>(
         backend: BackendFact::default(),
         rivals: Vec::new(),
         enabled_by: None,
+        tenant_recorded_by_operator: false,
     }
 }
 
@@ -1243,8 +1244,17 @@ fn a_grant_put_on_record_before_partner_center_is_adopted_or_withdrawn_after_a_c
         grant_intent(&cluster, &permission_decision(&cluster, t(5)), t(5)),
         None
     );
-    assert_eq!(grant_in_doubt(Some(&intent), Some(TENANT)), Some(TENANT));
-    assert_eq!(grant_in_doubt(Some(&intent), Some("someone-else")), None);
+    assert_eq!(
+        grant_in_doubt(Some(&intent), Some(TENANT), false),
+        Some(TENANT)
+    );
+    assert_eq!(
+        grant_in_doubt(Some(&intent), Some("someone-else"), true),
+        None
+    );
+    // The Customer gone: trusted only as the operator's own record.
+    assert_eq!(grant_in_doubt(Some(&intent), None, false), None);
+    assert_eq!(grant_in_doubt(Some(&intent), None, true), Some(TENANT));
 
     // The process died there. Still enabled: created again (a 409 is adopted).
     let again = PermissionFacts {
@@ -1281,4 +1291,68 @@ fn a_grant_put_on_record_before_partner_center_is_adopted_or_withdrawn_after_a_c
     let d = permission_decision(&waiting, t(6));
     assert_eq!(d.grant, GrantChange::None);
     assert_eq!(d.status.granted_tenant_id.as_deref(), Some(TENANT));
+}
+
+#[test]
+fn a_grant_in_doubt_is_withdrawn_without_its_customer_and_kept_for_a_rival() {
+    let plan = plan();
+    let owned = || {
+        vec![SubscriptionFact {
+            name: "plan",
+            spec: &plan,
+            has_owner: true,
+            observed: Observed::Off,
+        }]
+    };
+    let on = perm(true);
+    let partner_center = BackendFact {
+        kind: GrantBackend::PartnerCenter,
+        not_ready: None,
+    };
+    let enabling = PermissionFacts {
+        backend: partner_center,
+        ..facts(&on, owned())
+    };
+    let intent = grant_intent(&enabling, &permission_decision(&enabling, t(5)), t(5))
+        .expect("an intent for a Partner Center create");
+
+    // The Customer deleted while the grant was in doubt: withdrawn if the operator wrote the
+    // tenant, left alone if someone else did.
+    let orphaned = PermissionFacts {
+        current: Some(&intent),
+        customer_tenant: None,
+        tenant_recorded_by_operator: true,
+        ..enabling.clone()
+    };
+    assert_eq!(
+        permission_decision(&orphaned, t(6)).grant,
+        GrantChange::Delete
+    );
+    let forged = PermissionFacts {
+        tenant_recorded_by_operator: false,
+        ..orphaned.clone()
+    };
+    assert_eq!(permission_decision(&forged, t(6)).grant, GrantChange::None);
+
+    // Switched off while a rival holds the customer's grant: that grant is the rival's.
+    let off = perm(false);
+    let held_by_rival = PermissionFacts {
+        current: Some(&intent),
+        rivals: vec![RivalFact {
+            name: "rival",
+            holds_grant: true,
+            wants_grant: true,
+        }],
+        backend: partner_center,
+        ..facts(&off, owned())
+    };
+    assert_eq!(
+        permission_decision(&held_by_rival, t(6)).grant,
+        GrantChange::None
+    );
+    let alone = PermissionFacts {
+        rivals: Vec::new(),
+        ..held_by_rival
+    };
+    assert_eq!(permission_decision(&alone, t(6)).grant, GrantChange::Delete);
 }
