@@ -522,6 +522,32 @@ async fn set_image_merges_into_the_container() {
         serde_json::json!([created_nginx("nginx:1.27")])
     );
     assert_eq!(d["metadata"]["generation"], 2);
+    // Field ownership is an Update's, computed from the merged object (here the containers
+    // list as a whole, where a real server records `k:{"name":"nginx"}` and its `f:image`).
+    let shown = env
+        .ok(&[
+            "get",
+            "deployment/web",
+            "-n",
+            "smp",
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ])
+        .await;
+    let shown: serde_json::Value = serde_json::from_str(&shown).expect("kubectl prints JSON");
+    let set = shown["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["manager"] == "kubectl-set")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(set["operation"], "Update", "{shown}");
+    assert!(
+        set["fieldsV1"].to_string().contains("f:containers"),
+        "{set}"
+    );
     let raw = env.jsonpath("deployment/web", "smp", "{}").await;
     assert!(
         !raw.contains("$setElementOrder") && !raw.contains("$patch"),
