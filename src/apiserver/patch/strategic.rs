@@ -346,8 +346,8 @@ fn merge_patch_into_original(
 
 /// What the Go code's `originalFieldValue` holds once a list of objects is merged: the merge
 /// shares its array. Deleting an element (`append(original[:k], original[k+1:]...)`) shifts the
-/// rest left in place, and the elements the merge then appends fill the room this made; the
-/// live order `$setElementOrder` then interleaves the server-only items by is this array
+/// rest left in place, and the elements the merge then appends fill the room this made; it is
+/// by this array's order that `$setElementOrder` then places the server-only items
 /// (apimachinery's own tests expect the outcome: "add map and delete map from merging list").
 fn shared_original_after_merge(original: &[Value], patch: &[Value], merge_key: &str) -> Vec<Value> {
     let key_of = |v: &Value| v.as_object().and_then(|m| m.get(merge_key)).cloned();
@@ -370,8 +370,7 @@ fn shared_original_after_merge(original: &[Value], patch: &[Value], merge_key: &
                 }
             }
             Some(REPLACE_DIRECTIVE) => replace = true,
-            Some(_) => {}
-            None => {}
+            _ => {}
         }
     }
     if replace {
