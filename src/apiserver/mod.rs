@@ -9,7 +9,8 @@
 //! routed in `http/route.rs` (to a discovery document, or to a verb on a resource, authorised
 //! by `rbac.rs` for users other than the admin) and served by `http/verbs.rs` (`http/watch.rs`
 //! for watches). Patches are made in `patch/` (server-side apply, with managedFields, in
-//! `patch/apply.rs`); every write is admitted in `admission/` (the pipeline in `mod.rs`; names
+//! `patch/apply.rs`; strategic merge, with the built-in kinds' patch strategies, in
+//! `patch/strategic.rs`); every write is admitted in `admission/` (the pipeline in `mod.rs`; names
 //! and metadata, structural schema and CEL beside it; RBAC escalation prevention in
 //! `escalation.rs`) and kept in `storage/` (watch fan-out in `storage/watch.rs`, the namespace
 //! controller in `storage/namespaces.rs`). Tables are rendered in `table/` (JSONPath in

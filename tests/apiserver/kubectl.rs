@@ -463,3 +463,251 @@ async fn namespaces_are_active_and_labelled_and_get_all_works() {
         String::from_utf8_lossy(&all.stderr)
     );
 }
+
+/// The container `kubectl create deployment web --image=nginx --port=80` makes, as stored, with
+/// its image changed to `image` (the pull policy defaulted at creation stays).
+fn created_nginx(image: &str) -> serde_json::Value {
+    serde_json::json!({
+        "image": image,
+        "imagePullPolicy": "Always",
+        "name": "nginx",
+        "ports": [{"containerPort": 80, "protocol": "TCP"}],
+        "resources": {},
+        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePolicy": "File"
+    })
+}
+
+/// `kubectl create deployment web --image=nginx --port=80` in namespace `smp`.
+async fn create_web(env: &Env) {
+    env.ok(&["create", "namespace", "smp"]).await;
+    env.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "-n",
+        "smp",
+        "--image=nginx",
+        "--port=80",
+    ])
+    .await;
+}
+
+/// The containers of a Deployment.
+fn containers(d: &serde_json::Value) -> serde_json::Value {
+    d["spec"]["template"]["spec"]["containers"].clone()
+}
+
+/// `kubectl set image` sends a strategic merge patch: the container it names is merged by name
+/// (its port and other fields stay) and no directive (`$setElementOrder/containers`) is stored.
+/// `kubectl patch`'s default type is strategic too: a port deleted by its merge key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_image_merges_into_the_container() {
+    let env = Env::new().await;
+    create_web(&env).await;
+    let out = env
+        .ok(&[
+            "set",
+            "image",
+            "deployment/web",
+            "-n",
+            "smp",
+            "nginx=nginx:1.27",
+        ])
+        .await;
+    assert!(out.contains("deployment.apps/web image updated"), "{out}");
+    let d = env.get_json("deployment/web", "smp").await;
+    assert_eq!(
+        containers(&d),
+        serde_json::json!([created_nginx("nginx:1.27")])
+    );
+    assert_eq!(d["metadata"]["generation"], 2);
+    // Field ownership is an Update's, computed from the merged object (here the containers
+    // list as a whole, where a real server records `k:{"name":"nginx"}` and its `f:image`).
+    let shown = env
+        .ok(&[
+            "get",
+            "deployment/web",
+            "-n",
+            "smp",
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ])
+        .await;
+    let shown: serde_json::Value = serde_json::from_str(&shown).expect("kubectl prints JSON");
+    let set = shown["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["manager"] == "kubectl-set")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(set["operation"], "Update", "{shown}");
+    assert!(
+        set["fieldsV1"].to_string().contains("f:containers"),
+        "{set}"
+    );
+    let raw = env.jsonpath("deployment/web", "smp", "{}").await;
+    assert!(
+        !raw.contains("$setElementOrder") && !raw.contains("$patch"),
+        "{raw}"
+    );
+
+    // `kubectl patch` defaults to a strategic merge patch: a port added, merged by its key
+    // (the other one stays), then the first deleted by its key.
+    let patch = |p: &'static str| {
+        let env = &env;
+        async move {
+            env.ok(&["patch", "deployment", "web", "-n", "smp", "-p", p])
+                .await
+        }
+    };
+    patch(r#"{"spec":{"template":{"spec":{"containers":[{"name":"nginx","ports":[{"containerPort":443}]}]}}}}"#).await;
+    let ports = "{.spec.template.spec.containers[0].ports}";
+    assert_eq!(
+        env.jsonpath("deployment/web", "smp", ports).await,
+        r#"[{"containerPort":443,"protocol":"TCP"},{"containerPort":80,"protocol":"TCP"}]"#
+    );
+    patch(r#"{"spec":{"template":{"spec":{"containers":[{"name":"nginx","ports":[{"containerPort":80,"$patch":"delete"}]}]}}}}"#).await;
+    let mut want = created_nginx("nginx:1.27");
+    want["ports"] = serde_json::json!([{"containerPort": 443, "protocol": "TCP"}]);
+    let d = env.get_json("deployment/web", "smp").await;
+    assert_eq!(containers(&d), serde_json::json!([want]));
+}
+
+/// `kubectl set env` adds env vars to the container and removes one by name; `kubectl rollout
+/// restart` adds its annotation to the pod template; the container keeps its other fields
+/// throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_env_and_rollout_restart_keep_the_container() {
+    let env = Env::new().await;
+    create_web(&env).await;
+    env.ok(&["set", "env", "deployment/web", "-n", "smp", "A=1", "B=2"])
+        .await;
+    let mut want = created_nginx("nginx");
+    want["env"] = serde_json::json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]);
+    let d = env.get_json("deployment/web", "smp").await;
+    assert_eq!(containers(&d), serde_json::json!([want.clone()]));
+
+    env.ok(&["set", "env", "deployment/web", "-n", "smp", "A-"])
+        .await;
+    want["env"] = serde_json::json!([{"name": "B", "value": "2"}]);
+    let d = env.get_json("deployment/web", "smp").await;
+    assert_eq!(containers(&d), serde_json::json!([want.clone()]));
+    env.ok(&["set", "env", "deployment/web", "-n", "smp", "B-"])
+        .await;
+    if let Some(c) = want.as_object_mut() {
+        c.remove("env");
+    }
+    let d = env.get_json("deployment/web", "smp").await;
+    assert_eq!(containers(&d), serde_json::json!([want.clone()]));
+
+    let out = env
+        .ok(&["rollout", "restart", "deployment/web", "-n", "smp"])
+        .await;
+    assert!(out.contains("deployment.apps/web restarted"), "{out}");
+    let d = env.get_json("deployment/web", "smp").await;
+    let template = &d["spec"]["template"]["metadata"];
+    assert!(
+        template["annotations"]["kubectl.kubernetes.io/restartedAt"].is_string(),
+        "{d}"
+    );
+    assert_eq!(template["labels"], serde_json::json!({"app": "web"}));
+    assert_eq!(containers(&d), serde_json::json!([want]));
+    assert_eq!(d["metadata"]["generation"], 5);
+}
+
+const TWO_CONTAINERS: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app, namespace: smp, labels: {app: app}}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: app}}
+  template:
+    metadata: {labels: {app: app}}
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.26
+        ports: [{containerPort: 80, name: http}]
+        env: [{name: A, value: '1'}, {name: B, value: '2'}]
+      - name: sidecar
+        image: busybox:1.36
+        command: [sleep, infinity]
+";
+
+/// Client-side `kubectl apply` (Argo CD's default sync too) sends a three-way strategic merge
+/// patch: re-applied with one container's image changed and an env var removed, the Deployment
+/// is what a real server makes of it (both containers, with their defaults, in order; the one
+/// env var gone), and `kubectl diff` then shows nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_side_reapply_merges_containers_as_a_real_server() {
+    let env = Env::new().await;
+    env.ok(&["create", "namespace", "smp"]).await;
+    let f = env.manifest("app.yaml", TWO_CONTAINERS);
+    env.ok(&["apply", "-f", &f]).await;
+    let changed = TWO_CONTAINERS
+        .replace("nginx:1.26", "nginx:1.27")
+        .replace("{name: A, value: '1'}, ", "");
+    let g = env.manifest("app2.yaml", &changed);
+    let out = env.ok(&["apply", "-f", &g]).await;
+    assert!(out.contains("deployment.apps/app configured"), "{out}");
+
+    let d = env.get_json("deployment/app", "smp").await;
+    let defaults = serde_json::json!({
+        "imagePullPolicy": "IfNotPresent",
+        "resources": {},
+        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePolicy": "File"
+    });
+    let with_defaults = |c: serde_json::Value| {
+        let mut c = c;
+        if let (Some(c), Some(d)) = (c.as_object_mut(), defaults.as_object()) {
+            c.extend(d.clone());
+        }
+        c
+    };
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"],
+        serde_json::json!([
+            with_defaults(serde_json::json!({
+                "name": "web",
+                "image": "nginx:1.27",
+                "ports": [{"containerPort": 80, "name": "http", "protocol": "TCP"}],
+                "env": [{"name": "B", "value": "2"}]
+            })),
+            with_defaults(serde_json::json!({
+                "name": "sidecar",
+                "image": "busybox:1.36",
+                "command": ["sleep", "infinity"]
+            })),
+        ])
+    );
+    assert_eq!(d["spec"]["replicas"], 2);
+    assert_eq!(d["metadata"]["generation"], 2);
+    let last_applied: serde_json::Value = serde_json::from_str(
+        d["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .as_str()
+            .unwrap_or("{}"),
+    )
+    .expect("last-applied is JSON");
+    assert_eq!(
+        last_applied["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.27"
+    );
+    let raw = env.jsonpath("deployment/app", "smp", "{}").await;
+    assert!(
+        !raw.contains("$setElementOrder") && !raw.contains("$patch"),
+        "{raw}"
+    );
+
+    let diff = env.kubectl(&["diff", "-f", &g]).await;
+    assert!(
+        diff.status.success(),
+        "kubectl diff after the re-apply:\n{}",
+        String::from_utf8_lossy(&diff.stdout)
+    );
+    let again = env.ok(&["apply", "-f", &g]).await;
+    assert!(again.contains("deployment.apps/app unchanged"), "{again}");
+}

@@ -173,7 +173,7 @@ impl Call<'_> {
                 let current = current.ok_or_else(|| {
                     ApiError::not_found(&self.def.qualified_resource(), self.name)
                 })?;
-                let mut patched = patch::apply_patch(kind, current, &body)?;
+                let mut patched = patch::apply_patch(kind, self.def, current, &body)?;
                 // A patch that does not name a resourceVersion applies to the current one.
                 if body.pointer("/metadata/resourceVersion").is_none()
                     && let Some(rv) = current.pointer("/metadata/resourceVersion")
