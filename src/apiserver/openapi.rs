@@ -18,6 +18,7 @@
 //! `x-kubernetes-patch-merge-key` on built-in fields (k8s-openapi's schemas have none), and each
 //! built-in List's own Go doc text (every List is described as the CRD builder describes one).
 
+use super::patch::strategic::strategies;
 use super::resources::ResourceDef;
 use k8s_openapi::api;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
@@ -133,6 +134,10 @@ fn document(resources: &[Arc<ResourceDef>], gv: Option<(&str, &str)>, flavour: F
         kinds.push((r.clone(), name));
     }
     let mut definitions = generator.take_definitions(true);
+    for (r, name) in kinds.iter().filter(|(r, _)| r.schema.is_none()) {
+        let strategies = strategies::for_kind(&r.group, &r.kind);
+        patch_strategies(&mut definitions, name, strategies);
+    }
     let mut group_versions = BTreeSet::new();
     for (r, name) in &kinds {
         let gvk = |kind: &str| json!([{"group": r.group, "version": r.version, "kind": kind}]);
@@ -182,6 +187,47 @@ fn document(resources: &[Arc<ResourceDef>], gv: Option<(&str, &str)>, flavour: F
             "components": {"schemas": definitions},
         }),
     }
+}
+
+/// Puts `x-kubernetes-patch-strategy` and `x-kubernetes-patch-merge-key` on a built-in type's
+/// tagged fields, as the real server's documents carry its Go struct tags (the table the
+/// strategic merge patch uses), following the fields down to the types they reference. kubectl
+/// builds its strategic patches from these: without them it sends lists whole, and a list
+/// element removed from a manifest would stay.
+fn patch_strategies(
+    definitions: &mut Map<String, Value>,
+    name: &str,
+    strategies: &strategies::Type,
+) {
+    for field in strategies.fields {
+        let Some(property) = definitions
+            .get_mut(name)
+            .and_then(|d| d.get_mut("properties"))
+            .and_then(|p| p.get_mut(field.json))
+        else {
+            continue;
+        };
+        if !field.strategy.is_empty() {
+            property["x-kubernetes-patch-strategy"] = json!(field.strategy);
+        }
+        if !field.merge_key.is_empty() {
+            property["x-kubernetes-patch-merge-key"] = json!(field.merge_key);
+        }
+        let Some(below) = field.ty else { continue };
+        if let Some(referenced) = referenced_definition(property) {
+            patch_strategies(definitions, &referenced, below);
+        }
+    }
+}
+
+/// The definition a property refers to, directly or as the items of an array.
+fn referenced_definition(property: &Value) -> Option<String> {
+    let reference = property
+        .get("$ref")
+        .or_else(|| property.pointer("/items/$ref"))
+        .or_else(|| property.pointer("/allOf/0/$ref"))?
+        .as_str()?;
+    Some(reference.rsplit('/').next()?.to_string())
 }
 
 /// A kind's List, as the CRD builder's `buildListSchema` writes it.
@@ -479,21 +525,46 @@ fn add_paths(paths: &mut Map<String, Value>, r: &ResourceDef, name: &str) {
         base.clone(),
         json!({"get": op("list", &none), "post": op("post", &write), "delete": op("deletecollection", &delete)}),
     );
+    // kubectl builds strategic patches from these documents only where the patch operation
+    // says it takes them (the built-in kinds), as kube-openapi's request bodies do.
+    let patch_op = || {
+        let mut o = op("patch", &patch);
+        o["requestBody"] = patch_body(r.schema.is_none());
+        o
+    };
     paths.insert(
         format!("{base}/{{name}}"),
         json!({
             "get": op("get", &none),
             "put": op("put", &write),
-            "patch": op("patch", &patch),
+            "patch": patch_op(),
             "delete": op("delete", &delete),
         }),
     );
     if r.status_subresource {
         paths.insert(
             format!("{base}/{{name}}/status"),
-            json!({"get": op("get", &none), "put": op("put", &write), "patch": op("patch", &patch)}),
+            json!({"get": op("get", &none), "put": op("put", &write), "patch": patch_op()}),
         );
     }
+}
+
+/// A v3 patch operation's request body: the patch types the server takes for the kind.
+fn patch_body(builtin: bool) -> Value {
+    let schema = json!({"schema": {"$ref": Flavour::V3.reference(PATCH)}});
+    let mut content = Map::new();
+    let mut types = vec![
+        "application/apply-patch+yaml",
+        "application/json-patch+json",
+        "application/merge-patch+json",
+    ];
+    if builtin {
+        types.push("application/strategic-merge-patch+json");
+    }
+    for media in types {
+        content.insert(media.into(), schema.clone());
+    }
+    json!({"content": content, "required": true})
 }
 
 /// kube-openapi's `ToValidOperationID`: letters (and digits after the first character) kept,

@@ -478,3 +478,65 @@ async fn openapi_v2_negotiates_like_kube_openapi() {
     let (code, _, _) = fetch(&env, PB, Some("\"something-else\"")).await;
     assert_eq!(code, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn built_in_fields_carry_their_patch_strategies_in_v2_and_v3() {
+    let env = Env::new().await;
+    let v2 = json_document(&env).await;
+    let defs = &v2["definitions"];
+    let tags = |schema: &Value| {
+        (
+            schema["x-kubernetes-patch-strategy"].clone(),
+            schema["x-kubernetes-patch-merge-key"].clone(),
+        )
+    };
+    let pod_spec = &defs["io.k8s.api.core.v1.PodSpec"]["properties"];
+    assert_eq!(
+        tags(&pod_spec["containers"]),
+        (json!("merge"), json!("name"))
+    );
+    assert_eq!(
+        tags(&pod_spec["volumes"]),
+        (json!("merge,retainKeys"), json!("name"))
+    );
+    let container = &defs["io.k8s.api.core.v1.Container"]["properties"];
+    assert_eq!(tags(&container["env"]), (json!("merge"), json!("name")));
+    assert_eq!(
+        tags(&container["ports"]),
+        (json!("merge"), json!("containerPort"))
+    );
+    let deployment_spec = &defs["io.k8s.api.apps.v1.DeploymentSpec"]["properties"];
+    assert_eq!(tags(&deployment_spec["strategy"]).0, json!("retainKeys"));
+    let meta = &defs["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"]["properties"];
+    assert_eq!(tags(&meta["finalizers"]).0, json!("merge"));
+    // RBAC subjects have no strategy (replaced whole), as on a real server.
+    let binding = &defs["io.k8s.api.rbac.v1.RoleBinding"]["properties"];
+    assert_eq!(tags(&binding["subjects"]), (Value::Null, Value::Null));
+
+    // v3: the same tags, and patch operations that take strategic merge only for built-ins.
+    let apps = v3_document(&env, "/openapi/v3/apis/apps/v1").await;
+    let schemas = &apps["components"]["schemas"];
+    let containers = &schemas["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
+    assert_eq!(tags(containers), (json!("merge"), json!("name")));
+    let patch = &apps["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
+    let media = patch["requestBody"]["content"]
+        .as_object()
+        .expect("a request body");
+    assert!(media.contains_key("application/strategic-merge-patch+json"));
+    let ours = v3_document(&env, "/openapi/v3/apis/csp.operator.dev/v1alpha1").await;
+    let path = "/apis/csp.operator.dev/v1alpha1/namespaces/{namespace}/customers/{name}";
+    let media = ours["paths"][path]["patch"]["requestBody"]["content"]
+        .as_object()
+        .expect("a request body");
+    assert!(media.contains_key("application/merge-patch+json"));
+    assert!(!media.contains_key("application/strategic-merge-patch+json"));
+}
+
+async fn v3_document(env: &Env, path: &str) -> Value {
+    let (code, head, body) = Raw::new(&env.server, "GET", path)
+        .admin(&env.server)
+        .send_bytes(&env.server)
+        .await;
+    assert_eq!(code, 200, "{head}");
+    serde_json::from_slice(&body).expect("JSON")
+}
