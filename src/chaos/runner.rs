@@ -39,6 +39,7 @@ struct Replica {
     crash: Arc<CrashPoints>,
     /// Which start of this replica (crash reports of an older one are stale).
     start: usize,
+    started_at: Instant,
 }
 
 /// The operator replicas and how to start them again.
@@ -117,7 +118,45 @@ impl Replicas {
             stop: Some(stop),
             crash,
             start,
+            started_at: Instant::now(),
         })
+    }
+
+    /// How long the operator has been able to act: the leader's time since it took the Lease
+    /// (or, without leader election, since the replica started). `None` while no running
+    /// replica holds an unexpired Lease: quiet then only means nobody is working yet.
+    pub async fn acting_for(&self, client: &kube::Client) -> Result<Option<Duration>, AnyError> {
+        if !self.leader_election {
+            let running = self.list.first().filter(|r| !r.task.is_finished());
+            return Ok(running.map(|r| r.started_at.elapsed()));
+        }
+        let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+            Api::namespaced(client.clone(), LEASE_NAMESPACE);
+        let Some(spec) = leases.get_opt(LEASE_NAME).await?.and_then(|l| l.spec) else {
+            return Ok(None);
+        };
+        // Identities read `replica-{i}-start-{n}`.
+        let holder = spec.holder_identity.unwrap_or_default();
+        let mut parts = holder.split('-').skip(1).step_by(2);
+        let (i, start) = (parts.next(), parts.next());
+        let (Some(i), Some(start)) = (
+            i.and_then(|i| i.parse::<usize>().ok()),
+            start.and_then(|n| n.parse::<usize>().ok()),
+        ) else {
+            return Ok(None);
+        };
+        let holds = self
+            .list
+            .get(i)
+            .is_some_and(|r| r.start == start && !r.task.is_finished());
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let seconds = |t: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime>| {
+            t.map(|t| now.duration_since(t.0).as_secs_f64())
+        };
+        let duration = f64::from(spec.lease_duration_seconds.unwrap_or(0));
+        let unexpired = seconds(spec.renew_time).is_some_and(|s| s < duration);
+        let leading = seconds(spec.acquire_time).map(|s| Duration::from_secs_f64(s.max(0.0)));
+        Ok(leading.filter(|_| holds && unexpired))
     }
 
     /// Aborts replica `i` wherever it is and starts it again.
@@ -326,7 +365,11 @@ async fn wait_for_quiet(
             (last, since) = (now, Instant::now());
             continue;
         }
-        if since.elapsed() >= opts.quiet && oracle::converged(env).await {
+        if since.elapsed() < opts.quiet {
+            continue;
+        }
+        let acting = replicas.acting_for(&env.client).await?;
+        if acting.is_some_and(|d| d >= opts.quiet) && oracle::converged(env).await {
             return Ok(true);
         }
     }
