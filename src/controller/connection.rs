@@ -206,9 +206,9 @@ async fn hold_until_grants_withdrawn(
         }
         return Ok(Action::requeue(WITHDRAWALS_RECHECK));
     }
-    let held = conn.annotations().get(HELD_SECRET_ANNOTATION);
     let named = &conn.spec.credentials_secret_ref.name;
-    for secret in held.into_iter().chain([named]) {
+    let held = conn.annotations().get(HELD_SECRET_ANNOTATION);
+    for secret in held.filter(|h| *h != named).into_iter().chain([named]) {
         release_secret(&cc.ctx, ns, secret).await?;
     }
     if conn.finalizers().iter().any(|f| f == CONNECTION_FINALIZER) {
