@@ -340,32 +340,7 @@ async fn faults_and_a_crash_between_the_call_and_the_status_never_make_a_policy_
     assert!(sim.stats().throttled >= 2);
 
     // Disable, then crash while the create of the next enable hangs after Partner Center made it.
-    env.ok(&patch_enabled(NS, "contoso", false)).await;
-    wait_for_policy(&sim, CONTOSO, None).await;
-    env.wait_for_permission(NS, "contoso", "Disabled/True/PermissionDisabled")
-        .await;
-    let posts = sim.stats().requests_to(CREATE.0, CREATE.1);
-    sim.faults().add(
-        FaultRule::new(FaultAction::Timeout {
-            delay: Duration::from_secs(60),
-            after_effect: true,
-        })
-        .method("POST")
-        .path("/SelfServePolicy")
-        .times(1),
-    );
-    env.ok(&patch_enabled(NS, "contoso", true)).await;
-    poll::eventually("the create to reach Partner Center", || async {
-        let now = sim.stats().requests_to(CREATE.0, CREATE.1);
-        if now > posts {
-            Ok(())
-        } else {
-            Err(format!("{now}"))
-        }
-    })
-    .await;
-    env.stop_controllers();
-    wait_for_policy(&sim, CONTOSO, Some(&["AzureReservedInstances"])).await;
+    lose_the_create_answer(&mut env, &sim).await;
     let made = creates(&sim);
     // The restarted operator finds the policy its predecessor made and adopts it.
     env.start_controllers_with(BackendChoice::PartnerCenter.build());
@@ -920,18 +895,13 @@ async fn a_secret_the_connection_stops_naming_is_let_go() {
     .await;
 }
 
-/// Enables contoso again and stops the operator after Partner Center made the policy but before
-/// its answer came back: the status records the grant only as in doubt.
-async fn grant_in_doubt(sim: &Simulator) -> Env {
-    let mut env = operator_for(&connection(sim, ADMIN_TOKEN, "1h")).await;
-    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
-        .await;
+/// Switches enabled contoso off, then on again while Partner Center's answer to the create is
+/// lost after the policy was made, and stops the operator before it records the grant.
+async fn lose_the_create_answer(env: &mut Env, sim: &Simulator) {
     env.ok(&patch_enabled(NS, "contoso", false)).await;
     wait_for_policy(sim, CONTOSO, None).await;
     env.wait_for_permission(NS, "contoso", "Disabled/True/PermissionDisabled")
         .await;
-
-    // Switched on again: Partner Center makes the policy, and the answer never comes back.
     let posts = sim.stats().requests_to(CREATE.0, CREATE.1);
     sim.faults().add(
         FaultRule::new(FaultAction::Timeout {
@@ -952,9 +922,18 @@ async fn grant_in_doubt(sim: &Simulator) -> Env {
         }
     })
     .await;
-    // The operator dies before it records the grant; the status says the grant is in doubt.
     env.stop_controllers();
     wait_for_policy(sim, CONTOSO, Some(&["AzureReservedInstances"])).await;
+}
+
+/// The example operator with contoso's grant in doubt: made in Partner Center, its answer lost,
+/// the operator stopped before recording it.
+async fn grant_in_doubt(sim: &Simulator) -> Env {
+    let mut env = operator_for(&connection(sim, ADMIN_TOKEN, "1h")).await;
+    env.wait_for_permission(NS, "contoso", "Enabled/True/PermissionEnabled")
+        .await;
+    lose_the_create_answer(&mut env, sim).await;
+    // The status says the grant is in doubt.
     let in_doubt = env
         .jsonpath(
             "cspperm/contoso",
