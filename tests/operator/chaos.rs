@@ -13,6 +13,9 @@ fn options(seed: u64, ops: usize, backend: BackendChoice, replicas: usize) -> Ch
         backend,
         replicas,
         idle_check: Duration::from_secs(2),
+        // Longer than the CLI's 1.5 s: a reconcile retried after a few injected failures in a
+        // row comes 2 s or more later, and a loaded CI machine stretches that further.
+        quiet: Duration::from_secs(3),
         ..Default::default()
     }
 }
