@@ -6,7 +6,8 @@
 //! services. Tests read [`Simulator::stats`] and inject failures through [`Simulator::faults`].
 //!
 //! Decisions where the documentation is silent (each also noted where it is implemented):
-//! - A stale etag on `PUT /v1/SelfServePolicy/{id}` is 409 code 2055; a missing etag too.
+//! - A stale etag on `PUT /v1/SelfServePolicy/{id}` is 400 with code 2055 ("Etag is no longer
+//!   valid", a 400 in the documented error codes); a missing etag too.
 //! - The MFA refusal is 403 with code 403 (not 900, which is the role refusal) and a description
 //!   starting "MFA required".
 //! - Suspending an Azure plan reports its Azure entitlements as `suspended`, and ARM refuses

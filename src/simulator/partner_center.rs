@@ -534,7 +534,7 @@ fn list_policies(state: &State, req: &Req) -> Answer {
     }
 }
 
-/// `PUT /v1/SelfServePolicy/{id}`: the body's etag must be the current one (409 2055 otherwise).
+/// `PUT /v1/SelfServePolicy/{id}`: the body's etag must be the current one (400 2055 otherwise: the documented code of "Etag is no longer valid").
 fn update_policy(state: &mut State, caller: &Caller, req: &Req, id: &str) -> Answer {
     let key = id.to_ascii_lowercase();
     let Some(current) = state.policies.get(&key).cloned() else {
@@ -552,7 +552,7 @@ fn update_policy(state: &mut State, caller: &Caller, req: &Req, id: &str) -> Ans
         Err(refusal) => return refusal,
     };
     if body["attributes"]["etag"] != current["attributes"]["etag"] {
-        return pc_error(409, 2055, "Etag is no longer valid");
+        return pc_error(400, 2055, "Etag is no longer valid");
     }
     let partner = state.partner.tenant_id.clone();
     if !format!("{partner}_{customer}").eq_ignore_ascii_case(id) {

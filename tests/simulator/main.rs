@@ -203,7 +203,7 @@ async fn a_self_serve_policy_lives_and_dies_with_etags_and_audit_records() {
     );
     assert_eq!(updated.body["permissions"].as_array().unwrap().len(), 2);
     let stale = http.pc("PUT", &path, &t, Some(&body)).await;
-    assert_eq!((stale.status, &stale.body["code"]), (409, &json!(2055)));
+    assert_eq!((stale.status, &stale.body["code"]), (400, &json!(2055)));
     let mut wrong_id = updated.body.clone();
     wrong_id["id"] = json!(format!("{PARTNER}_{ADATUM}"));
     let mismatch = http.pc("PUT", &path, &t, Some(&wrong_id)).await;
