@@ -676,6 +676,12 @@ fn contributor_does_not_count_is_the_callers_has_owner() {
     );
 }
 
+/// Partner Center as where grants live, ready.
+const PARTNER_CENTER: BackendFact<'static> = BackendFact {
+    kind: GrantBackend::PartnerCenter,
+    not_ready: None,
+};
+
 fn owned_plan(plan: &AzureSubscriptionSpec) -> Vec<SubscriptionFact<'_>> {
     vec![SubscriptionFact {
         name: "plan",
@@ -1217,21 +1223,10 @@ fn drift_corrections_are_logged_as_warnings_with_the_switch_direction() {
 #[test]
 fn a_grant_put_on_record_before_partner_center_is_adopted_or_withdrawn_after_a_crash() {
     let plan = plan();
-    let owned = || {
-        vec![SubscriptionFact {
-            name: "plan",
-            spec: &plan,
-            has_owner: true,
-            observed: Observed::Off,
-        }]
-    };
+    let owned = || owned_plan(&plan);
     let on = perm(true);
-    let partner_center = BackendFact {
-        kind: GrantBackend::PartnerCenter,
-        not_ready: None,
-    };
     let enabling = PermissionFacts {
-        backend: partner_center,
+        backend: PARTNER_CENTER,
         ..facts(&on, owned())
     };
     let d = permission_decision(&enabling, t(5));
@@ -1267,7 +1262,7 @@ fn a_grant_put_on_record_before_partner_center_is_adopted_or_withdrawn_after_a_c
     let off = perm(false);
     let switched_off = PermissionFacts {
         current: Some(&intent),
-        backend: partner_center,
+        backend: PARTNER_CENTER,
         ..facts(&off, owned())
     };
     let d = permission_decision(&switched_off, t(6));
@@ -1284,7 +1279,7 @@ fn a_grant_put_on_record_before_partner_center_is_adopted_or_withdrawn_after_a_c
     let waiting = PermissionFacts {
         backend: BackendFact {
             not_ready: Some("CredentialsInvalid"),
-            ..partner_center
+            ..PARTNER_CENTER
         },
         ..switched_off
     };
@@ -1296,21 +1291,10 @@ fn a_grant_put_on_record_before_partner_center_is_adopted_or_withdrawn_after_a_c
 #[test]
 fn a_grant_in_doubt_is_withdrawn_without_its_customer_and_kept_for_a_rival() {
     let plan = plan();
-    let owned = || {
-        vec![SubscriptionFact {
-            name: "plan",
-            spec: &plan,
-            has_owner: true,
-            observed: Observed::Off,
-        }]
-    };
+    let owned = || owned_plan(&plan);
     let on = perm(true);
-    let partner_center = BackendFact {
-        kind: GrantBackend::PartnerCenter,
-        not_ready: None,
-    };
     let enabling = PermissionFacts {
-        backend: partner_center,
+        backend: PARTNER_CENTER,
         ..facts(&on, owned())
     };
     let intent = grant_intent(&enabling, &permission_decision(&enabling, t(5)), t(5))
@@ -1343,7 +1327,7 @@ fn a_grant_in_doubt_is_withdrawn_without_its_customer_and_kept_for_a_rival() {
             holds_grant: true,
             wants_grant: true,
         }],
-        backend: partner_center,
+        backend: PARTNER_CENTER,
         ..facts(&off, owned())
     };
     assert_eq!(
